@@ -1,0 +1,15 @@
+//! jobqueue-operator: a Kubernetes operator that turns Redis Streams into a managed job-queue
+//! platform. See DESIGN.md and README.md.
+//!
+//! Layout (one job per module):
+//! - [`api`]: the `JobQueue` and `Schedule` custom resources, their validation.
+//! - [`queue`]: the Redis engine: keys, provisioning, metrics, janitor, producers, schedule firing.
+//! - [`schedule`]: cron expressions and time zones: next fire times, misfires (pure).
+//! - [`scaling`]: the autoscaling policy (pure).
+//! - [`cli`]: the command-line front end of the `jobqueue-operator` binary.
+
+pub mod api;
+pub mod cli;
+pub mod queue;
+pub mod scaling;
+pub mod schedule;

@@ -1,0 +1,135 @@
+//! Redis key naming for one queue (DESIGN.md §3.1).
+//!
+//! Every key of a queue must hash to the same Redis Cluster slot so that the janitor and the
+//! scheduler can touch several of them in one atomic Lua script. Redis hashes only the part of
+//! a key between the first `{` and the next `}` when that part is non-empty (the "hash tag").
+//! If the stream key already carries a hash tag (the default `jobqueue:{ns/name}` does, and an
+//! adopted key may), auxiliary keys are `<stream>:<suffix>` and inherit the tag; otherwise the
+//! whole stream key becomes the tag: `{<stream>}:<suffix>`.
+
+/// The hash tag of a key as Redis Cluster computes it, if the key has one.
+pub fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// The default stream key of the JobQueue `name` in `namespace`.
+pub fn default_stream(namespace: &str, name: &str) -> String {
+    format!("jobqueue:{{{namespace}/{name}}}")
+}
+
+/// All keys of one queue, derived from its stream key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// The stream holding the jobs.
+    pub stream: String,
+    prefix: String,
+}
+
+impl QueueKeys {
+    /// Keys for the queue whose stream is `stream`.
+    pub fn new(stream: impl Into<String>) -> Self {
+        let stream = stream.into();
+        let prefix = if hash_tag(&stream).is_some() {
+            stream.clone()
+        } else {
+            format!("{{{stream}}}")
+        };
+        QueueKeys { stream, prefix }
+    }
+
+    /// Sorted set of delayed jobs (score = due unix ms).
+    pub fn delayed(&self) -> String {
+        self.aux("delayed")
+    }
+
+    /// Default dead-letter stream.
+    pub fn dead(&self) -> String {
+        self.aux("dead")
+    }
+
+    /// Sorted set of schedule name → next fire unix ms.
+    pub fn schedules(&self) -> String {
+        self.aux("schedules")
+    }
+
+    /// Hash describing one schedule (payload, cron, tz, generation, last job id).
+    pub fn schedule(&self, name: &str) -> String {
+        self.aux(&format!("schedule:{name}"))
+    }
+
+    /// Idempotency record of a producer-supplied key.
+    pub fn idempotency(&self, key: &str) -> String {
+        self.aux(&format!("idem:{key}"))
+    }
+
+    /// An auxiliary key `<prefix>:<suffix>` in the queue's slot.
+    pub fn aux(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.prefix)
+    }
+
+    /// Whether `key` hashes to the same Cluster slot as this queue's keys.
+    pub fn same_slot(&self, key: &str) -> bool {
+        let ours = hash_tag(&self.prefix).unwrap_or(&self.prefix);
+        hash_tag(key) == Some(ours)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_tag_follows_redis_rules() {
+        assert_eq!(hash_tag("a{b}c"), Some("b"));
+        assert_eq!(hash_tag("{user1000}.following"), Some("user1000"));
+        assert_eq!(hash_tag("foo{}{bar}"), None, "empty first tag means no tag");
+        assert_eq!(hash_tag("foo{{bar}}zap"), Some("{bar"));
+        assert_eq!(hash_tag("foo{bar}{zap}"), Some("bar"));
+        assert_eq!(hash_tag("plain"), None);
+        assert_eq!(hash_tag("open{only"), None);
+    }
+
+    #[test]
+    fn default_stream_carries_a_tag() {
+        let s = default_stream("team-a", "emails");
+        assert_eq!(s, "jobqueue:{team-a/emails}");
+        let k = QueueKeys::new(s);
+        assert_eq!(k.delayed(), "jobqueue:{team-a/emails}:delayed");
+        assert_eq!(k.dead(), "jobqueue:{team-a/emails}:dead");
+        assert_eq!(k.schedules(), "jobqueue:{team-a/emails}:schedules");
+        assert_eq!(
+            k.schedule("nightly"),
+            "jobqueue:{team-a/emails}:schedule:nightly"
+        );
+    }
+
+    #[test]
+    fn untagged_adopted_stream_is_wrapped() {
+        let k = QueueKeys::new("legacy-jobs");
+        assert_eq!(k.delayed(), "{legacy-jobs}:delayed");
+        assert!(k.same_slot("{legacy-jobs}:whatever"));
+        assert!(!k.same_slot("legacy-jobs"));
+    }
+
+    #[test]
+    fn every_aux_key_shares_the_stream_slot() {
+        for stream in ["jobqueue:{ns/q}", "plain", "x{tag}y", "foo{}{bar}", "a:b:c"] {
+            let k = QueueKeys::new(stream);
+            for key in [
+                k.delayed(),
+                k.dead(),
+                k.schedules(),
+                k.schedule("s"),
+                k.idempotency("i"),
+            ] {
+                assert!(k.same_slot(&key), "{key} not in the slot of {stream}");
+            }
+            if hash_tag(stream).is_some() {
+                assert!(k.same_slot(stream));
+            }
+        }
+    }
+}
