@@ -58,3 +58,38 @@ fn crd_files_are_v1_crds_of_our_group() {
         );
     }
 }
+
+/// The CRDs pass Kubernetes' own schema for apiextensions.k8s.io/v1 (PyPI `kubernetes-validate`,
+/// installed into target/venv by `scripts/python-venv`, which the test command runs first).
+#[test]
+fn crd_files_pass_kubernetes_validate() {
+    let tool = format!(
+        "{}/target/venv/bin/kubernetes-validate",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(
+        std::path::Path::new(&tool).exists(),
+        "{tool} is missing: run `scripts/python-venv` (scripts/test does) to install kubernetes-validate"
+    );
+    let out = Command::new(&tool)
+        .args(["--strict", "--kubernetes-version", "1.34.0"])
+        .arg(format!("{}/crds/jobqueue.yaml", env!("CARGO_MANIFEST_DIR")))
+        .arg(format!("{}/crds/schedule.yaml", env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .expect("run kubernetes-validate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "kubernetes-validate rejected the CRDs:\n{text}"
+    );
+    assert_eq!(
+        text.matches("passed for resource customresourcedefinition")
+            .count(),
+        2,
+        "{text}"
+    );
+}

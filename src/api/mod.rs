@@ -7,6 +7,7 @@ mod duration;
 mod field_error;
 mod jobqueue;
 mod schedule;
+pub mod validate;
 
 pub use duration::{DURATION_PATTERN, Duration, DurationError};
 pub use field_error::{FieldError, FieldErrorKind, join as join_field_errors};

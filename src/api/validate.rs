@@ -1,0 +1,368 @@
+//! Semantic validation: what an OpenAPI schema cannot express (a Redis URL, an IANA time zone, a
+//! cron expression, keys that must share a Redis Cluster slot, a pod template the operator can
+//! use). The operator turns these errors into a `Ready=False` condition and an Event; local mode
+//! prints them with the file and resource name. Each error names the field, the bad value and
+//! what is allowed.
+
+use super::{FieldError, FieldErrorKind, JobQueue, Schedule};
+use crate::queue::keys::hash_tag;
+
+/// URL schemes the queue engine connects to.
+pub const REDIS_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix"];
+
+/// Checks a Redis connection URL.
+pub fn redis_url(field: &str, value: &str) -> Result<url::Url, FieldError> {
+    let shown = redact(value);
+    let url = url::Url::parse(value).map_err(|e| {
+        FieldError::invalid(
+            field,
+            &shown,
+            format!(
+                "not a URL ({e}); expected redis://[user:password@]host[:port][/db] or rediss://..."
+            ),
+        )
+    })?;
+    if !REDIS_SCHEMES.contains(&url.scheme()) {
+        return Err(FieldError::invalid(
+            field,
+            &shown,
+            format!(
+                "unsupported scheme {:?}; allowed: {}",
+                url.scheme(),
+                REDIS_SCHEMES.join(", ")
+            ),
+        ));
+    }
+    if matches!(url.scheme(), "redis" | "rediss") {
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(FieldError::invalid(
+                field,
+                &shown,
+                "missing host; expected redis://host[:port][/db]",
+            ));
+        }
+        let db = url.path().trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(FieldError::invalid(
+                field,
+                &shown,
+                format!("database {db:?} is not a number; expected redis://host:port/<db number>"),
+            ));
+        }
+    }
+    Ok(url)
+}
+
+/// A URL with its password replaced, so errors and Events never leak credentials.
+pub fn redact(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => value.to_string(),
+    }
+}
+
+/// Checks an IANA time zone name.
+pub fn time_zone(field: &str, value: &str) -> Result<chrono_tz::Tz, FieldError> {
+    value.parse::<chrono_tz::Tz>().map_err(|_| {
+        FieldError::invalid(field, value, "unknown time zone; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"")
+    })
+}
+
+/// Everything about a JobQueue that its schema cannot check.
+pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let spec = &jq.spec;
+    if let Some(url) = spec.redis.as_ref().and_then(|r| r.url.as_deref())
+        && let Err(e) = redis_url("spec.redis.url", url)
+    {
+        errors.push(e);
+    }
+    let keys = jq.queue_keys();
+    if let Some(stream) = &spec.stream
+        && stream.contains(char::is_whitespace)
+    {
+        errors.push(FieldError::invalid(
+            "spec.stream",
+            stream,
+            "a stream key must not contain white space",
+        ));
+    }
+    if let Some(dead) = spec.dead_letter.as_ref().and_then(|d| d.stream.as_deref()) {
+        if dead == keys.stream {
+            errors.push(FieldError::invalid(
+                "spec.deadLetter.stream",
+                dead,
+                "must differ from the queue's stream",
+            ));
+        } else if !keys.same_slot(dead) {
+            let tag = hash_tag(&keys.delayed()).unwrap_or_default().to_string();
+            errors.push(FieldError::invalid(
+                "spec.deadLetter.stream",
+                dead,
+                format!("must carry the queue's hash tag {{{tag}}} so it lives in the same Redis Cluster slot, e.g. {:?}", keys.dead()),
+            ));
+        }
+    }
+    if let Some(backoff) = &spec.delivery.retry_backoff
+        && backoff.max < backoff.initial
+    {
+        errors.push(FieldError::new(
+            "spec.delivery.retryBackoff.max",
+            FieldErrorKind::Invalid,
+            Some(format!("{:?}", backoff.max.to_string())),
+            format!(
+                "must be at least retryBackoff.initial ({})",
+                backoff.initial
+            ),
+        ));
+    }
+    if let Some(scaling) = &spec.scaling {
+        if scaling.poll_interval.is_zero() {
+            errors.push(FieldError::invalid(
+                "spec.scaling.pollInterval",
+                "0s",
+                "must be greater than zero",
+            ));
+        }
+    }
+    if let Some(template) = spec.workers.as_ref().and_then(|w| w.template.as_ref()) {
+        let containers = template
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
+        if containers.is_empty() {
+            errors.push(FieldError::required(
+                "spec.workers.template.spec.containers",
+                "at least one container is needed to run workers",
+            ));
+        }
+        for (i, c) in containers.iter().enumerate() {
+            for (j, env) in c.env.iter().flatten().enumerate() {
+                if RESERVED_ENV.contains(&env.name.as_str()) {
+                    errors.push(FieldError::new(
+                        format!("spec.workers.template.spec.containers[{i}].env[{j}].name"),
+                        FieldErrorKind::Forbidden,
+                        Some(format!("{:?}", env.name)),
+                        format!(
+                            "set by the operator; reserved names: {}",
+                            RESERVED_ENV.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Environment variables the operator injects into worker containers.
+pub const RESERVED_ENV: &[&str] = &[
+    "REDIS_URL",
+    "JOBQUEUE_STREAM",
+    "JOBQUEUE_GROUP",
+    "JOBQUEUE_CONSUMER",
+];
+
+/// Everything about a Schedule that its schema cannot check (the queue's existence is checked by
+/// the controller, which can see the cluster).
+pub fn schedule(s: &Schedule) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    // CRON-CHECK: enabled once crate::schedule::CronSchedule lands.
+    if let Err(e) = time_zone("spec.timeZone", &s.spec.time_zone) {
+        errors.push(e);
+    }
+    if let Some(p) = &s.spec.payload
+        && !p.is_object()
+    {
+        errors.push(FieldError::new(
+            "spec.payload",
+            FieldErrorKind::Invalid,
+            Some(p.to_string()),
+            "must be a JSON object",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DeadLetterSpec, QueueRef, RedisSpec, RetryBackoff, ScheduleSpec};
+
+    fn jq(spec: serde_json::Value) -> JobQueue {
+        let obj = serde_json::json!({
+            "apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue",
+            "metadata": {"name": "emails", "namespace": "team-a"}, "spec": spec,
+        });
+        serde_json::from_value(obj).expect("test manifest deserializes")
+    }
+
+    fn only_error(r: Result<(), Vec<FieldError>>) -> FieldError {
+        let errs = r.expect_err("expected an error");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        errs.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn redis_urls() {
+        for good in [
+            "redis://localhost",
+            "redis://:pw@redis.default.svc:6379/2",
+            "rediss://u:p@host:6380",
+            "unix:///run/redis.sock",
+        ] {
+            assert!(redis_url("f", good).is_ok(), "{good}");
+        }
+        let cases = [
+            ("http://host", "unsupported scheme \"http\""),
+            ("not a url", "not a URL"),
+            ("redis://host/abc", "database \"abc\" is not a number"),
+            ("redis://", "missing host"),
+        ];
+        for (bad, want) in cases {
+            let e = redis_url("spec.redis.url", bad).unwrap_err();
+            assert_eq!(e.field, "spec.redis.url");
+            assert!(e.to_string().contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn errors_never_show_passwords() {
+        let e = redis_url("spec.redis.url", "http://user:hunter2@host").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("***"), "{e}");
+    }
+
+    #[test]
+    fn time_zones() {
+        assert!(time_zone("spec.timeZone", "Europe/Berlin").is_ok());
+        assert!(time_zone("spec.timeZone", "UTC").is_ok());
+        let e = time_zone("spec.timeZone", "Mars/Olympus").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone; use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\""
+        );
+    }
+
+    #[test]
+    fn a_plain_queue_is_valid() {
+        assert_eq!(jobqueue(&jq(serde_json::json!({}))), Ok(()));
+        let mut q = jq(serde_json::json!({}));
+        q.spec.redis = Some(RedisSpec {
+            url: Some("redis://r:6379".into()),
+            ..Default::default()
+        });
+        assert_eq!(jobqueue(&q), Ok(()));
+    }
+
+    #[test]
+    fn bad_redis_url_in_a_queue_names_the_field() {
+        let mut q = jq(serde_json::json!({}));
+        q.spec.redis = Some(RedisSpec {
+            url: Some("mysql://db".into()),
+            ..Default::default()
+        });
+        assert_eq!(only_error(jobqueue(&q)).field, "spec.redis.url");
+    }
+
+    #[test]
+    fn dead_letter_stream_must_share_the_slot() {
+        let mut q = jq(serde_json::json!({}));
+        q.spec.dead_letter = Some(DeadLetterSpec {
+            stream: Some("elsewhere:dead".into()),
+            max_length: None,
+        });
+        let e = only_error(jobqueue(&q));
+        assert_eq!(e.field, "spec.deadLetter.stream");
+        assert!(e.message.contains("{team-a/emails}"), "{e}");
+        q.spec.dead_letter = Some(DeadLetterSpec {
+            stream: Some("poison:{team-a/emails}".into()),
+            max_length: None,
+        });
+        assert_eq!(jobqueue(&q), Ok(()));
+        q.spec.dead_letter = Some(DeadLetterSpec {
+            stream: Some(q.stream_key()),
+            max_length: None,
+        });
+        assert!(only_error(jobqueue(&q)).message.contains("must differ"));
+    }
+
+    #[test]
+    fn backoff_max_below_initial_is_rejected() {
+        let mut q = jq(serde_json::json!({}));
+        q.spec.delivery.retry_backoff = Some(RetryBackoff {
+            initial: "10s".parse().unwrap(),
+            max: "1s".parse().unwrap(),
+            multiplier: 2.0,
+        });
+        let e = only_error(jobqueue(&q));
+        assert_eq!(e.field, "spec.delivery.retryBackoff.max");
+        assert!(e.message.contains("10s"), "{e}");
+    }
+
+    #[test]
+    fn reserved_env_in_the_template_is_forbidden() {
+        let q = jq(
+            serde_json::json!({"workers": {"template": {"spec": {"containers": [
+                {"name": "w", "image": "w:1", "env": [{"name": "OK", "value": "1"}, {"name": "REDIS_URL", "value": "x"}]}
+            ]}}}}),
+        );
+        let e = only_error(jobqueue(&q));
+        assert_eq!(
+            e.field,
+            "spec.workers.template.spec.containers[0].env[1].name"
+        );
+        assert_eq!(e.kind, FieldErrorKind::Forbidden);
+    }
+
+    #[test]
+    fn template_without_containers_is_rejected() {
+        let q = jq(serde_json::json!({"workers": {"template": {"spec": {"containers": []}}}}));
+        assert_eq!(
+            only_error(jobqueue(&q)).field,
+            "spec.workers.template.spec.containers"
+        );
+    }
+
+    fn sched(expr: &str, tz: &str) -> Schedule {
+        Schedule::new(
+            "nightly",
+            ScheduleSpec {
+                schedule: expr.into(),
+                time_zone: tz.into(),
+                queue_ref: QueueRef {
+                    name: "emails".into(),
+                },
+                payload: None,
+                suspend: false,
+                starting_deadline_seconds: None,
+                misfire_policy: Default::default(),
+                concurrency_policy: Default::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn schedules() {
+        assert_eq!(schedule(&sched("*/5 * * * *", "Europe/Berlin")), Ok(()));
+        assert_eq!(
+            only_error(schedule(&sched("@daily", "Nowhere/Land"))).field,
+            "spec.timeZone"
+        );
+        let mut s = sched("@hourly", "UTC");
+        s.spec.payload = Some(serde_json::json!([1, 2]));
+        assert_eq!(only_error(schedule(&s)).field, "spec.payload");
+    }
+}
