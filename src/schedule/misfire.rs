@@ -1,0 +1,364 @@
+//! What to fire when a schedule's run comes due, including after downtime.
+//!
+//! A scheduler that reaches a run within `grace` of its time fires it, late or not, and then
+//! moves on to the next run (so a brief stall loses nothing). A scheduler that finds itself
+//! further behind than that concludes that the runs up to now came due while nothing could
+//! fire them (the operator was down, a failover was in progress), and `misfirePolicy` decides:
+//! - `Skip`: none of them fire; all are counted as missed;
+//! - `FireOnce`: the most recent one fires (one catch-up job), the older ones are counted as
+//!   missed.
+//!
+//! `startingDeadlineSeconds` caps lateness on top of that: a run later than the deadline never
+//! fires (it is counted as missed), whatever the policy.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+pub use crate::api::MisfirePolicy;
+
+use super::cron::CronSchedule;
+
+/// How late a scheduler may reach a run and still fire it as usual.
+pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(5);
+
+/// Missed runs are counted one by one up to this many (an every-second schedule down for a
+/// day); beyond it the count saturates so that a long outage cannot stall the scheduler.
+pub const MAX_COUNTED_MISSES: u64 = 100_000;
+
+/// The knobs of a schedule that govern late runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MisfireRules {
+    pub policy: MisfirePolicy,
+    pub starting_deadline: Option<Duration>,
+    pub grace: Duration,
+}
+
+impl Default for MisfireRules {
+    fn default() -> Self {
+        MisfireRules {
+            policy: MisfirePolicy::default(),
+            starting_deadline: None,
+            grace: DEFAULT_MISFIRE_GRACE,
+        }
+    }
+}
+
+/// What a scheduler should do now about a schedule whose next run is `due`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The scheduled time of the run to fire now, if any.
+    pub fire: Option<DateTime<Utc>>,
+    /// Runs that will never fire.
+    pub missed: u64,
+    /// The next run to wait for (`None`: the expression never fires again).
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// Decides, for a schedule whose earliest unfired run is `due`, what happens at `now`.
+pub fn decide(
+    cron: &CronSchedule,
+    tz: Tz,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+    rules: MisfireRules,
+) -> Decision {
+    if now < due {
+        return Decision {
+            fire: None,
+            missed: 0,
+            next: Some(due),
+        };
+    }
+    let grace = match rules.starting_deadline {
+        Some(deadline) => rules.grace.min(deadline),
+        None => rules.grace,
+    };
+    if lateness(due, now) <= grace {
+        return Decision {
+            fire: Some(due),
+            missed: 0,
+            next: cron.next_after(tz, due),
+        };
+    }
+    let latest = last_run_at_or_before(cron, tz, due, now);
+    let older = count_runs(cron, tz, due, latest);
+    let fire_latest = match rules.policy {
+        MisfirePolicy::Skip => false,
+        MisfirePolicy::FireOnce => rules
+            .starting_deadline
+            .is_none_or(|d| lateness(latest, now) <= d),
+    };
+    Decision {
+        fire: fire_latest.then_some(latest),
+        missed: if fire_latest {
+            older
+        } else {
+            older.saturating_add(1).min(MAX_COUNTED_MISSES)
+        },
+        next: cron.next_after(tz, now),
+    }
+}
+
+fn lateness(scheduled: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - scheduled).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// Runs in `[from, until)`, counting `from` itself, saturating at [`MAX_COUNTED_MISSES`].
+fn count_runs(cron: &CronSchedule, tz: Tz, from: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
+    if from >= until {
+        return 0;
+    }
+    let later = cron.iter_after(tz, from).take_while(|t| *t < until);
+    1 + later.take(MAX_COUNTED_MISSES as usize - 1).count() as u64
+}
+
+/// The last run at or before `now`, given that `due` (<= now) is one. Gallops backwards from
+/// `now` so that a long outage costs a few searches rather than one per missed run.
+fn last_run_at_or_before(
+    cron: &CronSchedule,
+    tz: Tz,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let mut back = chrono::Duration::seconds(1);
+    loop {
+        let from = now.checked_sub_signed(back).unwrap_or(due);
+        if from < due || back > chrono::Duration::days(366 * 20) {
+            return walk_forward(cron, tz, due, now);
+        }
+        if let Some(first) = cron.next_after(tz, from).filter(|t| *t <= now) {
+            return walk_forward(cron, tz, first, now);
+        }
+        back = back * 2;
+    }
+}
+
+fn walk_forward(
+    cron: &CronSchedule,
+    tz: Tz,
+    mut last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    while let Some(t) = cron.next_after(tz, last).filter(|t| *t <= now) {
+        last = t;
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 4, h, m, s).unwrap()
+    }
+
+    fn rules(policy: MisfirePolicy, deadline: Option<u64>) -> MisfireRules {
+        MisfireRules {
+            policy,
+            starting_deadline: deadline.map(Duration::from_secs),
+            grace: DEFAULT_MISFIRE_GRACE,
+        }
+    }
+
+    fn every_minute() -> CronSchedule {
+        CronSchedule::parse("* * * * *").unwrap()
+    }
+
+    #[test]
+    fn not_yet_due_waits() {
+        let d = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 0, 59),
+            MisfireRules::default(),
+        );
+        assert_eq!(
+            d,
+            Decision {
+                fire: None,
+                missed: 0,
+                next: Some(at(10, 1, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn on_time_and_slightly_late_runs_fire_and_advance_one_run() {
+        for policy in [MisfirePolicy::Skip, MisfirePolicy::FireOnce] {
+            for now in [at(10, 1, 0), at(10, 1, 5)] {
+                let d = decide(
+                    &every_minute(),
+                    Tz::UTC,
+                    at(10, 1, 0),
+                    now,
+                    rules(policy, None),
+                );
+                assert_eq!(
+                    d,
+                    Decision {
+                        fire: Some(at(10, 1, 0)),
+                        missed: 0,
+                        next: Some(at(10, 2, 0))
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stalled_scheduler_within_grace_fires_every_run_one_by_one() {
+        let cron = CronSchedule::parse("* * * * * *").unwrap();
+        let now = at(10, 0, 4);
+        let mut due = at(10, 0, 0);
+        let mut fired = vec![];
+        loop {
+            let d = decide(&cron, Tz::UTC, due, now, MisfireRules::default());
+            let Some(t) = d.fire else { break };
+            assert_eq!(d.missed, 0);
+            fired.push(t);
+            due = d.next.unwrap();
+        }
+        assert_eq!(fired, (0..=4).map(|s| at(10, 0, s)).collect::<Vec<_>>());
+        assert_eq!(due, at(10, 0, 5));
+    }
+
+    #[test]
+    fn skip_after_downtime_fires_nothing_and_counts_every_run() {
+        // Due 10:01; down until 10:10:30: runs 10:01 .. 10:10 (10 runs) were missed.
+        let d = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 10, 30),
+            rules(MisfirePolicy::Skip, None),
+        );
+        assert_eq!(
+            d,
+            Decision {
+                fire: None,
+                missed: 10,
+                next: Some(at(10, 11, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn fire_once_after_downtime_fires_the_latest_run_only() {
+        let d = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 10, 30),
+            rules(MisfirePolicy::FireOnce, None),
+        );
+        assert_eq!(
+            d,
+            Decision {
+                fire: Some(at(10, 10, 0)),
+                missed: 9,
+                next: Some(at(10, 11, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn fire_once_respects_the_starting_deadline() {
+        // The latest run (10:10:00) is 30 s late: within a 60 s deadline, beyond a 10 s one.
+        let within = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 10, 30),
+            rules(MisfirePolicy::FireOnce, Some(60)),
+        );
+        assert_eq!(within.fire, Some(at(10, 10, 0)));
+        assert_eq!(within.missed, 9);
+        let beyond = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 10, 30),
+            rules(MisfirePolicy::FireOnce, Some(10)),
+        );
+        assert_eq!(
+            beyond,
+            Decision {
+                fire: None,
+                missed: 10,
+                next: Some(at(10, 11, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn a_deadline_shorter_than_grace_makes_late_runs_misfires() {
+        let d = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 1, 3),
+            rules(MisfirePolicy::Skip, Some(2)),
+        );
+        assert_eq!(
+            d,
+            Decision {
+                fire: None,
+                missed: 1,
+                next: Some(at(10, 2, 0))
+            }
+        );
+        let d = decide(
+            &every_minute(),
+            Tz::UTC,
+            at(10, 1, 0),
+            at(10, 1, 2),
+            rules(MisfirePolicy::Skip, Some(2)),
+        );
+        assert_eq!(d.fire, Some(at(10, 1, 0)));
+    }
+
+    #[test]
+    fn a_long_outage_of_an_every_second_schedule_is_cheap_and_saturates() {
+        let cron = CronSchedule::parse("* * * * * *").unwrap();
+        let due = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let d = decide(
+            &cron,
+            Tz::UTC,
+            due,
+            now,
+            rules(MisfirePolicy::FireOnce, None),
+        );
+        assert_eq!(d.fire, Some(now));
+        assert_eq!(d.missed, MAX_COUNTED_MISSES);
+        assert_eq!(d.next, Some(now + chrono::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn sparse_schedules_find_the_latest_run_across_months() {
+        let cron = CronSchedule::parse("0 9 1 * *").unwrap();
+        let due = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 6, 15, 0, 0, 0).unwrap();
+        let d = decide(
+            &cron,
+            Tz::UTC,
+            due,
+            now,
+            rules(MisfirePolicy::FireOnce, None),
+        );
+        assert_eq!(
+            d.fire,
+            Some(Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap())
+        );
+        assert_eq!(d.missed, 5, "Jan..May");
+        assert_eq!(
+            d.next,
+            Some(Utc.with_ymd_and_hms(2026, 7, 1, 9, 0, 0).unwrap())
+        );
+    }
+}
