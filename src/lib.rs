@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod operator;
 pub mod queue;
 pub mod scaling;
 pub mod schedule;

@@ -1,0 +1,259 @@
+//! Prometheus series the operator exposes on `/metrics` (README "Metrics" lists them).
+//!
+//! Queue and schedule gauges carry `namespace` and `name` labels; nothing carries a Redis URL
+//! (it may hold a password).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a per-queue or per-schedule series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// Namespace of the resource.
+    pub namespace: String,
+    /// Name of the resource.
+    pub name: String,
+}
+
+impl ObjectLabels {
+    /// Labels for `namespace/name`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        ObjectLabels {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Direction of a scale event.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Direction {
+    /// More replicas.
+    Up,
+    /// Fewer replicas.
+    Down,
+}
+
+/// Labels of a scale event.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScaleLabels {
+    /// Namespace of the JobQueue.
+    pub namespace: String,
+    /// Name of the JobQueue.
+    pub name: String,
+    /// Up or down.
+    pub direction: Direction,
+}
+
+/// Labels of a controller's reconcile series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// `jobqueue` or `schedule`.
+    pub controller: String,
+}
+
+/// Labels of a reconcile error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// `jobqueue` or `schedule`.
+    pub controller: String,
+    /// Short error kind, e.g. `RedisUnreachable`.
+    pub reason: String,
+}
+
+/// Every series, registered once.
+#[derive(Clone)]
+pub struct Metrics {
+    pub lag: Family<ObjectLabels, Gauge>,
+    pub pending: Family<ObjectLabels, Gauge>,
+    pub length: Family<ObjectLabels, Gauge>,
+    pub delayed: Family<ObjectLabels, Gauge>,
+    pub dead_letters: Family<ObjectLabels, Gauge>,
+    pub oldest_pending_age: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
+    pub consumers: Family<ObjectLabels, Gauge>,
+    pub replicas: Family<ObjectLabels, Gauge>,
+    pub desired_replicas: Family<ObjectLabels, Gauge>,
+    pub scale_events: Family<ScaleLabels, Counter>,
+    pub redelivered: Family<ObjectLabels, Counter>,
+    pub dead_lettered: Family<ObjectLabels, Counter>,
+    pub schedule_fires: Family<ObjectLabels, Counter>,
+    pub schedule_missed: Family<ObjectLabels, Counter>,
+    pub schedule_skipped: Family<ObjectLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub metrics_poll_duration: Histogram,
+    pub leader: Gauge,
+}
+
+impl Metrics {
+    /// Creates the series and registers them in `registry` under the `jobqueue` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Metrics {
+            lag: Family::default(),
+            pending: Family::default(),
+            length: Family::default(),
+            delayed: Family::default(),
+            dead_letters: Family::default(),
+            oldest_pending_age: Family::default(),
+            consumers: Family::default(),
+            replicas: Family::default(),
+            desired_replicas: Family::default(),
+            scale_events: Family::default(),
+            redelivered: Family::default(),
+            dead_lettered: Family::default(),
+            schedule_fires: Family::default(),
+            schedule_missed: Family::default(),
+            schedule_skipped: Family::default(),
+            reconcile_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            }),
+            reconcile_errors: Family::default(),
+            metrics_poll_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            leader: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("jobqueue");
+        r.register(
+            "lag",
+            "Entries not yet delivered to the consumer group",
+            m.lag.clone(),
+        );
+        r.register(
+            "pending",
+            "Entries delivered and not yet acknowledged",
+            m.pending.clone(),
+        );
+        r.register("length", "Entries in the stream", m.length.clone());
+        r.register(
+            "delayed",
+            "Jobs waiting in the delayed set",
+            m.delayed.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Entries in the dead-letter stream",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "oldest_pending_age_seconds",
+            "Idle time of the oldest pending entry",
+            m.oldest_pending_age.clone(),
+        );
+        r.register("consumers", "Consumers in the group", m.consumers.clone());
+        r.register("replicas", "Current worker replicas", m.replicas.clone());
+        r.register(
+            "desired_replicas",
+            "Worker replicas the autoscaler wants",
+            m.desired_replicas.clone(),
+        );
+        r.register(
+            "scale_events",
+            "Replica changes written by the autoscaler",
+            m.scale_events.clone(),
+        );
+        r.register(
+            "redelivered",
+            "Jobs handed out again after the visibility timeout or a dead consumer",
+            m.redelivered.clone(),
+        );
+        r.register(
+            "dead_lettered",
+            "Jobs moved to the dead-letter stream",
+            m.dead_lettered.clone(),
+        );
+        r.register(
+            "schedule_fires",
+            "Jobs enqueued by schedules",
+            m.schedule_fires.clone(),
+        );
+        r.register(
+            "schedule_missed",
+            "Schedule runs missed (not fired in time)",
+            m.schedule_missed.clone(),
+        );
+        r.register(
+            "schedule_skipped",
+            "Schedule runs skipped by concurrencyPolicy Forbid",
+            m.schedule_skipped.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile",
+            m.reconcile_duration.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Reconciles that failed",
+            m.reconcile_errors.clone(),
+        );
+        r.register(
+            "metrics_poll_duration_seconds",
+            "Duration of one metrics snapshot of a Redis endpoint (all its queues)",
+            m.metrics_poll_duration.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            m.leader.clone(),
+        );
+        m
+    }
+
+    /// Drops every series of a deleted queue so it stops being exported.
+    pub fn forget_queue(&self, labels: &ObjectLabels) {
+        for f in [
+            &self.lag,
+            &self.pending,
+            &self.length,
+            &self.delayed,
+            &self.dead_letters,
+            &self.consumers,
+            &self.replicas,
+            &self.desired_replicas,
+        ] {
+            f.remove(labels);
+        }
+        self.oldest_pending_age.remove(labels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_render_with_prefix_and_labels() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let l = ObjectLabels::new("team-a", "emails");
+        m.lag.get_or_create(&l).set(3400);
+        m.scale_events
+            .get_or_create(&ScaleLabels {
+                namespace: "team-a".into(),
+                name: "emails".into(),
+                direction: Direction::Up,
+            })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"jobqueue_lag{namespace="team-a",name="emails"} 3400"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"jobqueue_scale_events_total{namespace="team-a",name="emails",direction="Up"} 1"#
+            ),
+            "{text}"
+        );
+        m.forget_queue(&l);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(!text.contains(r#"jobqueue_lag{"#), "{text}");
+    }
+}

@@ -1,0 +1,6 @@
+//! The operator process (DESIGN.md §5): controllers, background loops, leader election, HTTP.
+
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+pub mod workload;

@@ -1,0 +1,258 @@
+//! The worker Deployment the operator creates from `spec.workers.template` (pure: no I/O).
+//!
+//! The operator owns the Deployment (ownerReference to the JobQueue, so deleting the queue
+//! removes its workers) and injects how to reach the queue, so a worker needs no configuration
+//! of its own: `REDIS_URL`, `JOBQUEUE_STREAM`, `JOBQUEUE_GROUP`, and `JOBQUEUE_CONSUMER` (the pod
+//! name, through the downward API, so each pod is its own consumer and the operator can tell
+//! which consumer belongs to a pod that no longer exists).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodTemplateSpec, SecretKeySelector,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::{Resource, ResourceExt};
+
+use crate::api::JobQueue;
+
+/// Label on the Deployment and its pods naming the JobQueue.
+pub const QUEUE_LABEL: &str = "jobqueue.io/queue";
+
+/// How workers get the Redis URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisUrlSource {
+    /// A key of a Secret (never copied into the Deployment in plain text).
+    Secret { name: String, key: String },
+    /// A plain URL (`spec.redis.url` or the operator's default).
+    Plain(String),
+}
+
+/// Name of the Deployment the operator manages for `jq`.
+pub fn deployment_name(jq: &JobQueue) -> String {
+    format!("{}-workers", jq.name_any())
+}
+
+/// The worker Deployment for `jq`, or `None` when the queue has no `workers.template`.
+/// `replicas` is what the autoscaler last set (so applying the template never fights it).
+pub fn worker_deployment(
+    jq: &JobQueue,
+    redis: &RedisUrlSource,
+    replicas: Option<i32>,
+) -> Option<Deployment> {
+    let template = jq.spec.workers.as_ref()?.template.as_ref()?;
+    let name = jq.name_any();
+    let selector = BTreeMap::from([(QUEUE_LABEL.to_string(), name.clone())]);
+    let mut labels = selector.clone();
+    labels.insert("app.kubernetes.io/name".into(), "jobqueue-worker".into());
+    labels.insert("app.kubernetes.io/instance".into(), name.clone());
+    labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "jobqueue-operator".into(),
+    );
+
+    let mut pod: PodTemplateSpec = template.clone();
+    let meta = pod.metadata.get_or_insert_with(Default::default);
+    let pod_labels = meta.labels.get_or_insert_with(Default::default);
+    for (k, v) in &labels {
+        pod_labels.insert(k.clone(), v.clone());
+    }
+    let env = injected_env(jq, redis);
+    if let Some(spec) = pod.spec.as_mut() {
+        for c in &mut spec.containers {
+            let user = c.env.take().unwrap_or_default();
+            c.env = Some(env.iter().cloned().chain(user).collect());
+        }
+    }
+
+    Some(Deployment {
+        metadata: ObjectMeta {
+            name: Some(deployment_name(jq)),
+            namespace: jq.namespace(),
+            labels: Some(labels),
+            owner_references: jq.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            template: pod,
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// The variables every worker container receives, in this order.
+pub fn injected_env(jq: &JobQueue, redis: &RedisUrlSource) -> Vec<EnvVar> {
+    let redis_url = match redis {
+        RedisUrlSource::Plain(url) => EnvVar {
+            name: "REDIS_URL".into(),
+            value: Some(url.clone()),
+            value_from: None,
+        },
+        RedisUrlSource::Secret { name, key } => EnvVar {
+            name: "REDIS_URL".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: name.clone(),
+                    key: key.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+        },
+    };
+    vec![
+        redis_url,
+        plain("JOBQUEUE_STREAM", jq.stream_key()),
+        plain("JOBQUEUE_GROUP", jq.spec.consumer_group.clone()),
+        EnvVar {
+            name: "JOBQUEUE_CONSUMER".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    api_version: None,
+                }),
+                ..Default::default()
+            }),
+        },
+    ]
+}
+
+fn plain(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(workers: serde_json::Value) -> JobQueue {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue",
+            "metadata": {"name": "emails", "namespace": "team-a", "uid": "1234"},
+            "spec": {"consumerGroup": "senders", "workers": workers},
+        }))
+        .unwrap()
+    }
+
+    fn env_of(d: &Deployment, container: usize) -> Vec<EnvVar> {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[container]
+            .env
+            .clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn injects_connection_env_into_every_container_before_user_env() {
+        let jq = queue(serde_json::json!({"template": {"spec": {"containers": [
+            {"name": "a", "image": "a:1", "env": [{"name": "MODE", "value": "fast"}]},
+            {"name": "b", "image": "b:1"}
+        ]}}}));
+        let d = worker_deployment(
+            &jq,
+            &RedisUrlSource::Secret {
+                name: "redis".into(),
+                key: "url".into(),
+            },
+            Some(3),
+        )
+        .unwrap();
+        for i in 0..2 {
+            let env = env_of(&d, i);
+            let names: Vec<_> = env.iter().map(|e| e.name.as_str()).collect();
+            assert_eq!(
+                &names[..4],
+                [
+                    "REDIS_URL",
+                    "JOBQUEUE_STREAM",
+                    "JOBQUEUE_GROUP",
+                    "JOBQUEUE_CONSUMER"
+                ]
+            );
+            let secret = env[0]
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            assert_eq!(
+                (secret.name.as_str(), secret.key.as_str()),
+                ("redis", "url")
+            );
+            assert!(
+                env[0].value.is_none(),
+                "the URL must not be copied in plain text"
+            );
+            assert_eq!(env[1].value.as_deref(), Some("jobqueue:{team-a/emails}"));
+            assert_eq!(env[2].value.as_deref(), Some("senders"));
+            let field = env[3]
+                .value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap();
+            assert_eq!(field.field_path, "metadata.name");
+        }
+        assert_eq!(env_of(&d, 0)[4].name, "MODE");
+        assert_eq!(env_of(&d, 1).len(), 4);
+    }
+
+    #[test]
+    fn owned_by_the_queue_selecting_its_pods() {
+        let jq = queue(
+            serde_json::json!({"template": {"metadata": {"labels": {"team": "a"}}, "spec": {"containers": [{"name": "w"}]}}}),
+        );
+        let d = worker_deployment(&jq, &RedisUrlSource::Plain("redis://r".into()), None).unwrap();
+        assert_eq!(d.metadata.name.as_deref(), Some("emails-workers"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("team-a"));
+        let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("JobQueue", "emails", Some(true))
+        );
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, None, "replicas are left to the autoscaler");
+        let selector = spec.selector.match_labels.unwrap();
+        let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+        for (k, v) in &selector {
+            assert_eq!(pod_labels.get(k), Some(v), "pods must match the selector");
+        }
+        assert_eq!(
+            pod_labels.get("team").map(String::as_str),
+            Some("a"),
+            "user labels are kept"
+        );
+        let env = spec.template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        assert_eq!(env[0].value.as_deref(), Some("redis://r"));
+    }
+
+    #[test]
+    fn no_deployment_without_a_template() {
+        let jq = queue(serde_json::json!({"scaleTargetRef": {"name": "mine"}}));
+        assert!(worker_deployment(&jq, &RedisUrlSource::Plain("redis://r".into()), None).is_none());
+    }
+}
