@@ -128,9 +128,9 @@ impl fmt::Display for Duration {
         let nanos = total.subsec_nanos();
         let secs = total.as_secs();
         if secs == 0 {
-            return if nanos % 1_000_000 == 0 {
+            return if nanos.is_multiple_of(1_000_000) {
                 write!(f, "{}ms", nanos / 1_000_000)
-            } else if nanos % 1_000 == 0 {
+            } else if nanos.is_multiple_of(1_000) {
                 write!(f, "{}us", nanos / 1_000)
             } else {
                 write!(f, "{nanos}ns")

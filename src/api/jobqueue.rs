@@ -22,34 +22,11 @@ use crate::queue::keys::{QueueKeys, default_stream};
     status = "JobQueueStatus",
     derive = "PartialEq",
     doc = "A job queue: a Redis stream, its consumer group, retries, dead letters and autoscaled workers.",
-    printcolumn(
-        name = "Lag",
-        type_ = "integer",
-        json_path = ".status.lag",
-        description = "Entries not yet delivered to the group"
-    ),
-    printcolumn(
-        name = "Pending",
-        type_ = "integer",
-        json_path = ".status.pending",
-        description = "Delivered, not yet acknowledged"
-    ),
-    printcolumn(
-        name = "Replicas",
-        type_ = "integer",
-        json_path = ".status.replicas",
-        description = "Current worker replicas"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Lag", "type": "integer", "description": "Entries not yet delivered to the group", "jsonPath": ".status.lag"}"#,
+    printcolumn = r#"{"name": "Pending", "type": "integer", "description": "Delivered, not yet acknowledged", "jsonPath": ".status.pending"}"#,
+    printcolumn = r#"{"name": "Replicas", "type": "integer", "description": "Current worker replicas", "jsonPath": ".status.replicas"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("!has(self.scaling) || has(self.workers)").message("spec.scaling needs spec.workers: there is nothing to scale").field_path(".scaling"))]
 #[serde(rename_all = "camelCase")]

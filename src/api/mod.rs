@@ -6,6 +6,7 @@ pub mod conditions;
 mod duration;
 mod field_error;
 mod jobqueue;
+pub mod openapi;
 mod schedule;
 pub mod validate;
 

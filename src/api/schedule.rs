@@ -18,31 +18,14 @@ use serde::{Deserialize, Serialize};
     status = "ScheduleStatus",
     derive = "PartialEq",
     doc = "A cron schedule that enqueues a job into a JobQueue, exactly once per run.",
-    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
-    printcolumn(
-        name = "Zone",
-        type_ = "string",
-        json_path = ".spec.timeZone",
-        priority = 1
-    ),
-    printcolumn(name = "Queue", type_ = "string", json_path = ".spec.queueRef.name"),
-    printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
-    printcolumn(name = "Last", type_ = "date", json_path = ".status.lastScheduleTime"),
-    printcolumn(
-        name = "Next",
-        type_ = "string",
-        json_path = ".status.nextScheduleTime"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"}"#,
+    printcolumn = r#"{"name": "Zone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1}"#,
+    printcolumn = r#"{"name": "Queue", "type": "string", "jsonPath": ".spec.queueRef.name"}"#,
+    printcolumn = r#"{"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"}"#,
+    printcolumn = r#"{"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"}"#,
+    printcolumn = r#"{"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {

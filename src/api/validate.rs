@@ -119,14 +119,16 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
             ),
         ));
     }
-    if let Some(scaling) = &spec.scaling {
-        if scaling.poll_interval.is_zero() {
-            errors.push(FieldError::invalid(
-                "spec.scaling.pollInterval",
-                "0s",
-                "must be greater than zero",
-            ));
-        }
+    if spec
+        .scaling
+        .as_ref()
+        .is_some_and(|s| s.poll_interval.is_zero())
+    {
+        errors.push(FieldError::invalid(
+            "spec.scaling.pollInterval",
+            "0s",
+            "must be greater than zero",
+        ));
     }
     if let Some(template) = spec.workers.as_ref().and_then(|w| w.template.as_ref()) {
         let containers = template

@@ -1,0 +1,66 @@
+//! `x-kubernetes-validations` (CEL rules), evaluated client-side by kube's CEL engine
+//! (`kube::core::cel`, the kube-cel crate) and reported as the API server reports them:
+//! `spec.scaling: Invalid value: "object": maxReplicas must be >= minReplicas`.
+
+use kube::core::cel::{ErrorKind, RootContext, ValidationError, Validator};
+use serde_json::Value;
+
+use super::{path, schema, validate};
+use crate::api::{FieldError, FieldErrorKind};
+
+thread_local! {
+    // Registering every Kubernetes CEL function is not free; do it once per thread.
+    static VALIDATOR: Validator = Validator::new();
+}
+
+/// Evaluates every rule of `schema` against `object` (already pruned and defaulted). With `old`,
+/// transition rules (`oldSelf`) run wherever the old object has a value at the same path.
+pub(crate) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let root = root_context(object);
+    let result = VALIDATOR.with(|v| v.validate_with_context(schema, object, old, Some(&root)));
+    match result {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| to_field_error(e, object)).collect(),
+    }
+}
+
+/// `apiVersion`, `apiGroup` and `kind` are variables of rules at the root.
+fn root_context(object: &Value) -> RootContext {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    RootContext {
+        api_version: api_version.to_string(),
+        api_group: api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or_default()
+            .to_string(),
+        kind: object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+fn to_field_error(e: &ValidationError, object: &Value) -> FieldError {
+    let at = validate::field(&e.field_path);
+    // The API server shows the type of the value the rule is about, not the value.
+    let type_name = path::lookup(object, &e.field_path)
+        .map(schema::json_type)
+        .unwrap_or("object");
+    let shown = Some(format!("\"{type_name}\""));
+    if e.kind != ErrorKind::ValidationFailure {
+        // Evaluation errors (no such key, unsupported function) reject the object too.
+        return FieldError::new(at, FieldErrorKind::Invalid, shown, e.message.clone());
+    }
+    match e.reason.as_deref() {
+        Some("FieldValueRequired") => FieldError::required(at, e.message.clone()),
+        Some("FieldValueForbidden") => {
+            FieldError::new(at, FieldErrorKind::Forbidden, None, e.message.clone())
+        }
+        _ => FieldError::new(at, FieldErrorKind::Invalid, shown, e.message.clone()),
+    }
+}

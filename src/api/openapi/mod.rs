@@ -1,0 +1,230 @@
+//! Validation of objects against a CRD's `openAPIV3Schema`, behaving like the Kubernetes API
+//! server for what our CRDs use, so the test API server, local mode and tests reject exactly what
+//! a cluster would reject, with the same field errors.
+//!
+//! The order is the API server's: unknown fields are pruned (and reported under strict field
+//! validation), defaults are applied, the value validations run (types, formats, enum, bounds,
+//! lengths, patterns, items, required, allOf/anyOf/oneOf/not), and then the CEL rules
+//! (`x-kubernetes-validations`) — unless a type error makes them meaningless, as in the API server.
+//!
+//! Not covered (our CRDs do not use them): `x-kubernetes-list-type`/`map-type` uniqueness, CEL
+//! cost limits, ratcheting of unchanged invalid values on update, and ObjectMeta validation
+//! beyond the name (see [`validate_resource`]).
+
+mod cel;
+mod defaults;
+mod format;
+mod path;
+mod prune;
+mod schema;
+mod structural;
+mod validate;
+
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use super::{FieldError, FieldErrorKind};
+
+pub use structural::check_structural;
+
+/// Validates `object` against `schema` (a CRD version's `openAPIV3Schema`) the way the API server
+/// does on create (`old` = `None`) or update (`old` = the stored object, for CEL transition
+/// rules). On success `object` has been pruned and defaulted, as the API server would store it.
+///
+/// With `strict`, every pruned field is an error of kind [`FieldErrorKind::Unknown`] (like
+/// `fieldValidation=Strict`, kubectl's default); without it, unknown fields are dropped silently.
+pub fn validate_and_default(
+    schema: &Value,
+    object: &mut Value,
+    old: Option<&Value>,
+    strict: bool,
+) -> Result<(), Vec<FieldError>> {
+    if !object.is_object() {
+        return Err(vec![FieldError::new(
+            validate::ROOT,
+            FieldErrorKind::Invalid,
+            Some(validate::render(object)),
+            "the object must be a JSON/YAML mapping",
+        )]);
+    }
+    let mut errors: Vec<FieldError> = Vec::new();
+    let unknown = prune::prune(schema, object);
+    if strict {
+        errors.extend(
+            unknown
+                .into_iter()
+                .map(|f| FieldError::new(f, FieldErrorKind::Unknown, None, "")),
+        );
+    }
+    defaults::apply(schema, object);
+
+    let mut outcome = validate::Outcome::default();
+    validate::validate(schema, object, "", true, &mut outcome);
+    errors.extend(outcome.errors);
+    if outcome.type_errors {
+        errors.push(FieldError::new(
+            validate::ROOT,
+            FieldErrorKind::Invalid,
+            Some("\"null\"".into()),
+            "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+        ));
+    } else {
+        let old = old.filter(|o| o.is_object()).map(|o| {
+            let mut o = o.clone();
+            prune::prune(schema, &mut o);
+            defaults::apply(schema, &mut o);
+            o
+        });
+        errors.extend(cel::evaluate(schema, object, old.as_ref()));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The message the API server answers a strict request with when fields are unknown
+/// (`strict decoding error: unknown field "spec.foo", unknown field "spec.bar"`), or `None` when
+/// `errors` name no unknown field.
+pub fn strict_decoding_message(errors: &[FieldError]) -> Option<String> {
+    let unknown: Vec<String> = errors
+        .iter()
+        .filter(|e| e.kind == FieldErrorKind::Unknown)
+        .map(|e| format!("unknown field {:?}", e.field))
+        .collect();
+    (!unknown.is_empty()).then(|| format!("strict decoding error: {}", unknown.join(", ")))
+}
+
+/// The `openAPIV3Schema` of `version` in a CustomResourceDefinition given as JSON.
+pub fn crd_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
+    crd.pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?
+        .pointer("/schema/openAPIV3Schema")
+}
+
+/// Validates one of our resources (JobQueue or Schedule, picked by `kind`) exactly as a cluster
+/// with our CRDs installed would on create, with strict field validation (kubectl's default):
+/// `apiVersion`, `kind` and `metadata.name` are checked, then [`validate_and_default`].
+pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let crd = match kind {
+        "JobQueue" => super::JobQueue::crd(),
+        "Schedule" => super::Schedule::crd(),
+        _ => {
+            let shown = object
+                .get("kind")
+                .map(validate::render)
+                .unwrap_or_else(|| "\"\"".into());
+            return Err(vec![FieldError::new(
+                "kind",
+                FieldErrorKind::Unsupported,
+                Some(shown),
+                "supported values: \"JobQueue\", \"Schedule\"",
+            )]);
+        }
+    };
+    let crd = serde_json::to_value(&crd).expect("a CRD serializes to JSON");
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let version = api_version
+        .strip_prefix(super::GROUP)
+        .and_then(|v| v.strip_prefix('/'))
+        .filter(|v| crd_schema(&crd, v).is_some());
+    let Some(version) = version else {
+        let expected = format!("{}/{}", super::GROUP, super::VERSION);
+        return Err(vec![FieldError::new(
+            "apiVersion",
+            FieldErrorKind::Unsupported,
+            Some(
+                object
+                    .get("apiVersion")
+                    .map(validate::render)
+                    .unwrap_or_else(|| "\"\"".into()),
+            ),
+            format!("supported values: {expected:?}"),
+        )]);
+    };
+    let schema = crd_schema(&crd, version)
+        .expect("the version was found above")
+        .clone();
+    let mut errors = metadata_errors(object);
+    if let Err(e) = validate_and_default(&schema, object, None, true) {
+        errors.extend(e);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The part of ObjectMeta validation a manifest can get wrong: the name (a DNS-1123 subdomain,
+/// as the API server requires of custom resources) and the namespace (a DNS-1123 label).
+fn metadata_errors(object: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let meta = object.get("metadata");
+    if meta.is_some_and(|m| !m.is_object()) {
+        errors.push(FieldError::new(
+            "metadata",
+            FieldErrorKind::Invalid,
+            meta.map(validate::render),
+            "must be an object",
+        ));
+        return errors;
+    }
+    let text = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
+    match (text("name"), text("generateName")) {
+        (None, None) => errors.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        )),
+        (Some(name), _) => {
+            if let Some(problem) = dns_subdomain_problem(name) {
+                errors.push(FieldError::invalid("metadata.name", name, problem));
+            }
+        }
+        (None, Some(_)) => {}
+    }
+    if let Some(ns) = text("namespace")
+        && !is_dns_label(ns)
+    {
+        errors.push(FieldError::invalid(
+            "metadata.namespace",
+            ns,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (at most 63 characters)",
+        ));
+    }
+    errors
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn dns_subdomain_problem(name: &str) -> Option<&'static str> {
+    if name.len() > 253 {
+        return Some("must be no more than 253 characters");
+    }
+    if name.split('.').all(is_dns_label) {
+        return None;
+    }
+    Some(
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
+    )
+}
+
+#[cfg(test)]
+mod tests;

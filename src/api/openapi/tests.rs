@@ -1,0 +1,528 @@
+//! Each rule of the validator, good and bad, on hand-written schemas.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// A schema shaped like our CRDs, small enough to read.
+fn schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["queueRef"],
+                "properties": {
+                    "queueRef": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 10}}
+                    },
+                    "metric": {"type": "string", "enum": ["Backlog", "Lag", "Pending"], "default": "Backlog"},
+                    "replicas": {"type": "integer", "format": "int32", "minimum": 0, "maximum": 100},
+                    "ratio": {"type": "number", "minimum": 1.0, "exclusiveMinimum": true, "maximum": 10, "exclusiveMaximum": true, "multipleOf": 0.5},
+                    "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "default": "1s"},
+                    "enabled": {"type": "boolean"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "size": {"type": "integer", "format": "int64"},
+                    "port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                    "tags": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"type": "string", "maxLength": 5}},
+                    "labels": {"type": "object", "minProperties": 1, "maxProperties": 2, "additionalProperties": {"type": "string"}},
+                    "payload": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "note": {"type": "string", "nullable": true},
+                    "raw": {"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true},
+                    "scaling": {
+                        "type": "object",
+                        "properties": {
+                            "min": {"type": "integer", "default": 0},
+                            "max": {"type": "integer"}
+                        },
+                        "x-kubernetes-validations": [
+                            {"rule": "!has(self.max) || self.min <= self.max", "message": "max must be greater than or equal to min", "fieldPath": ".max"}
+                        ]
+                    },
+                    "workers": {
+                        "type": "object",
+                        "properties": {
+                            "template": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                            "ref": {"type": "string"}
+                        },
+                        "oneOf": [{"required": ["template"]}, {"required": ["ref"]}]
+                    },
+                    "redis": {
+                        "type": "object",
+                        "properties": {"url": {"type": "string"}, "secret": {"type": "string"}},
+                        "anyOf": [{"required": ["url"]}, {"required": ["secret"]}],
+                        "not": {"required": ["url", "secret"]}
+                    },
+                    "window": {
+                        "type": "object",
+                        "properties": {"from": {"type": "integer"}, "to": {"type": "integer"}},
+                        "allOf": [{"properties": {"from": {"minimum": 0}}}, {"properties": {"to": {"maximum": 24}}}]
+                    },
+                    "name": {
+                        "type": "string",
+                        "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "name is immutable"}]
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn object(spec: Value) -> Value {
+    json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "Thing", "metadata": {"name": "t"}, "spec": spec})
+}
+
+/// A valid spec with `patch` merged in at the top level.
+fn spec_with(patch: Value) -> Value {
+    let mut spec = json!({"queueRef": {"name": "q"}});
+    for (k, v) in patch.as_object().expect("patch is an object") {
+        spec[k] = v.clone();
+    }
+    object(spec)
+}
+
+fn check(patch: Value) -> Result<Value, Vec<FieldError>> {
+    let mut obj = spec_with(patch);
+    validate_and_default(&schema(), &mut obj, None, true).map(|()| obj)
+}
+
+/// The errors of an invalid spec, rendered like the API server.
+fn errors(patch: Value) -> Vec<String> {
+    match check(patch.clone()) {
+        Ok(_) => panic!("expected {patch} to be rejected"),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn accepts(patch: Value) {
+    if let Err(e) = check(patch.clone()) {
+        panic!(
+            "expected {patch} to be accepted, got {}",
+            super::super::join_field_errors(&e)
+        );
+    }
+}
+
+#[test]
+fn a_minimal_object_is_accepted_and_defaulted() {
+    let obj = check(json!({})).expect("valid");
+    assert_eq!(obj["spec"]["metric"], json!("Backlog"));
+    assert_eq!(obj["spec"]["interval"], json!("1s"));
+}
+
+#[test]
+fn types_are_checked_and_block_cel() {
+    assert_eq!(
+        errors(json!({"replicas": "three"})),
+        vec![
+            r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#,
+            r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+        ]
+    );
+    accepts(json!({"enabled": true, "ratio": 2, "replicas": 3}));
+    assert!(errors(json!({"enabled": "yes"}))[0].contains("must be of type boolean"));
+    assert!(errors(json!({"replicas": 1.5}))[0].contains("must be of type integer: \"number\""));
+    assert!(errors(json!({"ratio": "2"}))[0].contains("must be of type number"));
+    assert!(errors(json!({"tags": "a"}))[0].contains("must be of type array"));
+    assert!(
+        errors(json!({"labels": ["a"]}))[0].contains("spec.labels in body must be of type object")
+    );
+    assert!(
+        errors(json!({"queueRef": "q"}))[0]
+            .contains("spec.queueRef in body must be of type object")
+    );
+}
+
+#[test]
+fn required_fields() {
+    let mut obj = object(json!({}));
+    let e = validate_and_default(&schema(), &mut obj, None, false).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].to_string(), "spec.queueRef: Required value");
+    assert_eq!(e[0].kind, FieldErrorKind::Required);
+    assert_eq!(
+        errors(json!({"queueRef": {}})),
+        vec!["spec.queueRef.name: Required value"]
+    );
+}
+
+#[test]
+fn enum_lists_the_supported_values() {
+    assert_eq!(
+        errors(json!({"metric": "Fast"})),
+        vec![
+            r#"spec.metric: Unsupported value: "Fast": supported values: "Backlog", "Lag", "Pending""#
+        ]
+    );
+    accepts(json!({"metric": "Lag"}));
+}
+
+#[test]
+fn numeric_bounds() {
+    assert_eq!(
+        errors(json!({"replicas": -1})),
+        vec![
+            "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"
+        ]
+    );
+    assert_eq!(
+        errors(json!({"replicas": 101})),
+        vec![
+            "spec.replicas: Invalid value: 101: spec.replicas in body should be less than or equal to 100"
+        ]
+    );
+    accepts(json!({"replicas": 0}));
+    accepts(json!({"replicas": 100}));
+    assert_eq!(
+        errors(json!({"ratio": 1})),
+        vec!["spec.ratio: Invalid value: 1: spec.ratio in body should be greater than 1"]
+    );
+    assert_eq!(
+        errors(json!({"ratio": 10.0})),
+        vec!["spec.ratio: Invalid value: 10: spec.ratio in body should be less than 10"]
+    );
+    assert_eq!(
+        errors(json!({"ratio": 2.25})),
+        vec!["spec.ratio: Invalid value: 2.25: spec.ratio in body should be a multiple of 0.5"]
+    );
+    accepts(json!({"ratio": 9.5}));
+}
+
+#[test]
+fn integer_formats() {
+    assert_eq!(
+        errors(json!({"replicas": 3_000_000_000_i64}))[0],
+        "spec.replicas: Invalid value: 3000000000: spec.replicas in body must be of type int32: 3000000000"
+    );
+    accepts(json!({"size": 3_000_000_000_i64}));
+    assert!(errors(json!({"size": u64::MAX}))[0].contains("must be of type int64"));
+}
+
+#[test]
+fn date_time_format() {
+    accepts(json!({"at": "2026-01-02T03:04:05Z"}));
+    assert_eq!(
+        errors(json!({"at": "tomorrow"}))[0],
+        r#"spec.at: Invalid value: "tomorrow": spec.at in body must be of type date-time: "tomorrow""#
+    );
+}
+
+#[test]
+fn string_lengths_and_patterns() {
+    assert_eq!(
+        errors(json!({"queueRef": {"name": ""}})),
+        vec![
+            r#"spec.queueRef.name: Invalid value: "": spec.queueRef.name in body should be at least 1 chars long"#
+        ]
+    );
+    let e = check(json!({"queueRef": {"name": "elevenchars"}})).unwrap_err();
+    assert_eq!(e[0].kind, FieldErrorKind::TooLong);
+    assert_eq!(
+        e[0].to_string(),
+        "spec.queueRef.name: Too long: may not be more than 10 characters"
+    );
+    // Characters, not bytes.
+    accepts(json!({"queueRef": {"name": "ééééééééé"}}));
+    assert_eq!(
+        errors(json!({"interval": "5 minutes"})),
+        vec![
+            r#"spec.interval: Invalid value: "5 minutes": spec.interval in body should match '^[0-9]+(ms|s|m|h)$'"#
+        ]
+    );
+    accepts(json!({"interval": "250ms"}));
+}
+
+#[test]
+fn list_sizes_and_items() {
+    let e = check(json!({"tags": ["a", "b", "c", "d"]})).unwrap_err();
+    assert_eq!(e[0].kind, FieldErrorKind::TooMany);
+    assert_eq!(
+        e[0].to_string(),
+        "spec.tags: Too many: 4: must have at most 3 items"
+    );
+    assert!(
+        errors(json!({"tags": []}))[0].contains("spec.tags in body should have at least 1 items")
+    );
+    assert_eq!(
+        errors(json!({"tags": ["ok", "toolong"]})),
+        vec!["spec.tags[1]: Too long: may not be more than 5 characters"]
+    );
+    accepts(json!({"tags": ["a", "b", "c"]}));
+}
+
+#[test]
+fn maps_check_every_value_and_their_size() {
+    accepts(json!({"labels": {"a": "1", "b": "2"}}));
+    assert!(
+        errors(json!({"labels": {}}))[0]
+            .contains("spec.labels in body should have at least 1 properties")
+    );
+    assert_eq!(
+        errors(json!({"labels": {"a": "1", "b": "2", "c": "3"}})),
+        vec!["spec.labels: Too many: 3: must have at most 2 items"]
+    );
+    assert!(
+        errors(json!({"labels": {"a": 1}}))[0]
+            .starts_with("spec.labels.a: Invalid value: \"integer\"")
+    );
+}
+
+#[test]
+fn int_or_string() {
+    accepts(json!({"port": 8080}));
+    accepts(json!({"port": "http"}));
+    assert!(
+        errors(json!({"port": true}))[0]
+            .contains("spec.port in body must be of type integer,string: \"boolean\"")
+    );
+    assert!(errors(json!({"port": 1.5}))[0].contains("must be of type integer,string"));
+}
+
+#[test]
+fn nullable_and_nulls() {
+    // A nullable field keeps its null; a non-nullable null is dropped (or defaulted).
+    let obj = check(json!({"note": null, "enabled": null, "metric": null})).expect("valid");
+    assert_eq!(obj["spec"]["note"], Value::Null);
+    assert!(obj["spec"].get("enabled").is_none());
+    assert_eq!(obj["spec"]["metric"], json!("Backlog"));
+    // A null list item is not a string.
+    assert!(
+        errors(json!({"tags": [null]}))[0]
+            .contains("spec.tags[0] in body must be of type string: \"null\"")
+    );
+}
+
+#[test]
+fn unknown_fields_are_pruned_or_reported_when_strict() {
+    let mut obj = spec_with(json!({"foo": 1, "queueRef": {"name": "q", "bar": 2}}));
+    validate_and_default(&schema(), &mut obj, None, false).expect("non-strict drops them");
+    assert!(obj["spec"].get("foo").is_none());
+    assert!(obj["spec"]["queueRef"].get("bar").is_none());
+
+    let e = check(json!({"foo": 1, "queueRef": {"name": "q", "bar": 2}})).unwrap_err();
+    assert_eq!(
+        e.iter()
+            .map(|e| (e.field.as_str(), e.kind))
+            .collect::<Vec<_>>(),
+        vec![
+            ("spec.foo", FieldErrorKind::Unknown),
+            ("spec.queueRef.bar", FieldErrorKind::Unknown)
+        ]
+    );
+    assert_eq!(
+        strict_decoding_message(&e).as_deref(),
+        Some(
+            r#"strict decoding error: unknown field "spec.foo", unknown field "spec.queueRef.bar""#
+        )
+    );
+    assert_eq!(
+        strict_decoding_message(&[FieldError::required("spec.x", "")]),
+        None
+    );
+}
+
+#[test]
+fn preserve_unknown_fields_keeps_anything() {
+    let obj = check(json!({"payload": {"any": {"thing": [1, "two"]}}})).expect("valid");
+    assert_eq!(
+        obj["spec"]["payload"],
+        json!({"any": {"thing": [1, "two"]}})
+    );
+}
+
+#[test]
+fn embedded_resources_need_their_type() {
+    accepts(
+        json!({"raw": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}}),
+    );
+    assert_eq!(
+        errors(json!({"raw": {"metadata": {}}})),
+        vec![
+            "spec.raw.apiVersion: Required value",
+            "spec.raw.kind: Required value"
+        ]
+    );
+    assert!(
+        errors(json!({"raw": {"apiVersion": "v1", "kind": 3}}))[0]
+            .contains("spec.raw.kind in body must be of type string")
+    );
+}
+
+#[test]
+fn one_of_means_exactly_one() {
+    accepts(json!({"workers": {"template": {}}}));
+    accepts(json!({"workers": {"ref": "deploy"}}));
+    let both = errors(json!({"workers": {"template": {}, "ref": "deploy"}}));
+    assert_eq!(
+        both,
+        vec![
+            r#"spec.workers: Invalid value: "object": spec.workers in body must validate one and only one schema (oneOf). Found 2 valid alternatives"#
+        ]
+    );
+    let neither = errors(json!({"workers": {}}));
+    assert!(
+        neither[0].contains("must validate one and only one schema (oneOf). Found none valid"),
+        "{neither:?}"
+    );
+    assert!(neither.contains(&"spec.workers.template: Required value".to_string()));
+    assert!(neither.contains(&"spec.workers.ref: Required value".to_string()));
+}
+
+#[test]
+fn any_of_and_not() {
+    accepts(json!({"redis": {"url": "redis://x"}}));
+    accepts(json!({"redis": {"secret": "s"}}));
+    let neither = errors(json!({"redis": {}}));
+    assert!(
+        neither[0].contains("spec.redis in body must validate at least one schema (anyOf)"),
+        "{neither:?}"
+    );
+    assert_eq!(
+        errors(json!({"redis": {"url": "u", "secret": "s"}})),
+        vec![
+            r#"spec.redis: Invalid value: "object": spec.redis in body must not validate the schema (not)"#
+        ]
+    );
+}
+
+#[test]
+fn all_of_applies_every_branch() {
+    accepts(json!({"window": {"from": 0, "to": 24}}));
+    assert_eq!(
+        errors(json!({"window": {"from": -1, "to": 25}})),
+        vec![
+            "spec.window.from: Invalid value: -1: spec.window.from in body should be greater than or equal to 0",
+            "spec.window.to: Invalid value: 25: spec.window.to in body should be less than or equal to 24",
+        ]
+    );
+}
+
+#[test]
+fn cel_rules_run_after_defaults_with_field_path_and_message() {
+    accepts(json!({"scaling": {"max": 0}}));
+    assert_eq!(
+        errors(json!({"scaling": {"max": -1}})),
+        vec![
+            r#"spec.scaling.max: Invalid value: "integer": max must be greater than or equal to min"#
+        ]
+    );
+    assert!(
+        errors(json!({"scaling": {"min": 5, "max": 2}}))[0]
+            .starts_with("spec.scaling.max: Invalid value")
+    );
+}
+
+#[test]
+fn cel_message_expression_and_reason() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+            "x-kubernetes-validations": [
+                {"rule": "self.a < 10", "messageExpression": "'a is ' + string(self.a) + ', at most 9'"},
+                {"rule": "!has(self.b)", "message": "b may not be set", "reason": "FieldValueForbidden", "fieldPath": ".b"},
+                {"rule": "has(self.a)", "message": "a is needed", "reason": "FieldValueRequired", "fieldPath": ".a"}
+            ]
+        }}
+    });
+    let mut obj = json!({"spec": {"a": 12, "b": "x"}});
+    let e = validate_and_default(&schema, &mut obj, None, true).unwrap_err();
+    let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            r#"spec: Invalid value: "object": a is 12, at most 9"#.to_string(),
+            "spec.b: Forbidden: b may not be set".to_string(),
+        ]
+    );
+    let mut obj = json!({"spec": {}});
+    let e = validate_and_default(&schema, &mut obj, None, true).unwrap_err();
+    let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+    // A rule that reads an absent field fails with an evaluation error, as in the API server.
+    assert_eq!(
+        shown,
+        vec![
+            r#"spec: Invalid value: "object": rule evaluation error: No such key: a"#,
+            "spec.a: Required value: a is needed",
+        ]
+    );
+}
+
+#[test]
+fn cel_rules_at_the_root_see_kind_and_api_version() {
+    let schema = json!({
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "kind == 'Thing' && apiGroup == 'jobqueue.io'", "message": "wrong type"}],
+        "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+    });
+    let mut good = object(json!({}));
+    validate_and_default(&schema, &mut good, None, true).expect("root context bound");
+    let mut bad = good.clone();
+    bad["kind"] = json!("Other");
+    let e = validate_and_default(&schema, &mut bad, None, true).unwrap_err();
+    assert_eq!(
+        e[0].to_string(),
+        r#"<nil>: Invalid value: "object": wrong type"#
+    );
+}
+
+#[test]
+fn transition_rules_need_the_old_object() {
+    let mut created = spec_with(json!({"name": "a"}));
+    validate_and_default(&schema(), &mut created, None, true).expect("no oldSelf on create");
+
+    let old = spec_with(json!({"name": "a"}));
+    let mut same = spec_with(json!({"name": "a"}));
+    validate_and_default(&schema(), &mut same, Some(&old), true).expect("unchanged");
+
+    let mut changed = spec_with(json!({"name": "b"}));
+    let e = validate_and_default(&schema(), &mut changed, Some(&old), true).unwrap_err();
+    assert_eq!(
+        e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![r#"spec.name: Invalid value: "string": name is immutable"#]
+    );
+
+    // A field the old object did not have is not a transition.
+    let mut added = spec_with(json!({"name": "b"}));
+    validate_and_default(&schema(), &mut added, Some(&spec_with(json!({}))), true)
+        .expect("new field");
+}
+
+#[test]
+fn errors_name_list_items_kubernetes_style() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"containers": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "image": {"type": "string"}}}
+        }}}}
+    });
+    let mut obj = json!({"spec": {"containers": [{"name": "a"}, {"image": "x"}]}});
+    let e = validate_and_default(&schema, &mut obj, None, true).unwrap_err();
+    assert_eq!(e[0].to_string(), "spec.containers[1].name: Required value");
+}
+
+#[test]
+fn a_non_object_is_rejected_not_panicked_on() {
+    for bad in [json!(null), json!([1]), json!("text"), json!(3)] {
+        let mut v = bad;
+        let e = validate_and_default(&schema(), &mut v, None, true).unwrap_err();
+        assert_eq!(e[0].field, "<nil>");
+    }
+}
+
+#[test]
+fn crd_schema_finds_the_version() {
+    let crd = json!({"spec": {"versions": [
+        {"name": "v1alpha1", "schema": {"openAPIV3Schema": {"type": "object"}}},
+        {"name": "v1", "schema": {"openAPIV3Schema": {"type": "object", "description": "one"}}}
+    ]}});
+    assert_eq!(
+        crd_schema(&crd, "v1").and_then(|s| s.get("description")),
+        Some(&json!("one"))
+    );
+    assert!(crd_schema(&crd, "v2").is_none());
+}
