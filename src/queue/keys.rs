@@ -15,6 +15,24 @@ pub fn hash_tag(key: &str) -> Option<&str> {
     (close > 0).then(|| &rest[..close])
 }
 
+/// The Redis Cluster slot of `key` (CRC16/XMODEM of its hash tag, or of the whole key, mod
+/// 16384), as Redis computes it.
+pub fn slot(key: &str) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &byte in hashed.as_bytes() {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
 /// The default stream key of the JobQueue `name` in `namespace`.
 pub fn default_stream(namespace: &str, name: &str) -> String {
     format!("jobqueue:{{{namespace}/{name}}}")
@@ -70,10 +88,16 @@ impl QueueKeys {
         format!("{}:{suffix}", self.prefix)
     }
 
-    /// Whether `key` hashes to the same Cluster slot as this queue's keys.
+    /// Whether `key` hashes to the same Cluster slot as this queue's stream.
     pub fn same_slot(&self, key: &str) -> bool {
-        let ours = hash_tag(&self.prefix).unwrap_or(&self.prefix);
-        hash_tag(key) == Some(ours)
+        slot(key) == slot(&self.stream)
+    }
+
+    /// Whether the auxiliary keys really share the stream's slot. They do unless the stream
+    /// has no hash tag but contains `}` (e.g. `a}b` or `x{}y}`): wrapping it in `{...}` then
+    /// yields a different tag. Such a key needs an explicit hash tag to be used on a Cluster.
+    pub fn is_slot_consistent(&self) -> bool {
+        hash_tag(&self.stream).is_some() || !self.stream.contains('}')
     }
 }
 
@@ -93,6 +117,29 @@ mod tests {
     }
 
     #[test]
+    fn slots_match_redis() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot("123456789"), 0x31C3 % 16384);
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("bar"), 5061);
+        assert_eq!(slot("{user1000}.following"), slot("user1000"));
+        assert_eq!(slot(""), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn aux_keys_hash_to_the_stream_slot(stream in "[a-z{}:/-]{1,24}", suffix in "[a-z:]{1,8}") {
+            let k = QueueKeys::new(stream.clone());
+            let keys = [k.delayed(), k.dead(), k.aux(&suffix), k.idempotency(&suffix)];
+            if k.is_slot_consistent() {
+                for key in &keys {
+                    proptest::prop_assert!(k.same_slot(key), "{} vs {}", key, stream);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn default_stream_carries_a_tag() {
         let s = default_stream("team-a", "emails");
         assert_eq!(s, "jobqueue:{team-a/emails}");
@@ -107,17 +154,31 @@ mod tests {
     }
 
     #[test]
+    fn streams_with_a_stray_brace_are_flagged() {
+        for stream in ["a}b", "foo{}{bar}", "}"] {
+            let k = QueueKeys::new(stream);
+            assert!(!k.is_slot_consistent(), "{stream}");
+            assert!(!k.same_slot(&k.delayed()), "{stream}: test premise");
+        }
+    }
+
+    #[test]
     fn untagged_adopted_stream_is_wrapped() {
         let k = QueueKeys::new("legacy-jobs");
         assert_eq!(k.delayed(), "{legacy-jobs}:delayed");
         assert!(k.same_slot("{legacy-jobs}:whatever"));
-        assert!(!k.same_slot("legacy-jobs"));
+        assert!(
+            k.same_slot("legacy-jobs"),
+            "the whole key hashes like its wrapped tag"
+        );
+        assert!(!k.same_slot("other-jobs"));
     }
 
     #[test]
     fn every_aux_key_shares_the_stream_slot() {
-        for stream in ["jobqueue:{ns/q}", "plain", "x{tag}y", "foo{}{bar}", "a:b:c"] {
+        for stream in ["jobqueue:{ns/q}", "plain", "x{tag}y", "open{only", "a:b:c"] {
             let k = QueueKeys::new(stream);
+            assert!(k.is_slot_consistent());
             for key in [
                 k.delayed(),
                 k.dead(),

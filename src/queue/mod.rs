@@ -1,7 +1,24 @@
 //! The Redis engine (DESIGN.md §2–3): key naming, provisioning, metrics, janitor, producers,
 //! dead letters and schedule firing. Every function here speaks plain Redis commands and Lua;
-//! nothing here knows about Kubernetes.
+//! nothing here knows about Kubernetes (except the conversion from a JobQueue in `config`).
+//!
+//! Every function takes a [`RedisConn`](conn::RedisConn) (standalone or Cluster) from
+//! [`conn::connect`] and a [`QueueConfig`](config::QueueConfig).
 
+pub mod config;
+pub mod conn;
+pub mod dead_letter;
+pub mod error;
+pub mod janitor;
 pub mod keys;
+pub mod metrics;
+pub mod producer;
+pub mod provision;
 pub mod scheduler;
 pub mod schedules;
+mod scripts;
+
+pub use config::{Backoff, QueueConfig, Retention, StartFrom};
+pub use conn::{RedisConn, connect};
+pub use error::QueueError;
+pub use producer::{Due, EnqueueOptions, Enqueued, enqueue};

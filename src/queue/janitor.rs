@@ -1,0 +1,274 @@
+//! The janitor (DESIGN.md §3.4). Each step is one atomic Lua script per queue and batch, so a
+//! janitor killed at any instant leaves every job either untouched or fully moved: it may be
+//! delivered again (at-least-once), never lost or duplicated by the janitor itself.
+//!
+//! Steps, in [`tick`] order:
+//! 1. [`promote_due`]: delayed jobs whose time has come go into the stream.
+//! 2. [`reclaim_expired`]: jobs pending longer than the visibility timeout are re-enqueued
+//!    with `attempt + 1` (through the delayed set when a backoff applies) and the old entry is
+//!    acknowledged; after `maxDeliveries` they go to the dead-letter stream instead.
+//!    [`reclaim_consumer`] does the same at once for everything one consumer holds (its pod
+//!    is gone).
+//! 3. [`reap_idle_consumers`]: consumers holding nothing and idle past a bound are deleted.
+//! 4. [`trim`]: retention, never past what any group still needs.
+
+use std::time::Duration;
+
+use super::config::QueueConfig;
+use super::conn::RedisConn;
+use super::error::Result;
+use super::scripts::{PROMOTE, REAP, RECLAIM, TRIM, map_error};
+
+/// Janitor tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct JanitorOptions {
+    /// Jobs handled per script call (bounds how long one script blocks Redis).
+    pub batch: u32,
+    /// Script calls per step and tick, so one huge queue cannot starve the others.
+    pub max_batches: u32,
+    /// Consumers idle this long and holding nothing are deleted.
+    pub consumer_idle: Duration,
+}
+
+impl Default for JanitorOptions {
+    fn default() -> Self {
+        JanitorOptions {
+            batch: 200,
+            max_batches: 50,
+            consumer_idle: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why a job's delivery is considered failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Pending longer than the visibility timeout.
+    VisibilityTimeout,
+    /// Held by a consumer that no longer exists.
+    ConsumerGone,
+}
+
+impl Failure {
+    /// The value stored in a dead letter's `last_failure` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::VisibilityTimeout => "visibility_timeout",
+            Failure::ConsumerGone => "consumer_gone",
+        }
+    }
+}
+
+/// What a reclaim did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Jobs handed out again (or put in the delayed set for their backoff).
+    pub retried: u64,
+    /// Jobs moved to the dead-letter stream.
+    pub dead_lettered: u64,
+    /// Pending entries whose stream entry had been deleted out of band (acknowledged).
+    pub missing: u64,
+}
+
+impl std::ops::AddAssign for Reclaimed {
+    fn add_assign(&mut self, o: Self) {
+        self.retried += o.retried;
+        self.dead_lettered += o.dead_lettered;
+        self.missing += o.missing;
+    }
+}
+
+/// What one [`tick`] did to a queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Delayed jobs moved into the stream.
+    pub promoted: u64,
+    /// Delayed-set members that were not valid jobs (moved to the dead-letter stream).
+    pub malformed: u64,
+    /// Redeliveries and dead letters.
+    pub reclaimed: Reclaimed,
+    /// Consumers deleted.
+    pub consumers_deleted: u64,
+    /// Entries removed by retention.
+    pub trimmed: u64,
+    /// Retention wanted to remove entries a group still needs, and did not.
+    pub trim_blocked: bool,
+}
+
+/// Runs every janitor step once for `cfg`.
+pub async fn tick(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    opts: &JanitorOptions,
+) -> Result<TickReport> {
+    let (promoted, malformed) = promote_due(conn, cfg, opts).await?;
+    let reclaimed = reclaim_expired(conn, cfg, opts).await?;
+    let consumers_deleted = reap_idle_consumers(conn, cfg, opts.consumer_idle).await?;
+    let (trimmed, trim_blocked) = trim(conn, cfg, opts).await?;
+    Ok(TickReport {
+        promoted,
+        malformed,
+        reclaimed,
+        consumers_deleted,
+        trimmed,
+        trim_blocked,
+    })
+}
+
+/// Moves due delayed jobs into the stream. Returns (promoted, malformed).
+pub async fn promote_due(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    opts: &JanitorOptions,
+) -> Result<(u64, u64)> {
+    let (mut promoted, mut malformed) = (0, 0);
+    for _ in 0..opts.max_batches.max(1) {
+        let (p, m, still_due): (u64, u64, u64) = PROMOTE
+            .key(cfg.keys.delayed())
+            .key(cfg.stream())
+            .key(&cfg.dead_letter)
+            .arg(opts.batch.max(1))
+            .arg(cfg.dead_letter_max_length.unwrap_or(0))
+            .invoke_async(conn)
+            .await
+            .map_err(|e| map_error("promoting delayed jobs", cfg.stream(), &cfg.group, e))?;
+        promoted += p;
+        malformed += m;
+        if still_due == 0 {
+            break;
+        }
+    }
+    Ok((promoted, malformed))
+}
+
+/// Re-enqueues (or dead-letters) jobs pending longer than the visibility timeout.
+pub async fn reclaim_expired(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    opts: &JanitorOptions,
+) -> Result<Reclaimed> {
+    reclaim(
+        conn,
+        cfg,
+        opts,
+        None,
+        cfg.visibility_timeout,
+        Failure::VisibilityTimeout,
+    )
+    .await
+}
+
+/// Re-enqueues (or dead-letters) everything `consumer` holds, now, whatever its idle time,
+/// then deletes the consumer. For consumers whose pod no longer exists.
+pub async fn reclaim_consumer(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    consumer: &str,
+    opts: &JanitorOptions,
+) -> Result<Reclaimed> {
+    reclaim(
+        conn,
+        cfg,
+        opts,
+        Some(consumer),
+        Duration::ZERO,
+        Failure::ConsumerGone,
+    )
+    .await
+}
+
+async fn reclaim(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    opts: &JanitorOptions,
+    consumer: Option<&str>,
+    min_idle: Duration,
+    failure: Failure,
+) -> Result<Reclaimed> {
+    let batch = opts.batch.max(1);
+    let backoff = cfg
+        .backoff
+        .map(|b| b.table_ms(cfg.max_deliveries))
+        .unwrap_or_default();
+    let mut total = Reclaimed::default();
+    for _ in 0..opts.max_batches.max(1) {
+        let mut inv = RECLAIM.key(cfg.stream());
+        inv.key(cfg.keys.delayed())
+            .key(&cfg.dead_letter)
+            .arg(&cfg.group)
+            .arg(min_idle.as_millis() as u64)
+            .arg(cfg.max_deliveries.max(1))
+            .arg(batch)
+            .arg(cfg.dead_letter_max_length.unwrap_or(0))
+            .arg(consumer.unwrap_or(""))
+            .arg(failure.as_str());
+        for d in &backoff {
+            inv.arg(*d);
+        }
+        let (retried, dead_lettered, missing, scanned): (u64, u64, u64, u64) = inv
+            .invoke_async(conn)
+            .await
+            .map_err(|e| map_error("reclaiming jobs", cfg.stream(), &cfg.group, e))?;
+        total += Reclaimed {
+            retried,
+            dead_lettered,
+            missing,
+        };
+        if scanned < u64::from(batch) {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Deletes consumers that hold nothing and have been idle at least `idle`.
+pub async fn reap_idle_consumers(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    idle: Duration,
+) -> Result<u64> {
+    REAP.key(cfg.stream())
+        .arg(&cfg.group)
+        .arg(idle.as_millis() as u64)
+        .invoke_async(conn)
+        .await
+        .map_err(|e| map_error("deleting idle consumers", cfg.stream(), &cfg.group, e))
+}
+
+/// Applies retention. Returns (entries removed, whether a group's needs stopped trimming).
+pub async fn trim(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    opts: &JanitorOptions,
+) -> Result<(u64, bool)> {
+    let Retention {
+        max_length,
+        max_age,
+    } = cfg.retention;
+    if max_length.is_none() && max_age.is_none() {
+        return Ok((0, false));
+    }
+    let (mut removed, mut blocked) = (0, false);
+    for _ in 0..opts.max_batches.max(1) {
+        let (n, b): (u64, u8) = TRIM
+            .key(cfg.stream())
+            .arg(
+                max_length
+                    .map(|v| v.min(i64::MAX as u64) as i64)
+                    .unwrap_or(-1),
+            )
+            .arg(max_age.map(|d| d.as_millis() as i64).unwrap_or(-1))
+            .arg(opts.batch.max(1))
+            .invoke_async(conn)
+            .await
+            .map_err(|e| map_error("trimming", cfg.stream(), &cfg.group, e))?;
+        removed += n;
+        blocked |= b == 1;
+        if n < u64::from(opts.batch.max(1)) {
+            break;
+        }
+    }
+    Ok((removed, blocked))
+}
+
+use super::config::Retention;

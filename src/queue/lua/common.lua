@@ -1,0 +1,139 @@
+-- Helpers prepended to every queue script (scripts run atomically on one node; all keys of a
+-- queue share one Cluster slot).
+
+-- Server time in ms: one clock for every producer, worker and janitor.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Integers as decimal strings without exponent (tostring(1e12) would give "1e+12").
+local function int_str(n)
+  return string.format('%d', n)
+end
+
+-- Compare two non-negative decimal strings of any length.
+local function num_cmp(a, b)
+  if #a ~= #b then
+    return #a < #b and -1 or 1
+  end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+
+-- Compare two stream ids "ms-seq" exactly (no float rounding).
+local function id_cmp(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  local c = num_cmp(am, bm)
+  if c ~= 0 then return c end
+  return num_cmp(as, bs)
+end
+
+local function id_min(a, b)
+  if a == nil then return b end
+  if b == nil then return a end
+  return id_cmp(a, b) <= 0 and a or b
+end
+
+-- Flat field list {k1, v1, k2, v2, ...} helpers.
+local function field_get(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+local function field_set(fields, name, value)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then
+      fields[i + 1] = value
+      return
+    end
+  end
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
+end
+
+local function fields_without(fields, drop)
+  local out = {}
+  for i = 1, #fields, 2 do
+    if not drop[fields[i]] then
+      out[#out + 1] = fields[i]
+      out[#out + 1] = fields[i + 1]
+    end
+  end
+  return out
+end
+
+-- Flat reply {k1, v1, ...} (XINFO) to a table.
+local function to_map(flat)
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  return m
+end
+
+-- XADD with an optional exact MAXLEN cap (0 = uncapped).
+local function xadd(key, maxlen, fields)
+  if maxlen > 0 then
+    return redis.call('XADD', key, 'MAXLEN', maxlen, '*', unpack(fields))
+  end
+  return redis.call('XADD', key, '*', unpack(fields))
+end
+
+-- A delayed-set member is a JSON object of the job's fields; field order is fixed (id,
+-- payload, enqueued_at, attempt, then the rest sorted) so the member text is deterministic.
+local CORE = { 'id', 'payload', 'enqueued_at', 'attempt' }
+local IS_CORE = { id = true, payload = true, enqueued_at = true, attempt = true }
+
+local function fields_to_member(fields)
+  local obj = {}
+  for i = 1, #fields, 2 do obj[fields[i]] = fields[i + 1] end
+  return cjson.encode(obj)
+end
+
+-- Decode a member into stream fields, or nil and a reason when it is not a usable job.
+local function member_to_fields(member, now)
+  local ok, obj = pcall(cjson.decode, member)
+  if not ok or type(obj) ~= 'table' then return nil, 'not a JSON object' end
+  if type(obj.payload) ~= 'string' then return nil, 'payload is missing or not a string of JSON text' end
+  local function str(v)
+    if type(v) == 'number' then
+      if v == math.floor(v) then return int_str(v) end
+      return tostring(v)
+    end
+    if type(v) == 'string' then return v end
+    return nil
+  end
+  local fields = {}
+  local id = str(obj.id)
+  if id == nil or id == '' then id = redis.sha1hex(member) end
+  fields[#fields + 1] = 'id'; fields[#fields + 1] = id
+  fields[#fields + 1] = 'payload'; fields[#fields + 1] = obj.payload
+  fields[#fields + 1] = 'enqueued_at'; fields[#fields + 1] = str(obj.enqueued_at) or int_str(now)
+  fields[#fields + 1] = 'attempt'; fields[#fields + 1] = str(obj.attempt) or '1'
+  local rest = {}
+  for k, v in pairs(obj) do
+    if not IS_CORE[k] and str(v) ~= nil then rest[#rest + 1] = k end
+  end
+  table.sort(rest)
+  for _, k in ipairs(rest) do
+    fields[#fields + 1] = k; fields[#fields + 1] = str(obj[k])
+  end
+  return fields, nil
+end
+
+local function stream_type(key)
+  return redis.call('TYPE', key)['ok']
+end
+
+local function require_stream(key)
+  local t = stream_type(key)
+  if t == 'none' then
+    return redis.error_reply('NOSTREAM stream ' .. key .. ' does not exist')
+  end
+  if t ~= 'stream' then
+    return redis.error_reply('WRONGTYPE key ' .. key .. ' holds a ' .. t .. ', not a stream')
+  end
+  return nil
+end

@@ -1,0 +1,21 @@
+-- Create the consumer group (and the stream) if missing; never touches existing data.
+-- KEYS[1] stream
+-- ARGV[1] group, ARGV[2] start id for a group created on a new stream,
+-- ARGV[3] start id for a group created on an existing stream
+-- Returns {stream_existed, group_existed, stream_length}
+local t = stream_type(KEYS[1])
+if t ~= 'none' and t ~= 'stream' then
+  return redis.error_reply('WRONGTYPE key ' .. KEYS[1] .. ' holds a ' .. t .. ', not a stream')
+end
+local stream_existed = t == 'stream'
+local group_existed = false
+if stream_existed then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    if to_map(g)['name'] == ARGV[1] then group_existed = true end
+  end
+end
+if not group_existed then
+  local start = stream_existed and ARGV[3] or ARGV[2]
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], start, 'MKSTREAM')
+end
+return { stream_existed and 1 or 0, group_existed and 1 or 0, redis.call('XLEN', KEYS[1]) }

@@ -1,0 +1,58 @@
+-- Hand out again the jobs whose delivery failed: pending longer than the visibility timeout,
+-- or (ARGV[6] set) everything held by one consumer. Each job is re-enqueued with attempt+1
+-- (through the delayed set when a backoff applies) or, after its last allowed attempt, moved
+-- to the dead-letter stream; then the old entry is acknowledged. All in one atomic step, so a
+-- crash between calls neither loses nor duplicates a job.
+-- KEYS[1] stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream
+-- ARGV[1] group, ARGV[2] min idle ms, ARGV[3] max deliveries, ARGV[4] max jobs per call,
+-- ARGV[5] dead-letter MAXLEN (0 = none), ARGV[6] consumer ('' = any),
+-- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone'),
+-- ARGV[8..] backoff delay ms after attempt 1, 2, ... (none = retry at once)
+-- Returns {retried, dead_lettered, missing (entry deleted out of band), scanned}
+local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
+local group = ARGV[1]
+local max_deliveries = tonumber(ARGV[3])
+local dead_maxlen = tonumber(ARGV[5])
+local consumer = ARGV[6]
+local why = ARGV[7]
+local err = require_stream(stream)
+if err then return err end
+local cmd = { 'XPENDING', stream, group, 'IDLE', ARGV[2], '-', '+', ARGV[4] }
+if consumer ~= '' then cmd[#cmd + 1] = consumer end
+local pending = redis.call(unpack(cmd))
+local now = now_ms()
+local retried, dead_lettered, missing = 0, 0, 0
+for _, p in ipairs(pending) do
+  local id, owner = p[1], p[2]
+  local entry = redis.call('XRANGE', stream, id, id)
+  if #entry == 0 then
+    missing = missing + 1
+  else
+    local fields = entry[1][2]
+    local attempt = tonumber(field_get(fields, 'attempt')) or 1
+    if attempt >= max_deliveries then
+      field_set(fields, 'reason', 'max_deliveries_exceeded')
+      field_set(fields, 'last_failure', why)
+      field_set(fields, 'last_consumer', owner)
+      field_set(fields, 'original_id', id)
+      field_set(fields, 'dead_at', int_str(now))
+      xadd(dead, dead_maxlen, fields)
+      dead_lettered = dead_lettered + 1
+    else
+      field_set(fields, 'attempt', int_str(attempt + 1))
+      local delay = tonumber(ARGV[7 + attempt] or '0') or 0
+      if delay > 0 then
+        redis.call('ZADD', delayed, now + delay, fields_to_member(fields))
+      else
+        redis.call('XADD', stream, '*', unpack(fields))
+      end
+      retried = retried + 1
+    end
+  end
+  redis.call('XACK', stream, group, id)
+end
+if consumer ~= '' and #pending < tonumber(ARGV[4]) then
+  -- The consumer holds nothing any more: forget it (its pod is gone).
+  redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)
+end
+return { retried, dead_lettered, missing, #pending }

@@ -1,0 +1,145 @@
+//! Provisioning (DESIGN.md §3.2): the stream and its consumer group exist, created if missing,
+//! and an existing stream is adopted without touching its data. Drift (stream or group removed
+//! out of band) is repaired here and reported as a value the operator turns into an Event.
+
+use super::config::QueueConfig;
+use super::conn::RedisConn;
+use super::error::Result;
+use super::scripts::{PROVISION, map_error};
+
+/// What provisioning found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The stream existed before (an adopted or already provisioned queue).
+    pub stream_existed: bool,
+    /// The consumer group existed before.
+    pub group_existed: bool,
+    /// Entries in the stream afterwards.
+    pub length: u64,
+}
+
+/// A queue that was provisioned before but was found broken, and has been repaired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// The stream (and with it the group) was deleted; both were recreated empty.
+    StreamRecreated {
+        /// The stream key.
+        stream: String,
+        /// The group.
+        group: String,
+    },
+    /// The group was deleted; it was recreated at the start of the stream so that no job
+    /// still in the stream is skipped (entries may be delivered again: at-least-once).
+    GroupRecreated {
+        /// The stream key.
+        stream: String,
+        /// The group.
+        group: String,
+        /// Entries in the stream, all of which will be delivered again.
+        length: u64,
+    },
+}
+
+impl Drift {
+    /// A short reason for a Kubernetes Event (`CamelCase`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Drift::StreamRecreated { .. } => "StreamRecreated",
+            Drift::GroupRecreated { .. } => "ConsumerGroupRecreated",
+        }
+    }
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Drift::StreamRecreated { stream, group } => write!(
+                f,
+                "stream {stream:?} was deleted outside the operator; recreated it empty with group {group:?}"
+            ),
+            Drift::GroupRecreated {
+                stream,
+                group,
+                length,
+            } => write!(
+                f,
+                "consumer group {group:?} on stream {stream:?} was deleted outside the operator; \
+                 recreated it from the start of the stream ({length} entries will be delivered again)"
+            ),
+        }
+    }
+}
+
+impl Provisioned {
+    /// The drift this outcome reveals for a queue that `was_provisioned` before (the caller
+    /// knows, e.g. from the resource's status); `None` for a first provisioning or no change.
+    pub fn drift(&self, cfg: &QueueConfig, was_provisioned: bool) -> Option<Drift> {
+        if !was_provisioned {
+            return None;
+        }
+        let (stream, group) = (cfg.stream().to_string(), cfg.group.clone());
+        if !self.stream_existed {
+            Some(Drift::StreamRecreated { stream, group })
+        } else if !self.group_existed {
+            Some(Drift::GroupRecreated {
+                stream,
+                group,
+                length: self.length,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Makes sure the stream and the group exist (idempotent; one atomic script).
+///
+/// A group created for a new queue, or on an adopted stream, starts at `cfg.start_from`. A
+/// group recreated after drift (`was_provisioned` and the group is gone) starts at `0`, so jobs
+/// still in the stream are not skipped. Existing streams and groups are never modified.
+pub async fn provision(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    was_provisioned: bool,
+) -> Result<Provisioned> {
+    cfg.validate()?;
+    let on_existing_stream = if was_provisioned {
+        "0"
+    } else {
+        cfg.start_from.group_start_id()
+    };
+    let (stream_existed, group_existed, length): (u8, u8, u64) = PROVISION
+        .key(cfg.stream())
+        .arg(&cfg.group)
+        .arg(cfg.start_from.group_start_id())
+        .arg(on_existing_stream)
+        .invoke_async(conn)
+        .await
+        .map_err(|e| map_error("provisioning", cfg.stream(), &cfg.group, e))?;
+    Ok(Provisioned {
+        stream_existed: stream_existed == 1,
+        group_existed: group_existed == 1,
+        length,
+    })
+}
+
+/// Deletes every key of the queue (stream with its groups, delayed set, dead-letter stream):
+/// `deletionPolicy: Delete`. Returns how many keys existed.
+pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64> {
+    let mut deleted = 0;
+    // One DEL per key: on a Cluster a multi-key DEL must stay in one slot, and an adopted
+    // dead-letter key may be validated into the slot but we stay safe either way.
+    for key in [
+        cfg.stream().to_string(),
+        cfg.keys.delayed(),
+        cfg.dead_letter.clone(),
+    ] {
+        let n: u64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .map_err(super::error::QueueError::during("deleting the queue"))?;
+        deleted += n;
+    }
+    Ok(deleted)
+}
