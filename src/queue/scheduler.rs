@@ -1,1 +1,347 @@
-//! The scheduler loop: sleeps until the earliest due schedule and fires it (DESIGN.md §3.5). See issue 4.
+//! The scheduler loop: sleeps until the earliest armed run of its queues and fires what is
+//! due (DESIGN.md §3.5).
+//!
+//! There is no polling period: the loop computes the earliest next fire time across its queues
+//! and sleeps exactly until then, or until woken because schedules changed (the in-process
+//! [`SchedulerHandle::wake`], or a `PUBLISH` on [`CHANGES_CHANNEL`] relayed by
+//! [`spawn_change_listener`]). A sleep is capped ([`SchedulerConfig::max_sleep`]) as a safety
+//! net for a lost wake-up. Any number of loops may serve the same queues: each fire is a
+//! compare-and-set, so every run is enqueued exactly once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use redis::aio::ConnectionLike;
+use tokio::sync::Notify;
+
+use super::keys::QueueKeys;
+use super::schedules::{
+    self, CHANGES_CHANNEL, FireOutcome, FireRequest, ScheduleError, StoredSchedule,
+};
+use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfireRules, decide};
+
+/// A queue whose schedules a loop fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledQueue {
+    pub keys: QueueKeys,
+    /// The queue's consumer group (what `concurrencyPolicy: Forbid` looks at).
+    pub group: String,
+}
+
+/// Tuning of a scheduler loop.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How late a run may be reached and still fire as usual (see `crate::schedule::decide`).
+    pub misfire_grace: Duration,
+    /// Longest sleep, a safety net should a change notification be lost.
+    pub max_sleep: Duration,
+    /// Due schedules handled per queue per round trip.
+    pub batch: usize,
+    /// Pause after a Redis error before trying again.
+    pub retry_delay: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            misfire_grace: DEFAULT_MISFIRE_GRACE,
+            max_sleep: Duration::from_secs(5),
+            batch: 1000,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Controls a running loop from elsewhere: which queues it serves, and waking it early.
+#[derive(Clone, Default)]
+pub struct SchedulerHandle {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    queues: Mutex<Arc<Vec<ScheduledQueue>>>,
+    wake: Notify,
+}
+
+impl SchedulerHandle {
+    /// Replaces the set of queues served, and wakes the loop.
+    pub fn set_queues(&self, queues: Vec<ScheduledQueue>) {
+        *self.shared.queues.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(queues);
+        self.wake();
+    }
+
+    /// Wakes the loop now (schedules changed). A wake-up sent while the loop is busy is kept
+    /// for its next sleep, so none is lost.
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    fn queues(&self) -> Arc<Vec<ScheduledQueue>> {
+        self.shared
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerHandle")
+            .field("queues", &self.queues().len())
+            .finish()
+    }
+}
+
+/// What one pass over the queues did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Jobs enqueued.
+    pub fired: usize,
+    /// Runs skipped by `concurrencyPolicy: Forbid`.
+    pub skipped: usize,
+    /// Runs counted as missed.
+    pub missed: u64,
+    /// Runs another loop fired first.
+    pub lost_races: usize,
+    /// Schedules that failed (logged); the others went ahead.
+    pub errors: usize,
+    /// More is due right now (a full batch, or a definition changed under us).
+    pub more_due: bool,
+    /// The earliest armed run across the queues after this pass (unix ms).
+    pub next_due_ms: Option<i64>,
+}
+
+impl TickReport {
+    fn progressed(&self) -> bool {
+        self.fired + self.skipped + self.lost_races > 0 || self.missed > 0
+    }
+}
+
+/// A compiled definition, valid while the stored revision is unchanged.
+struct Compiled {
+    revision: i64,
+    cron: CronSchedule,
+    tz: Tz,
+    rules: MisfireRules,
+}
+
+/// One scheduler loop over a connection (single node or cluster).
+pub struct Scheduler<C> {
+    conn: C,
+    handle: SchedulerHandle,
+    config: SchedulerConfig,
+    cache: HashMap<(String, String), Compiled>,
+}
+
+impl<C: ConnectionLike + Send> Scheduler<C> {
+    /// A loop that serves no queue until [`SchedulerHandle::set_queues`] is called.
+    pub fn new(conn: C, config: SchedulerConfig) -> Self {
+        Scheduler {
+            conn,
+            handle: SchedulerHandle::default(),
+            config,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The handle that controls this loop.
+    pub fn handle(&self) -> SchedulerHandle {
+        self.handle.clone()
+    }
+
+    /// Fires everything due at `now` on every queue, once.
+    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
+        let queues = self.handle.queues();
+        let mut report = TickReport::default();
+        let now_ms = now.timestamp_millis();
+        for queue in queues.iter() {
+            let due =
+                schedules::due(&mut self.conn, &queue.keys, now_ms, self.config.batch).await?;
+            if due.len() >= self.config.batch {
+                report.more_due = true;
+            }
+            self.fire_due(queue, &due, now, &mut report).await?;
+        }
+        for queue in queues.iter() {
+            if let Some(ms) = schedules::earliest(&mut self.conn, &queue.keys).await? {
+                report.next_due_ms = Some(report.next_due_ms.map_or(ms, |m: i64| m.min(ms)));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn fire_due(
+        &mut self,
+        queue: &ScheduledQueue,
+        due: &[(String, i64)],
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), ScheduleError> {
+        let stream = &queue.keys.stream;
+        let unknown: Vec<String> = due
+            .iter()
+            .filter(|(name, _)| !self.cache.contains_key(&(stream.clone(), name.clone())))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let loaded = schedules::get_many(&mut self.conn, &queue.keys, &unknown).await?;
+        for (name, stored) in unknown.iter().zip(loaded) {
+            match stored.and_then(|s| s.map(|s| self.compile(s)).transpose()) {
+                Ok(Some(c)) => {
+                    self.cache.insert((stream.clone(), name.clone()), c);
+                }
+                Ok(None) => {
+                    schedules::prune_orphan(&mut self.conn, &queue.keys, name).await?;
+                    tracing::warn!(
+                        stream,
+                        schedule = name,
+                        "dropped a due run whose schedule no longer exists"
+                    );
+                }
+                Err(e) => {
+                    report.errors += 1;
+                    tracing::warn!(stream, schedule = name, error = %e, "cannot fire schedule");
+                }
+            }
+        }
+
+        let mut requests = Vec::with_capacity(due.len());
+        let mut missed = Vec::with_capacity(due.len());
+        for (name, score) in due {
+            let Some(c) = self.cache.get(&(stream.clone(), name.clone())) else {
+                continue;
+            };
+            let Some(due_at) = DateTime::from_timestamp_millis(*score) else {
+                continue;
+            };
+            let decision = decide(&c.cron, c.tz, due_at, now, c.rules);
+            missed.push(decision.missed);
+            requests.push(FireRequest {
+                name: name.clone(),
+                expected_ms: *score,
+                revision: c.revision,
+                fire_ms: decision.fire.map(|t| t.timestamp_millis()),
+                next_ms: decision.next.map(|t| t.timestamp_millis()),
+                missed: decision.missed,
+            });
+        }
+        let outcomes =
+            schedules::fire_many(&mut self.conn, &queue.keys, &queue.group, &requests).await?;
+        for ((req, missed), outcome) in requests.iter().zip(missed).zip(outcomes) {
+            match outcome {
+                Ok(FireOutcome::Fired { .. }) => report.fired += 1,
+                Ok(FireOutcome::Skipped) => report.skipped += 1,
+                Ok(FireOutcome::Advanced) => {}
+                Ok(FireOutcome::Stale) => {
+                    report.lost_races += 1;
+                    continue;
+                }
+                Ok(FireOutcome::DefinitionChanged) => {
+                    self.cache.remove(&(stream.clone(), req.name.clone()));
+                    report.more_due = true;
+                    continue;
+                }
+                Err(e) => {
+                    report.errors += 1;
+                    tracing::warn!(stream, schedule = req.name, error = %e, "firing failed");
+                    continue;
+                }
+            }
+            if missed > 0 {
+                report.missed += missed;
+                tracing::info!(
+                    stream,
+                    schedule = req.name,
+                    missed,
+                    "runs missed while no scheduler could fire them"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn compile(&self, stored: StoredSchedule) -> Result<Compiled, ScheduleError> {
+        let (cron, tz) = stored.definition.compile()?;
+        Ok(Compiled {
+            revision: stored.revision,
+            cron,
+            tz,
+            rules: MisfireRules {
+                policy: stored.definition.misfire_policy,
+                starting_deadline: stored.definition.starting_deadline,
+                grace: self.config.misfire_grace,
+            },
+        })
+    }
+
+    /// Runs until `shutdown` completes. Redis errors are logged and retried; they never end
+    /// the loop.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let now = Utc::now();
+            let wait = match self.tick(now).await {
+                Ok(report) if report.more_due => Duration::ZERO,
+                Ok(report) => {
+                    let until_due = report.next_due_ms.map_or(self.config.max_sleep, |ms| {
+                        Duration::from_millis(
+                            ms.saturating_sub(Utc::now().timestamp_millis()).max(0) as u64,
+                        )
+                    });
+                    // A due run that made no progress (a broken definition) must not spin.
+                    if until_due.is_zero() && !report.progressed() {
+                        self.config.retry_delay
+                    } else {
+                        until_due.min(self.config.max_sleep)
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler pass failed; retrying");
+                    self.config.retry_delay
+                }
+            };
+            if wait.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.handle.shared.wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// Relays [`CHANGES_CHANNEL`] messages from the Redis at `url` (a plain `redis://` URL; for a
+/// cluster any one node, as PUBLISH reaches every node) to `handle.wake()`. Reconnects after
+/// errors; ends when the handle's loop is gone is not tracked, so abort the task to stop it.
+pub fn spawn_change_listener(url: String, handle: SchedulerHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        loop {
+            let result: redis::RedisResult<()> = async {
+                let client = redis::Client::open(url.as_str())?;
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(CHANGES_CHANNEL).await?;
+                // Anything may have changed while we were not subscribed.
+                handle.wake();
+                let mut messages = pubsub.on_message();
+                while messages.next().await.is_some() {
+                    handle.wake();
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "schedule change subscription failed; resubscribing");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}

@@ -1,0 +1,73 @@
+-- Fires one run of a schedule, exactly once: compare-and-set on the schedule's zset score.
+-- KEYS[1] schedules zset, KEYS[2] schedule hash, KEYS[3] stream
+-- ARGV: name, expected_score_ms, revision, fire_ms ('' = fire nothing), next_ms ('' = never
+--       again), missed (runs to count as missed), job_id, group
+-- Returns {status, entry_id}: 'stale' (another scheduler moved the score: nothing done),
+-- 'revision' (the definition changed since the caller read it: nothing done), 'fired',
+-- 'skipped' (concurrencyPolicy Forbid and the previous job is unread or pending), 'advanced'
+-- (no run to fire, only the next time and the missed count were written).
+local name = ARGV[1]
+local score = redis.call('ZSCORE', KEYS[1], name)
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then
+  return {'stale', ''}
+end
+local def = redis.call('HMGET', KEYS[2], 'revision', 'concurrency_policy', 'last_entry_id', 'payload')
+if def[1] ~= ARGV[3] then
+  return {'revision', ''}
+end
+
+-- Stream ids are "ms-seq"; compare numerically part by part.
+local function id_after(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  if not ams or not bms then return false end
+  ams, bms = tonumber(ams), tonumber(bms)
+  if ams ~= bms then return ams > bms end
+  return tonumber(aseq) > tonumber(bseq)
+end
+
+-- Whether the previous run's job is still unread by the group or delivered but unacknowledged.
+local function previous_busy(entry, group)
+  if not entry or entry == '' then return false end
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[3])
+  if not ok then return false end
+  for _, g in ipairs(groups) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == group then
+      if id_after(entry, info['last-delivered-id']) then return true end
+      local pending = redis.call('XPENDING', KEYS[3], group, entry, entry, 1)
+      return #pending > 0
+    end
+  end
+  return false
+end
+
+local status, entry = 'advanced', ''
+if ARGV[4] ~= '' then
+  if def[2] == 'Forbid' and previous_busy(def[3], ARGV[8]) then
+    status = 'skipped'
+    redis.call('HINCRBY', KEYS[2], 'skipped_runs', 1)
+  else
+    local t = redis.call('TIME')
+    local now_ms = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+    entry = redis.call('XADD', KEYS[3], '*',
+      'id', ARGV[7], 'payload', def[4] or '{}', 'enqueued_at', now_ms, 'attempt', '1',
+      'schedule', name, 'scheduled_for', ARGV[4])
+    redis.call('HSET', KEYS[2], 'last_schedule_time', ARGV[4], 'last_job_id', ARGV[7],
+      'last_entry_id', entry, 'last_fire_time', now_ms)
+    status = 'fired'
+  end
+end
+local missed = tonumber(ARGV[6])
+if missed and missed > 0 then
+  redis.call('HINCRBY', KEYS[2], 'missed_runs', missed)
+end
+if ARGV[5] == '' then
+  redis.call('ZREM', KEYS[1], name)
+  redis.call('HSET', KEYS[2], 'next_schedule_time', '')
+else
+  redis.call('ZADD', KEYS[1], ARGV[5], name)
+  redis.call('HSET', KEYS[2], 'next_schedule_time', ARGV[5])
+end
+return {status, entry}
