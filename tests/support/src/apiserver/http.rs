@@ -1,0 +1,606 @@
+//! The HTTP layer: one axum fallback handler that routes by path, turns query parameters and
+//! headers into store operations, logs each resource request and answers JSON (or a Table).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::discovery;
+use super::error::ApiError;
+use super::log::RequestRecord;
+use super::patch::PatchKind;
+use super::path::{self, Route, Target};
+use super::resources::ResourceType;
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{DeleteOpts, Filter, Propagation, Store, WriteOpts};
+use super::table;
+use super::watch::{self, WatchParams};
+
+/// State shared by every request.
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub log: Mutex<Vec<RequestRecord>>,
+    /// Carries the latest resourceVersion; watches wait on it.
+    pub changes: tokio::sync::watch::Sender<u64>,
+    pub bookmark_interval: Duration,
+    pub addr: SocketAddr,
+}
+
+impl Shared {
+    /// Wakes the watches after a write.
+    pub fn notify(&self) {
+        let rv = self.store.lock().expect("store lock").resource_version();
+        self.changes.send_replace(rv);
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::to_vec(body).expect("JSON values serialize"),
+        ))
+        .expect("static response parts are valid")
+}
+
+fn error_response(e: &ApiError) -> Response {
+    json_response(e.code(), &e.status())
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::NotFound {
+        message: "the server could not find the requested resource".into(),
+        details: json!({}),
+    }
+}
+
+/// The router's only handler.
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let route = {
+        let store = shared.store.lock().expect("store lock");
+        path::route(uri.path(), |g, v, p| {
+            store.find_type(g, v, p).is_some_and(|t| t.namespaced)
+        })
+    };
+    let doc = |v: Option<Value>| match v {
+        Some(v) => json_response(200, &v),
+        None => error_response(&not_found_path()),
+    };
+    let types = || shared.store.lock().expect("store lock").types().to_vec();
+    match route {
+        Route::Version => json_response(200, &discovery::version()),
+        Route::Health => Response::new(Body::from("ok")),
+        Route::Api => json_response(200, &discovery::core_versions(&shared.addr.to_string())),
+        Route::Apis => json_response(200, &discovery::group_list(&types())),
+        Route::Group(g) => doc(discovery::group(&types(), &g)),
+        Route::GroupVersion { group, version } => {
+            doc(discovery::resource_list(&types(), &group, &version))
+        }
+        Route::OpenApiV2 => json_response(200, &discovery::openapi_v2()),
+        Route::OpenApiV3Root => json_response(200, &discovery::openapi_v3_root(&types())),
+        Route::OpenApiV3 { group, version } => doc(discovery::openapi_v3_group_version(
+            &types(),
+            &group,
+            &version,
+        )),
+        Route::Unknown => error_response(&not_found_path()),
+        Route::Resource(t) => resource(shared, method, t, query, headers, body),
+    }
+}
+
+struct Request {
+    target: Target,
+    rt: ResourceType,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Request {
+    fn q(&self, k: &str) -> Option<&str> {
+        self.query.get(k).map(String::as_str)
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.q(k), Some("true" | "1"))
+    }
+
+    fn ns(&self) -> Option<&str> {
+        self.target
+            .namespace
+            .as_deref()
+            .filter(|_| self.rt.namespaced)
+    }
+
+    fn name(&self) -> &str {
+        self.target.name.as_deref().unwrap_or_default()
+    }
+
+    fn filter(&self) -> Result<Filter, ApiError> {
+        let bad = |which: &str, e: super::selector::SelectorError| {
+            ApiError::bad_request(format!("invalid {which}: {e}"))
+        };
+        Ok(Filter {
+            namespace: self.ns().map(str::to_string),
+            labels: LabelSelector::parse(self.q("labelSelector").unwrap_or(""))
+                .map_err(|e| bad("labelSelector", e))?,
+            fields: FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))
+                .map_err(|e| bad("fieldSelector", e))?,
+        })
+    }
+
+    fn write_opts(&self) -> WriteOpts {
+        let agent = self
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|a| a.split('/').next())
+            .unwrap_or("unknown");
+        WriteOpts {
+            manager: self.q("fieldManager").unwrap_or(agent).to_string(),
+            strict: self
+                .q("fieldValidation")
+                .is_some_and(|v| v.eq_ignore_ascii_case("strict")),
+            dry_run: self.q("dryRun") == Some("All"),
+            force: self.flag("force"),
+        }
+    }
+
+    fn wants_table(&self) -> bool {
+        self.headers
+            .get_all("accept")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|a| a.contains("as=Table"))
+    }
+
+    fn json_body(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+fn verb(method: &Method, t: &Target, watch: bool) -> Option<&'static str> {
+    Some(match (method.as_str(), t.name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if watch || t.watch_prefix => "watch",
+        ("GET", false) => "list",
+        ("POST", false) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    })
+}
+
+fn resource(
+    shared: Arc<Shared>,
+    method: Method,
+    target: Target,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rt = shared.store.lock().expect("store lock").find_type(
+        &target.group,
+        &target.version,
+        &target.plural,
+    );
+    let Some(rt) = rt else {
+        return error_response(&not_found_path());
+    };
+    let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let verb = verb(&method, &target, watch);
+    let req = Request {
+        target,
+        rt,
+        query,
+        headers,
+        body,
+    };
+    let patch_type = (verb == Some("patch"))
+        .then(|| PatchKind::from_content_type(req.content_type()))
+        .flatten();
+    let result = match verb {
+        None => Err(ApiError::MethodNotAllowed {
+            message: format!(
+                "the server does not allow this method on the requested resource ({method})"
+            ),
+        }),
+        Some(v) => dispatch(&shared, v, &req, patch_type),
+    };
+    let response = result.unwrap_or_else(|e| error_response(&e));
+    let record = RequestRecord {
+        verb: verb.unwrap_or("unknown").into(),
+        group: req.rt.group.clone(),
+        version: req.rt.version.clone(),
+        resource: req.rt.plural.clone(),
+        namespace: req.target.namespace.clone(),
+        name: req.target.name.clone(),
+        subresource: req.target.subresource.clone(),
+        field_manager: req.q("fieldManager").map(str::to_string),
+        patch_type: patch_type.map(|k| {
+            match k {
+                PatchKind::Merge => "merge",
+                PatchKind::Json => "json",
+                PatchKind::Strategic => "strategic",
+                PatchKind::Apply => "apply",
+            }
+            .to_string()
+        }),
+        code: response.status().as_u16(),
+    };
+    shared.log.lock().expect("log lock").push(record);
+    if response.status() != StatusCode::OK || verb != Some("get") {
+        shared.notify();
+    }
+    response
+}
+
+fn dispatch(
+    shared: &Arc<Shared>,
+    verb: &str,
+    req: &Request,
+    patch_type: Option<PatchKind>,
+) -> Result<Response, ApiError> {
+    let rt = &req.rt;
+    let sub = req.target.subresource.as_deref();
+    match sub {
+        None | Some("status") => {}
+        Some("scale") if rt.scale.is_some() => return scale(shared, verb, req, patch_type),
+        Some(_) => return Err(not_found_path()),
+    }
+    if sub == Some("status") && !rt.status {
+        return Err(not_found_path());
+    }
+    if verb == "watch" {
+        let filter = req.filter()?;
+        let params = WatchParams {
+            filter,
+            resource_version: req.q("resourceVersion").map(str::to_string),
+            bookmarks: req.flag("allowWatchBookmarks"),
+            send_initial_events: req.flag("sendInitialEvents"),
+            timeout: req
+                .q("timeoutSeconds")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(Duration::from_secs),
+        };
+        return watch::serve(shared.clone(), rt.clone(), params);
+    }
+    let mut store = shared.store.lock().expect("store lock");
+    let ns = req.ns();
+    let name = req.name();
+    let opts = req.write_opts();
+    let (code, body) = match verb {
+        "get" => {
+            let obj = store.get(rt, ns, name)?;
+            if req.wants_table() {
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                (
+                    200,
+                    table::table(
+                        rt,
+                        &[obj],
+                        &rv,
+                        req.q("includeObject").unwrap_or("Metadata"),
+                        Utc::now(),
+                    ),
+                )
+            } else {
+                (200, obj)
+            }
+        }
+        "list" => {
+            let filter = req.filter()?;
+            if req.q("resourceVersionMatch") == Some("Exact")
+                && let Some(rv) = req.q("resourceVersion").and_then(|r| r.parse::<u64>().ok())
+                && (store.too_old(rv) || rv != store.resource_version())
+            {
+                return Err(ApiError::Gone {
+                    message: format!(
+                        "too old resource version: {rv} ({})",
+                        store.resource_version()
+                    ),
+                });
+            }
+            let limit = req.q("limit").and_then(|l| l.parse().ok());
+            let (items, next) = store.list(rt, &filter, limit, req.q("continue"));
+            let rv = store.resource_version().to_string();
+            if req.wants_table() {
+                let mut t = table::table(
+                    rt,
+                    &items,
+                    &rv,
+                    req.q("includeObject").unwrap_or("Metadata"),
+                    Utc::now(),
+                );
+                if let Some(c) = next {
+                    t["metadata"]["continue"] = json!(c);
+                }
+                (200, t)
+            } else {
+                let mut meta = json!({"resourceVersion": rv});
+                if let Some(c) = next {
+                    meta["continue"] = json!(c);
+                }
+                (
+                    200,
+                    json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                             "metadata": meta, "items": items}),
+                )
+            }
+        }
+        "create" => {
+            if sub.is_some() {
+                return Err(not_found_path());
+            }
+            let mut body = req.json_body()?;
+            builtin_defaults(rt, &mut body);
+            (201, store.create(rt, ns, body, &opts)?)
+        }
+        "update" => (
+            200,
+            store.update(rt, ns, name, sub, req.json_body()?, &opts)?,
+        ),
+        "patch" => match patch_type {
+            None => {
+                return Err(ApiError::UnsupportedMediaType {
+                    message: format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {:?})",
+                        req.content_type()
+                    ),
+                });
+            }
+            Some(PatchKind::Apply) => {
+                let config: Value = serde_yaml::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+                let existed = store.get(rt, ns, name).is_ok();
+                let mut config = config;
+                if !existed {
+                    builtin_defaults(rt, &mut config);
+                }
+                let obj = store.apply(rt, ns, name, sub, config, &opts)?;
+                (if existed { 200 } else { 201 }, obj)
+            }
+            Some(kind) => {
+                let body = req.json_body()?;
+                (200, store.patch(rt, ns, name, sub, kind, &body, &opts)?)
+            }
+        },
+        "delete" => {
+            let dopts = delete_opts(req)?;
+            let obj = store.delete(rt, ns, name, &dopts)?;
+            let still_there = store.get(rt, ns, name).is_ok();
+            (
+                if still_there && !dopts.dry_run {
+                    202
+                } else {
+                    200
+                },
+                obj,
+            )
+        }
+        "deletecollection" => {
+            let dopts = delete_opts(req)?;
+            let (items, _) = store.list(rt, &req.filter()?, None, None);
+            let mut deleted = Vec::new();
+            for o in items {
+                let n = o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let ons = o["metadata"]["namespace"].as_str().map(str::to_string);
+                if let Ok(d) = store.delete(rt, ons.as_deref(), &n, &dopts) {
+                    deleted.push(d);
+                }
+            }
+            (
+                200,
+                json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                         "metadata": {"resourceVersion": store.resource_version().to_string()},
+                         "items": deleted}),
+            )
+        }
+        _ => return Err(not_found_path()),
+    };
+    Ok(json_response(code, &body))
+}
+
+fn delete_opts(req: &Request) -> Result<DeleteOpts, ApiError> {
+    let body: Value = if req.body.is_empty() {
+        json!({})
+    } else {
+        req.json_body()?
+    };
+    let policy = req
+        .q("propagationPolicy")
+        .or_else(|| body.get("propagationPolicy").and_then(Value::as_str));
+    let propagation = match policy {
+        None | Some("Background" | "Foreground") => Propagation::Background,
+        Some("Orphan") => Propagation::Orphan,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    };
+    let dry_run = req.q("dryRun") == Some("All")
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    Ok(DeleteOpts {
+        propagation,
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        dry_run,
+    })
+}
+
+/// The few defaults of built-in types the operator's logic depends on.
+fn builtin_defaults(rt: &ResourceType, obj: &mut Value) {
+    if rt.group == "apps"
+        && (rt.plural == "deployments" || rt.plural == "statefulsets")
+        && obj.get("spec").is_some_and(Value::is_object)
+        && obj.pointer("/spec/replicas").is_none()
+    {
+        obj["spec"]["replicas"] = json!(1);
+    }
+}
+
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .try_fold(obj, |v, k| v.get(k))
+}
+
+fn selector_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(_) => v
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
+    let paths = rt.scale.as_ref().expect("only called for scalable types");
+    let m = &obj["metadata"];
+    let mut scale = json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+                     "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": at_path(obj, &paths.spec_replicas).cloned().unwrap_or(json!(0))},
+        "status": {"replicas": at_path(obj, &paths.status_replicas).cloned().unwrap_or(json!(0))},
+    });
+    if let Some(sel) = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| at_path(obj, p))
+    {
+        scale["status"]["selector"] = json!(selector_string(sel));
+    }
+    scale
+}
+
+fn scale(
+    shared: &Arc<Shared>,
+    verb: &str,
+    req: &Request,
+    patch_type: Option<PatchKind>,
+) -> Result<Response, ApiError> {
+    let rt = &req.rt;
+    let mut store = shared.store.lock().expect("store lock");
+    let (ns, name) = (req.ns(), req.name());
+    let current = store.get(rt, ns, name)?;
+    let now = scale_of(rt, &current);
+    let desired = match (verb, patch_type) {
+        ("get", _) => return Ok(json_response(200, &now)),
+        ("update", _) => req.json_body()?,
+        ("patch", Some(k @ (PatchKind::Merge | PatchKind::Json | PatchKind::Strategic))) => {
+            super::patch::apply_patch(k, &now, &req.json_body()?)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        ("patch", Some(PatchKind::Apply)) => {
+            let cfg: Value = serde_yaml::from_slice(&req.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let mut d = now.clone();
+            if let Some(r) = cfg.pointer("/spec/replicas") {
+                d["spec"]["replicas"] = r.clone();
+            }
+            d
+        }
+        _ => {
+            return Err(ApiError::MethodNotAllowed {
+                message: format!("{verb} is not supported on the scale subresource"),
+            });
+        }
+    };
+    if let Some(rv) = desired
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        && !rv.is_empty()
+        && Some(rv)
+            != current
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+    {
+        return Err(ApiError::stale(&rt.group, &rt.plural, name));
+    }
+    let replicas = desired
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::Invalid {
+                message: format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
+                                 desired.pointer("/spec/replicas").cloned().unwrap_or(Value::Null)),
+                details: json!({"name": name, "group": "autoscaling", "kind": "Scale",
+                                "causes": [{"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                            "message": "must be greater than or equal to 0"}]}),
+            }
+        })?;
+    let spec_path = &rt.scale.as_ref().expect("scalable").spec_replicas;
+    let mut patch = json!(replicas);
+    for k in spec_path.trim_start_matches('.').split('.').rev() {
+        patch = json!({ k: patch });
+    }
+    let updated = store.patch(
+        rt,
+        ns,
+        name,
+        None,
+        PatchKind::Merge,
+        &patch,
+        &req.write_opts(),
+    )?;
+    Ok(json_response(200, &scale_of(rt, &updated)))
+}

@@ -1,0 +1,244 @@
+//! `kubectl get` tables (pure): the `meta.k8s.io/v1` Table a client gets when it asks for
+//! `application/json;as=Table`, with a CRD's `additionalPrinterColumns` evaluated on each object.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::resources::{PrinterColumn, ResourceType};
+
+/// One step of the JSONPath subset printer columns use.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Field(String),
+    Index(usize),
+    /// `[?(@.key=="value")]`
+    Filter(Vec<String>, String),
+}
+
+fn parse_path(path: &str) -> Option<Vec<Step>> {
+    let path = path.trim();
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path);
+    let mut steps = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end > 0 {
+                steps.push(Step::Field(r[..end].to_string()));
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = &r[..end];
+            rest = &r[end + 1..];
+            if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let (k, v) = f.split_once("==")?;
+                let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
+                steps.push(Step::Filter(
+                    k.trim().split('.').map(str::to_string).collect(),
+                    v.to_string(),
+                ));
+            } else {
+                steps.push(Step::Index(inner.trim().parse().ok()?));
+            }
+        } else {
+            return None;
+        }
+    }
+    Some(steps)
+}
+
+/// The first value a printer-column JSONPath selects, if any.
+pub fn eval(obj: &Value, path: &str) -> Option<Value> {
+    let steps = parse_path(path)?;
+    let mut cur = obj;
+    for s in steps {
+        cur = match s {
+            Step::Field(f) => cur.get(&f)?,
+            Step::Index(i) => cur.get(i)?,
+            Step::Filter(key, want) => cur.as_array()?.iter().find(|item| {
+                key.iter()
+                    .try_fold(*item, |v, k| v.get(k))
+                    .and_then(Value::as_str)
+                    == Some(want.as_str())
+            })?,
+        };
+    }
+    Some(cur.clone())
+}
+
+/// Age the way kubectl prints it (`45s`, `3m20s`, `5h`, `2d3h`), Kubernetes' HumanDuration.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    if secs < -1 {
+        return "<invalid>".into();
+    }
+    let secs = secs.max(0);
+    let (mins, hours) = (secs / 60, secs / 3600);
+    let with = |big: i64, bu: &str, small: i64, su: &str| {
+        if small == 0 {
+            format!("{big}{bu}")
+        } else {
+            format!("{big}{bu}{small}{su}")
+        }
+    };
+    if secs < 120 {
+        format!("{secs}s")
+    } else if mins < 10 {
+        with(mins, "m", secs % 60, "s")
+    } else if mins < 180 {
+        format!("{mins}m")
+    } else if hours < 8 {
+        with(hours, "h", mins % 60, "m")
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        with(hours / 24, "d", hours % 24, "h")
+    } else if hours < 24 * 365 * 2 {
+        format!("{}d", hours / 24)
+    } else if hours < 24 * 365 * 8 {
+        with(hours / 24 / 365, "y", (hours / 24) % 365, "d")
+    } else {
+        format!("{}y", hours / 24 / 365)
+    }
+}
+
+fn age_column() -> PrinterColumn {
+    PrinterColumn {
+        name: "Age".into(),
+        type_: "date".into(),
+        format: String::new(),
+        description: "CreationTimestamp is a timestamp representing the server time when this object was created.".into(),
+        priority: 0,
+        json_path: ".metadata.creationTimestamp".into(),
+    }
+}
+
+fn cell(obj: &Value, c: &PrinterColumn, now: DateTime<Utc>) -> Value {
+    let Some(v) = eval(obj, &c.json_path) else {
+        return Value::Null;
+    };
+    match (c.type_.as_str(), &v) {
+        ("date", Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| json!(human_duration(now - t.with_timezone(&Utc))))
+            .unwrap_or(v),
+        ("string", Value::Object(_) | Value::Array(_)) => json!(v.to_string()),
+        _ => v,
+    }
+}
+
+/// The Table for a list of objects of one type; `include_object` is the `includeObject`
+/// query parameter (`None`, `Metadata` (default) or `Object`).
+pub fn table(
+    rt: &ResourceType,
+    objects: &[Value],
+    resource_version: &str,
+    include_object: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    let mut columns = rt.columns.clone();
+    if columns.is_empty() {
+        columns.push(age_column());
+    }
+    let mut defs = vec![json!({
+        "name": "Name", "type": "string", "format": "name", "priority": 0,
+        "description": "Name must be unique within a namespace.",
+    })];
+    defs.extend(columns.iter().map(|c| {
+        json!({"name": c.name, "type": c.type_, "format": c.format,
+               "description": c.description, "priority": c.priority})
+    }));
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            cells.extend(columns.iter().map(|c| cell(o, c, now)));
+            let mut row = json!({"cells": cells});
+            match include_object {
+                "None" => {}
+                "Object" => row["object"] = o.clone(),
+                _ => {
+                    row["object"] = json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+                    })
+                }
+            }
+            row
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::builtins;
+
+    #[test]
+    fn jsonpath_subset() {
+        let o = json!({"status": {"lag": 3, "conditions": [
+            {"type": "RedisReachable", "status": "True"},
+            {"type": "Ready", "status": "False"}]}, "spec": {"l": [10, 20]}});
+        assert_eq!(eval(&o, ".status.lag"), Some(json!(3)));
+        assert_eq!(
+            eval(&o, r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(json!("False"))
+        );
+        assert_eq!(eval(&o, "{.spec.l[1]}"), Some(json!(20)));
+        assert_eq!(eval(&o, ".status.missing"), None);
+        assert_eq!(eval(&o, "status"), None);
+    }
+
+    #[test]
+    fn human_durations_match_kubectl() {
+        let s = |n| human_duration(chrono::Duration::seconds(n));
+        assert_eq!(s(5), "5s");
+        assert_eq!(s(119), "119s");
+        assert_eq!(s(125), "2m5s");
+        assert_eq!(s(600), "10m");
+        assert_eq!(s(3 * 3600 + 60), "3h1m");
+        assert_eq!(s(10 * 3600), "10h");
+        assert_eq!(s(3 * 86400 + 3600), "3d1h");
+        assert_eq!(s(30 * 86400), "30d");
+        assert_eq!(s(-10), "<invalid>");
+    }
+
+    #[test]
+    fn table_has_name_columns_and_partial_metadata() {
+        let mut rt = builtins()
+            .into_iter()
+            .find(|r| r.plural == "secrets")
+            .unwrap();
+        rt.columns = vec![PrinterColumn {
+            name: "Lag".into(),
+            type_: "integer".into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            json_path: ".status.lag".into(),
+        }];
+        let now = Utc::now();
+        let o = json!({"metadata": {"name": "q", "namespace": "d"}, "status": {"lag": 7}});
+        let t = table(&rt, &[o], "5", "Metadata", now);
+        assert_eq!(t["columnDefinitions"][1]["name"], "Lag");
+        assert_eq!(t["rows"][0]["cells"], json!(["q", 7]));
+        assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+        assert_eq!(t["rows"][0]["object"]["metadata"]["namespace"], "d");
+        rt.columns.clear();
+        let created = (now - chrono::Duration::seconds(30)).to_rfc3339();
+        let o = json!({"metadata": {"name": "q", "creationTimestamp": created}});
+        let t = table(&rt, &[o], "5", "None", now);
+        assert_eq!(t["rows"][0]["cells"], json!(["q", "30s"]));
+    }
+}

@@ -1,0 +1,191 @@
+//! Watch streams: newline-delimited JSON events in resourceVersion order, read from the
+//! store's bounded history, with periodic BOOKMARKs, `410 Gone` (as an ERROR event, like the
+//! real server) for a resourceVersion older than the history, and the `sendInitialEvents`
+//! streaming-list form kube-runtime can use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::http::Shared;
+use super::resources::ResourceType;
+use super::store::{EventType, Filter};
+
+/// What the client asked for.
+#[derive(Debug, Clone)]
+pub struct WatchParams {
+    pub filter: Filter,
+    pub resource_version: Option<String>,
+    pub bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Option<Duration>,
+}
+
+fn line(type_: &str, object: Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": type_, "object": object}))
+        .expect("JSON values serialize");
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line(
+        "BOOKMARK",
+        json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}),
+    )
+}
+
+/// The type an event has for a watcher with this filter, if it sees it at all: an object
+/// that stops matching a selector is DELETED for it, one that starts matching is ADDED.
+fn translate(
+    filter: &Filter,
+    type_: EventType,
+    ns: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Option<&'static str> {
+    let now = filter.matches(ns, obj);
+    match type_ {
+        EventType::Modified => {
+            let before = old.is_some_and(|o| filter.matches(ns, o));
+            match (before, now) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            }
+        }
+        t => now.then(|| t.as_str()),
+    }
+}
+
+/// Starts a watch; the response streams until the timeout, the client leaves, or the server
+/// ends watches.
+pub fn serve(shared: Arc<Shared>, rt: ResourceType, p: WatchParams) -> Result<Response, ApiError> {
+    let from = match p.resource_version.as_deref() {
+        None | Some("") | Some("0") => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "resourceVersion: Invalid value: {s:?}: must be an integer"
+            ))
+        })?),
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(run(shared, rt, p, from, tx));
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|b| b.map(Ok::<_, std::convert::Infallible>))
+    });
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("transfer-encoding", "chunked")
+        .body(Body::from_stream(stream))
+        .expect("static response parts are valid"))
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    rt: ResourceType,
+    p: WatchParams,
+    from: Option<u64>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let mut changes = shared.changes.subscribe();
+    let deadline = p.timeout.map(|t| Instant::now() + t);
+    let (epoch, mut last, initial) = {
+        let store = shared.store.lock().expect("store lock");
+        let epoch = store.watch_epoch();
+        match from {
+            Some(rv) => (epoch, rv, Vec::new()),
+            None => {
+                let (items, _) = store.list(&rt, &p.filter, None, None);
+                (epoch, store.resource_version(), items)
+            }
+        }
+    };
+    for obj in initial {
+        if tx.send(line("ADDED", obj)).await.is_err() {
+            return;
+        }
+    }
+    if p.send_initial_events && p.bookmarks && tx.send(bookmark(&rt, last, true)).await.is_err() {
+        return;
+    }
+    loop {
+        changes.borrow_and_update();
+        let batch = {
+            let store = shared.store.lock().expect("store lock");
+            if store.watch_epoch() != epoch {
+                return;
+            }
+            let current = store.resource_version();
+            store.events_after(last).map(|events| (events, current))
+        };
+        let (events, current) = match batch {
+            Ok(b) => b,
+            Err(gone) => {
+                let _ = tx.send(line("ERROR", gone.status())).await;
+                return;
+            }
+        };
+        for e in events {
+            if e.group != rt.group || e.plural != rt.plural {
+                continue;
+            }
+            if let Some(t) = translate(&p.filter, e.type_, &e.namespace, &e.object, e.old.as_ref())
+            {
+                let mut obj = e.object.clone();
+                obj["apiVersion"] = json!(rt.api_version());
+                if tx.send(line(t, obj)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        last = last.max(current);
+        let next_bookmark = Instant::now() + shared.bookmark_interval;
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep_until(next_bookmark) => {
+                if p.bookmarks && tx.send(bookmark(&rt, last, false)).await.is_err() {
+                    return;
+                }
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => return,
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::selector::LabelSelector;
+
+    #[test]
+    fn selector_transitions_become_added_and_deleted() {
+        let f = Filter {
+            labels: LabelSelector::parse("app=w").unwrap(),
+            ..Filter::default()
+        };
+        let on = json!({"metadata": {"labels": {"app": "w"}}});
+        let off = json!({"metadata": {"labels": {"app": "x"}}});
+        let t = |ty, o: &Value, old: Option<&Value>| translate(&f, ty, "d", o, old);
+        assert_eq!(t(EventType::Modified, &on, Some(&on)), Some("MODIFIED"));
+        assert_eq!(t(EventType::Modified, &on, Some(&off)), Some("ADDED"));
+        assert_eq!(t(EventType::Modified, &off, Some(&on)), Some("DELETED"));
+        assert_eq!(t(EventType::Modified, &off, Some(&off)), None);
+        assert_eq!(t(EventType::Added, &off, None), None);
+        assert_eq!(t(EventType::Deleted, &on, None), Some("DELETED"));
+    }
+}
