@@ -13,14 +13,27 @@ thread_local! {
     static VALIDATOR: Validator = Validator::new();
 }
 
+/// One failed rule. `unevaluable` is set when the rule could not run at all (for example it read
+/// a field that is absent or malformed), rather than evaluating to false.
+pub(crate) struct RuleError {
+    pub error: FieldError,
+    pub unevaluable: bool,
+}
+
 /// Evaluates every rule of `schema` against `object` (already pruned and defaulted). With `old`,
 /// transition rules (`oldSelf`) run wherever the old object has a value at the same path.
-pub(crate) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
+pub(crate) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<RuleError> {
     let root = root_context(object);
     let result = VALIDATOR.with(|v| v.validate_with_context(schema, object, old, Some(&root)));
     match result {
         Ok(()) => Vec::new(),
-        Err(errors) => errors.iter().map(|e| to_field_error(e, object)).collect(),
+        Err(errors) => errors
+            .iter()
+            .map(|e| RuleError {
+                error: to_field_error(e, object),
+                unevaluable: e.kind != ErrorKind::ValidationFailure,
+            })
+            .collect(),
     }
 }
 

@@ -75,13 +75,33 @@ pub fn validate_and_default(
             defaults::apply(schema, &mut o);
             o
         });
-        errors.extend(cel::evaluate(schema, object, old.as_ref()));
+        // A rule that could not run because of a field the schema already rejected adds only
+        // noise (`no such key`, a parse error): the schema error is the one to act on.
+        let schema_errors: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+        errors.extend(
+            cel::evaluate(schema, object, old.as_ref())
+                .into_iter()
+                .filter(|r| {
+                    !(r.unevaluable && schema_errors.iter().any(|f| related(f, &r.error.field)))
+                })
+                .map(|r| r.error),
+        );
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
     }
+}
+
+/// Whether one field path is the other or lies inside it.
+fn related(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    a == b || inside(a, b) || inside(b, a) || a == validate::ROOT || b == validate::ROOT
 }
 
 /// The message the API server answers a strict request with when fields are unknown

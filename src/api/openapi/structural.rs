@@ -410,3 +410,206 @@ fn quoted(values: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A structural schema with `spec` replaced.
+    fn with_spec(spec: Value) -> Value {
+        json!({"type": "object", "properties": {"spec": spec}})
+    }
+
+    fn problems(spec: Value) -> Vec<String> {
+        check_structural(&with_spec(spec))
+    }
+
+    fn assert_one(spec: Value, expected: &str) {
+        let p = problems(spec);
+        assert!(
+            p.len() == 1 && p[0].contains(expected),
+            "expected one problem containing {expected:?}, got {p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_structural_schema_passes() {
+        let spec = json!({
+            "type": "object",
+            "required": ["a"],
+            "properties": {
+                "a": {"type": "string", "pattern": "^[a-z]+$", "default": "x"},
+                "n": {"type": "integer", "minimum": 0, "exclusiveMinimum": true},
+                "port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "free": {"x-kubernetes-preserve-unknown-fields": true},
+                "m": {"type": "object", "additionalProperties": {"type": "string"}},
+                "l": {"type": "array", "items": {"type": "string"}},
+                "o": {
+                    "type": "object",
+                    "default": {},
+                    "properties": {"x": {"type": "integer", "default": 1}, "y": {"type": "integer"}},
+                    "oneOf": [{"required": ["x"]}, {"required": ["y"], "properties": {"y": {"minimum": 1}}}],
+                    "x-kubernetes-validations": [{"rule": "self.x >= 0", "message": "x"}]
+                },
+                "r": {
+                    "type": "object",
+                    "x-kubernetes-embedded-resource": true,
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {"metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 10}}}}
+                }
+            }
+        });
+        assert_eq!(problems(spec), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_node_has_a_type() {
+        assert_one(
+            json!({"type": "object", "properties": {"a": {"description": "no type"}}}),
+            "properties[a].type: Required value",
+        );
+        let root = check_structural(&json!({"properties": {}}));
+        assert!(
+            root.iter()
+                .any(|p| p.contains("must be object at the root")),
+            "{root:?}"
+        );
+        assert_one(json!({"type": "thing"}), "Unsupported value");
+    }
+
+    #[test]
+    fn no_structure_inside_junctors() {
+        assert_one(
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "anyOf": [{"type": "object"}]}),
+            "anyOf[0].type: Forbidden: must be empty to be structural",
+        );
+        assert_one(
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "oneOf": [{"properties": {"a": {"default": "x"}}}]}),
+            "oneOf[0].properties[a].default: Forbidden",
+        );
+        assert_one(
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "not": {"description": "d"}}),
+            "not.description: Forbidden",
+        );
+        assert_one(
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "allOf": [{"properties": {"b": {"minLength": 1}}}]}),
+            "allOf[0].properties[b]: Forbidden: must be specified in the structural part",
+        );
+    }
+
+    #[test]
+    fn items_properties_and_additional_properties_fit_the_type() {
+        assert_one(json!({"type": "array"}), "items: Required value");
+        assert_one(
+            json!({"type": "string", "items": {"type": "string"}}),
+            "items: Forbidden",
+        );
+        assert_one(
+            json!({"type": "string", "properties": {}}),
+            "properties: Forbidden",
+        );
+        assert_one(
+            json!({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}}),
+            "mutual exclusive",
+        );
+        assert_one(
+            json!({"type": "object", "additionalProperties": false}),
+            "must not be false",
+        );
+        assert_one(
+            json!({"type": "array", "items": [{"type": "string"}]}),
+            "items must be a schema object",
+        );
+    }
+
+    #[test]
+    fn extension_rules() {
+        assert_one(
+            json!({"type": "string", "x-kubernetes-int-or-string": true}),
+            "must be empty if x-kubernetes-int-or-string",
+        );
+        assert_one(
+            json!({"type": "string", "x-kubernetes-preserve-unknown-fields": true}),
+            "must be object if x-kubernetes-preserve-unknown-fields",
+        );
+        assert_one(
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": false}),
+            "must be true or undefined",
+        );
+        assert_one(
+            json!({"type": "string", "x-kubernetes-embedded-resource": true}),
+            "must be object if x-kubernetes-embedded-resource",
+        );
+    }
+
+    #[test]
+    fn unsupported_keywords() {
+        assert_one(
+            json!({"type": "object", "$ref": "#/definitions/x"}),
+            "$ref is not supported",
+        );
+        assert_one(
+            json!({"type": "array", "items": {"type": "string"}, "uniqueItems": true}),
+            "uniqueItems cannot be set to true",
+        );
+        assert_one(
+            json!({"type": "integer", "exclusiveMinimum": 3}),
+            "must be a boolean",
+        );
+        assert_one(
+            json!({"type": "string", "const": "x"}),
+            "not a keyword of JSONSchemaProps",
+        );
+        assert_one(
+            json!({"type": "string", "pattern": "("}),
+            "pattern: Invalid value",
+        );
+    }
+
+    #[test]
+    fn metadata_only_restricts_name_and_generate_name() {
+        let schema = json!({"type": "object", "properties": {
+            "metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}
+        }});
+        let p = check_structural(&schema);
+        assert!(
+            p.len() == 1 && p[0].contains("anything other than name and generateName"),
+            "{p:?}"
+        );
+        let ok = json!({"type": "object", "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 63}}}
+        }});
+        assert_eq!(check_structural(&ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn defaults_must_be_pruned_and_valid() {
+        assert_one(
+            json!({"type": "integer", "minimum": 1, "default": 0}),
+            "default: Invalid value",
+        );
+        assert_one(
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "default": {"b": 1}}),
+            "must not have unknown fields, found default.b",
+        );
+        // Nested defaults count: `{}` becomes `{"a": "x"}`, which satisfies `required`.
+        assert_eq!(
+            problems(
+                json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "string", "default": "x"}}, "default": {}})
+            ),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn cel_rules_must_compile() {
+        assert_one(
+            json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]}),
+            "x-kubernetes-validations[0].rule: Invalid value",
+        );
+        assert_one(
+            json!({"type": "object", "x-kubernetes-validations": [{"message": "no rule"}]}),
+            "rule: Required value",
+        );
+    }
+}
