@@ -9,6 +9,7 @@ use std::{
 
 use super::{
     policy::{Metric, Policy},
+    reason::Reason,
     recommend::{Decision, recommend},
     sample::{Lag, Reading, Sample},
 };
@@ -18,18 +19,38 @@ use super::{
 #[derive(Debug, Clone, Default)]
 pub struct History {
     latest: Option<Sample>,
-    /// Start of the current run of readings with lag known to be 0.
-    zero_lag_since: Option<Instant>,
-    /// Start of the current run of readings with nothing pending.
-    zero_pending_since: Option<Instant>,
+    /// The current run of readings with lag known to be 0.
+    zero_lag: Option<Span>,
+    /// The current run of readings with nothing pending.
+    zero_pending: Option<Span>,
     /// Recommendations with strictly decreasing values from front (oldest) to back (newest): an
     /// older one that is not higher than a newer one can never be a window's maximum again, so
     /// the sliding-window maximum is the first one not yet expired. Memory stays below
     /// `max_replicas + 1` entries however short the poll interval.
     recommendations: VecDeque<(Instant, u32)>,
-    /// Start of the current unbroken run of recommendations: scale-down waits until it spans the
-    /// window, so a restart or an outage cannot scale in on less than a window of evidence.
+    /// Start of the current run of recommendations: scale-down waits until it spans the window,
+    /// so a restart or the end of a pause cannot scale in on less than a window of evidence.
     recommending_since: Option<Instant>,
+}
+
+/// From the first to the latest of a run of readings that all showed something.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    since: Instant,
+    until: Instant,
+}
+
+/// Extends, ends or keeps a run: `seen` is whether the reading showed the condition, `None`
+/// when it could not tell (a failed read, an unknown lag), which neither ends nor extends it.
+fn extend(run: Option<Span>, at: Instant, seen: Option<bool>) -> Option<Span> {
+    match seen {
+        None => run,
+        Some(false) => None,
+        Some(true) => Some(Span {
+            since: run.map_or(at, |r| r.since),
+            until: at,
+        }),
+    }
 }
 
 impl History {
@@ -44,22 +65,17 @@ impl History {
             return false;
         }
         let (lag_zero, pending_zero) = match &sample.reading {
-            // A failed read proves nothing about idleness: the cooldown starts over.
-            Reading::Failed(_) => (false, false),
-            Reading::Ok { lag, pending } => (
-                matches!(lag, Lag::Exact(0) | Lag::Estimated(0)),
-                *pending == 0,
-            ),
-        };
-        let streak = |since: Option<Instant>, holds: bool| {
-            if holds {
-                since.or(Some(sample.at))
-            } else {
-                None
+            Reading::Failed(_) => (None, None),
+            Reading::Ok { lag, pending } => {
+                let lag_zero = match lag {
+                    Lag::Exact(n) | Lag::Estimated(n) => Some(*n == 0),
+                    Lag::Unknown => None,
+                };
+                (lag_zero, Some(*pending == 0))
             }
         };
-        self.zero_lag_since = streak(self.zero_lag_since, lag_zero);
-        self.zero_pending_since = streak(self.zero_pending_since, pending_zero);
+        self.zero_lag = extend(self.zero_lag, sample.at, lag_zero);
+        self.zero_pending = extend(self.zero_pending, sample.at, pending_zero);
         self.latest = Some(sample);
         true
     }
@@ -70,34 +86,40 @@ impl History {
     }
 
     /// For how long the readings have shown no work for `metric` (the metric at 0 and nothing
-    /// pending), measured up to the latest reading, not to the clock: only what was seen counts.
+    /// pending): from the first to the last reading of the current idle run. Readings that could
+    /// not tell (failed, unknown lag) neither end the run nor count as seen; a reading showing
+    /// work ends it.
     pub fn idle_for(&self, metric: Metric) -> Option<Duration> {
-        let latest = self.latest.as_ref()?.at;
-        let since = match metric {
-            Metric::Pending => self.zero_pending_since?,
-            Metric::Backlog | Metric::Lag => self.zero_lag_since?.max(self.zero_pending_since?),
+        let pending = self.zero_pending?;
+        let (since, until) = match metric {
+            Metric::Pending => (pending.since, pending.until),
+            Metric::Backlog | Metric::Lag => {
+                let lag = self.zero_lag?;
+                (lag.since.max(pending.since), lag.until.min(pending.until))
+            }
         };
-        Some(latest.saturating_duration_since(since))
+        Some(until.saturating_duration_since(since))
     }
 
-    /// The highest recommendation made less than `window` before `now`.
+    /// The highest recommendation made at most `window` before `now`.
     pub fn highest_recommendation(&self, now: Instant, window: Duration) -> Option<u32> {
         self.recommendations
             .iter()
-            .find(|(at, _)| now.saturating_duration_since(*at) < window)
+            .find(|(at, _)| now.saturating_duration_since(*at) <= window)
             .map(|(_, replicas)| *replicas)
     }
 
-    /// When the current unbroken run of recorded recommendations began (`None`: the last
-    /// decision made none, or nothing was recorded yet).
+    /// When the current run of recorded recommendations began (`None`: nothing recorded yet,
+    /// or the last decision was a pause).
     pub fn recommending_since(&self) -> Option<Instant> {
         self.recommending_since
     }
 
     /// Remembers the decision's recommendation for the stabilization window and forgets what
-    /// has left it. A decision without one (paused, metric unavailable) breaks the run.
+    /// has left it. A pause ends the run of recommendations; an unavailable metric does not
+    /// (the readings around it speak for it), so flaky reads cannot block scale-down forever.
     pub fn record(&mut self, policy: &Policy, decision: &Decision) {
-        if decision.recommendation.is_none() {
+        if decision.reason == Reason::Paused {
             self.recommending_since = None;
         }
         if let Some(replicas) = decision.recommendation {
@@ -120,7 +142,7 @@ impl History {
         while self
             .recommendations
             .front()
-            .is_some_and(|(at, _)| decision.at.saturating_duration_since(*at) >= window)
+            .is_some_and(|(at, _)| decision.at.saturating_duration_since(*at) > window)
         {
             self.recommendations.pop_front();
         }
@@ -175,16 +197,23 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_or_unknown_reading_restarts_the_idle_run() {
+    fn readings_that_cannot_tell_neither_end_nor_extend_the_idle_run() {
         let t0 = Instant::now();
         let mut h = History::new();
         h.observe(Sample::ok(t0, Lag::Exact(0), 0));
         h.observe(Sample::failed(t0 + secs(60), "timeout"));
+        assert_eq!(h.idle_for(Metric::Backlog), Some(secs(0)));
         h.observe(Sample::ok(t0 + secs(61), Lag::Exact(0), 0));
-        h.observe(Sample::ok(t0 + secs(70), Lag::Exact(0), 0));
-        assert_eq!(h.idle_for(Metric::Backlog), Some(secs(9)));
+        assert_eq!(h.idle_for(Metric::Backlog), Some(secs(61)));
         h.observe(Sample::ok(t0 + secs(80), Lag::Unknown, 0));
+        assert_eq!(h.idle_for(Metric::Backlog), Some(secs(61)));
+        assert_eq!(h.idle_for(Metric::Pending), Some(secs(80)));
+        // Work seen after the outage ends the run.
+        h.observe(Sample::failed(t0 + secs(90), "timeout"));
+        h.observe(Sample::ok(t0 + secs(100), Lag::Exact(1), 0));
         assert_eq!(h.idle_for(Metric::Backlog), None);
+        h.observe(Sample::ok(t0 + secs(101), Lag::Exact(0), 0));
+        assert_eq!(h.idle_for(Metric::Backlog), Some(secs(0)));
     }
 
     #[test]
@@ -211,9 +240,10 @@ mod tests {
         h.record(&policy, &rec(t0 + secs(20), 5));
         // 3 is dominated by the newer 5 and was dropped.
         assert_eq!(h.retained_recommendations(), 2);
-        assert_eq!(h.highest_recommendation(t0 + secs(29), secs(30)), Some(7));
-        assert_eq!(h.highest_recommendation(t0 + secs(30), secs(30)), Some(5));
-        assert_eq!(h.highest_recommendation(t0 + secs(50), secs(30)), None);
+        assert_eq!(h.highest_recommendation(t0 + secs(30), secs(30)), Some(7));
+        assert_eq!(h.highest_recommendation(t0 + secs(31), secs(30)), Some(5));
+        assert_eq!(h.highest_recommendation(t0 + secs(50), secs(30)), Some(5));
+        assert_eq!(h.highest_recommendation(t0 + secs(51), secs(30)), None);
         for i in 0..1000 {
             h.record(&policy, &rec(t0 + secs(21 + i), (i % 11) as u32));
         }

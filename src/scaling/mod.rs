@@ -21,12 +21,15 @@
 //! - **Scale-down** never goes below the highest recommendation made within
 //!   `scaleDown.stabilizationWindow` (HPA's rule), and removes at most `scaleDown.maxStep`
 //!   replicas per decision (the loop decides once per `pollInterval`).
-//! - **A whole window of evidence.** After the operator starts, and after a read outage or a
-//!   pause, nothing is removed until recommendations have been made for one whole window: the
+//! - **A whole window of evidence.** After the operator starts, and after a pause, nothing is
+//!   removed until recommendations have been made for one whole window: the
 //!   count found is treated as recommended just before. A restart never causes a sudden scale-in.
 //! - **Scale to zero** (only with `minReplicas` 0) needs the window's recommendations all at 0
 //!   *and* `cooldown` of observed idleness: every reading over that span showed the metric at 0
-//!   and nothing pending. Until then one replica stays. A failed read restarts the cooldown.
+//!   and nothing pending. Until then one replica stays. Readings that cannot tell (a failed
+//!   read, an unknown lag) neither end nor extend that span, so a flaky connection does not
+//!   keep workers up forever; work that came and went entirely while reads were failing is
+//!   not seen.
 //! - **Missing data holds.** A failed read, no reading yet, or an unknown lag for `Lag`/`Backlog`
 //!   keeps the current count (moved back inside `[min, max]` only if the bounds changed) and
 //!   says so; missing data never scales anything to zero. When Redis reports nil lag (after
@@ -49,7 +52,7 @@
 //! - no tolerance band: the stabilization window alone prevents flapping, and a constant metric
 //!   gives a constant count once the window has passed;
 //! - a metric read error holds the count and is named in the reason (as KEDA without a
-//!   `fallback`), and it restarts the cooldown, so zero is only reached on evidence;
+//!   `fallback`), where KEDA would count a failing scaler as inactive and may scale to zero;
 //! - step limits are per decision rather than HPA's `policies` with a `periodSeconds`.
 
 mod from_spec;

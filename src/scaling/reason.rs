@@ -30,7 +30,7 @@ pub enum Reason {
         window: Duration,
     },
     /// The metric needs fewer replicas, but recommendations have not been made for a whole
-    /// window yet (operator start, or after a read outage or a pause), so nothing is removed.
+    /// window yet (operator start, or the end of a pause), so nothing is removed.
     Observing {
         observed: Observed,
         need: u64,

@@ -249,13 +249,13 @@ fn scale_down_waits_for_the_highest_recommendation_to_leave_the_window() {
         d.to_string(),
         "holding 8: backlog 200 needs 2 × 100, but 8 recommended within the last 1m"
     );
-    // At 60s the 8 (made at 0s) leaves the window; the 5 made at 10s is now the highest.
+    // After 60s the 8 (made at 0s) leaves the window; the 5 made at 10s is now the highest.
     let ds = q.hold_reading(21..100, 200, 0);
     let at = |t: u64| ds[(t - 21) as usize].replicas;
-    assert_eq!(at(59), 8);
-    assert_eq!(at(60), 5);
-    assert_eq!(at(69), 5);
-    assert_eq!(at(70), 2, "the 5 made at 10s has left too");
+    assert_eq!(at(60), 8);
+    assert_eq!(at(61), 5);
+    assert_eq!(at(70), 5);
+    assert_eq!(at(71), 2, "the 5 made at 10s has left too");
     assert_eq!(
         ds.last().unwrap().to_string(),
         "holding 2: backlog 200 needs 2 × 100"
@@ -308,10 +308,15 @@ fn zero_comes_only_after_the_cooldown_of_no_work() {
         at(101).to_string(),
         "holding 5: no backlog, but 5 recommended within the last 1m"
     );
-    assert_eq!(at(160).replicas, 1, "window passed, cooldown not");
     assert_eq!(
-        at(160).to_string(),
-        "scaled 5 → 1: no backlog for 59s of 5m cooldown"
+        at(160).replicas,
+        5,
+        "the 5 made at 100s is still in the window"
+    );
+    assert_eq!(at(161).replicas, 1, "window passed, cooldown not");
+    assert_eq!(
+        at(161).to_string(),
+        "scaled 5 → 1: no backlog for 1m of 5m cooldown"
     );
     assert_eq!(at(400).replicas, 1);
     let d = at(401);
@@ -335,8 +340,8 @@ fn a_cooldown_shorter_than_the_window_still_waits_for_the_window() {
     );
     assert_eq!(q.backlog(0, 300, 0).replicas, 3);
     let ds = q.hold_reading(1..100, 0, 0);
-    assert_eq!(ds[58].replicas, 3, "at 59s the 3 is still in the window");
-    assert_eq!(ds[59].replicas, 0, "at 60s: window passed and idle for 59s");
+    assert_eq!(ds[59].replicas, 3, "at 60s the 3 is still in the window");
+    assert_eq!(ds[60].replicas, 0, "at 61s: window passed, idle for 60s");
 }
 
 #[test]
@@ -356,13 +361,13 @@ fn paused_keeps_the_count_even_outside_the_bounds() {
 }
 
 #[test]
-fn a_read_error_holds_and_restarts_the_cooldown() {
+fn a_read_error_holds_without_ending_the_idle_run() {
     let p = Policy {
         cooldown: Duration::from_secs(60),
         scale_down_window: Duration::from_secs(10),
         ..policy(10, 100)
     };
-    let mut q = Queue::new(p, 4);
+    let mut q = Queue::new(p.clone(), 4);
     let d = q.poll(0, Reading::Failed("connection refused".into()));
     assert_eq!(
         d.to_string(),
@@ -371,15 +376,37 @@ fn a_read_error_holds_and_restarts_the_cooldown() {
     assert_eq!(d.event_reason(), "MetricUnavailable");
     q.hold_reading(1..50, 0, 0);
     assert_eq!(q.replicas, 1, "cooling down at one replica");
-    // Errors for far longer than the cooldown: hold, never zero.
+    // Errors for far longer than the cooldown: hold, never zero on missing data.
     for t in 50..500 {
         let d = q.poll(t, Reading::Failed("timeout".into()));
         assert_eq!(d.replicas, 1);
     }
-    // Readable again: the cooldown counts from here, not from 1s.
-    let ds = q.hold_reading(500..600, 0, 0);
-    assert_eq!(ds[59].replicas, 1);
+    // Readable and still idle: the readings on both sides of the outage make the run.
+    let d = q.backlog(500, 0, 0);
+    assert_eq!(
+        d.to_string(),
+        "scaled 1 → 0: no backlog for 8m19s (cooldown 1m)"
+    );
+
+    // Work seen after an outage starts the cooldown over.
+    let mut q = Queue::new(p.clone(), 1);
+    q.hold_reading(0..50, 0, 0);
+    q.poll(50, Reading::Failed("timeout".into()));
+    q.backlog(51, 0, 1);
+    let ds = q.hold_reading(52..200, 0, 0);
+    assert_eq!(ds[59].replicas, 1, "at 111s idle for 59s");
     assert_eq!(ds[60].replicas, 0);
+
+    // One read in seven failing does not keep a worker up forever.
+    let mut q = Queue::new(p, 3);
+    for t in 0..200 {
+        if t % 7 == 3 {
+            q.poll(t, Reading::Failed("connection reset".into()));
+        } else {
+            q.backlog(t, 0, 0);
+        }
+    }
+    assert_eq!(q.replicas, 0);
 }
 
 #[test]
@@ -469,7 +496,7 @@ fn a_constant_metric_gives_a_constant_count() {
 }
 
 #[test]
-fn after_a_start_or_an_outage_scale_down_waits_a_whole_window() {
+fn after_a_start_or_a_pause_scale_down_waits_a_whole_window() {
     let mut q = Queue::new(
         Policy {
             min_replicas: 1,
@@ -490,13 +517,12 @@ fn after_a_start_or_an_outage_scale_down_waits_a_whole_window() {
         "scaled 6 → 1: backlog 100 needs 1 × 100"
     );
 
-    // Back at 6 by load, then an outage: recovery does not scale in on the first reading.
-    q.hold_reading(61..62, 600, 0);
-    q.hold_reading(62..200, 100, 0);
-    assert_eq!(q.replicas, 1);
-    q.hold_reading(200..201, 600, 0);
-    q.poll(201, Reading::Failed("timeout".into()));
+    // Paused for a while, set to 8 by hand, resumed: no scale-in on the first reading.
+    q.policy.paused = true;
+    q.hold_reading(61..400, 100, 0);
+    q.replicas = 8;
+    q.policy.paused = false;
     let ds = q.hold_reading(400..461, 100, 0);
-    assert!(ds[..60].iter().all(|d| d.replicas == 6), "{}", ds[0]);
+    assert!(ds[..60].iter().all(|d| d.replicas == 8), "{}", ds[0]);
     assert_eq!(ds[60].replicas, 1);
 }
