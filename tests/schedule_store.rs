@@ -1,0 +1,448 @@
+//! Schedule entries and the firing script on a real redis-server (and a real three-node
+//! cluster), plus the scheduler loop's `Forbid` and wake-up behaviour.
+
+mod schedule_support;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jobqueue_operator::api::ConcurrencyPolicy;
+use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
+use jobqueue_operator::queue::scheduler::{
+    ScheduledQueue, Scheduler, SchedulerConfig, spawn_change_listener,
+};
+use jobqueue_operator::queue::schedules::{
+    self, FireOutcome, FireRequest, ScheduleDefinition, UpsertOutcome, job_id,
+};
+use jobqueue_operator::queue::{RedisConn, connect};
+use jobqueue_test_support::redis::{RedisServer, TestRedis, Topology};
+use redis::AsyncCommands;
+use schedule_support::{eventually, jobs};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn ms(s: &str) -> i64 {
+    t(s).timestamp_millis()
+}
+
+async fn score(conn: &mut RedisConn, keys: &QueueKeys, name: &str) -> Option<i64> {
+    let s: Option<f64> = conn.zscore(keys.schedules(), name).await.unwrap();
+    s.map(|s| s as i64)
+}
+
+async fn revision(conn: &mut RedisConn, keys: &QueueKeys, name: &str) -> i64 {
+    schedules::get(conn, keys, name)
+        .await
+        .unwrap()
+        .expect("schedule exists")
+        .revision
+}
+
+#[tokio::test]
+async fn a_run_fires_exactly_once_when_two_schedulers_race_on_it() {
+    for topology in Topology::ALL {
+        let redis = TestRedis::start(topology);
+        let (mut a, mut b) = (
+            connect(&redis.url()).await.unwrap(),
+            connect(&redis.url()).await.unwrap(),
+        );
+        let keys = QueueKeys::new(default_stream("team-a", "reports"));
+        let mut def = ScheduleDefinition::new("nightly", "0 0 * * *");
+        def.payload = r#"{"report":"daily"}"#.into();
+        let armed = schedules::upsert(&mut a, &keys, &def, t("2026-05-04T10:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            armed,
+            UpsertOutcome::Armed(t("2026-05-05T00:00:00Z")),
+            "{topology:?}"
+        );
+        let due = ms("2026-05-05T00:00:00Z");
+        assert_eq!(score(&mut a, &keys, "nightly").await, Some(due));
+
+        let request = FireRequest {
+            name: "nightly".into(),
+            expected_ms: due,
+            revision: revision(&mut a, &keys, "nightly").await,
+            fire_ms: Some(due),
+            next_ms: Some(ms("2026-05-06T00:00:00Z")),
+            missed: 0,
+        };
+        let (ra, rb) = tokio::join!(
+            schedules::fire(&mut a, &keys, "workers", &request),
+            schedules::fire(&mut b, &keys, "workers", &request),
+        );
+        let outcomes = [ra.unwrap(), rb.unwrap()];
+        let fired = outcomes
+            .iter()
+            .filter(|o| matches!(o, FireOutcome::Fired { .. }))
+            .count();
+        let stale = outcomes
+            .iter()
+            .filter(|o| **o == FireOutcome::Stale)
+            .count();
+        assert_eq!((fired, stale), (1, 1), "{topology:?}: {outcomes:?}");
+        // A replay of the same request later changes nothing either.
+        assert_eq!(
+            schedules::fire(&mut b, &keys, "workers", &request)
+                .await
+                .unwrap(),
+            FireOutcome::Stale
+        );
+
+        let jobs = jobs(&mut a, &keys.stream).await;
+        assert_eq!(jobs.len(), 1, "{topology:?}");
+        let job = &jobs[0];
+        assert_eq!(job.id, job_id("nightly", due));
+        assert_eq!(job.id, format!("sched-nightly-{due}"));
+        assert_eq!(job.payload, r#"{"report":"daily"}"#);
+        assert_eq!(
+            (job.attempt, job.schedule.as_str(), job.scheduled_for),
+            (1, "nightly", due)
+        );
+        let wall = Utc::now().timestamp_millis();
+        assert!(
+            (job.enqueued_at - wall).abs() < 60_000,
+            "enqueued_at is Redis's clock in unix ms: {}",
+            job.enqueued_at
+        );
+
+        let state = schedules::get(&mut a, &keys, "nightly")
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
+        assert_eq!(state.last_schedule_time, Some(t("2026-05-05T00:00:00Z")));
+        assert_eq!(state.next_schedule_time, Some(t("2026-05-06T00:00:00Z")));
+        assert_eq!(state.last_job_id.as_deref(), Some(job.id.as_str()));
+        assert_eq!(state.last_entry_id.as_deref(), Some(job.entry_id.as_str()));
+        assert_eq!((state.missed_runs, state.skipped_runs), (0, 0));
+    }
+}
+
+#[tokio::test]
+async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let keys = QueueKeys::new("legacy-jobs");
+    let mut def = ScheduleDefinition::new("tick", "*/10 * * * * *");
+    let t0 = "2026-05-04T10:00:00Z";
+    assert_eq!(
+        schedules::upsert(&mut conn, &keys, &def, t(t0))
+            .await
+            .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:00:10Z"))
+    );
+    let old_revision = revision(&mut conn, &keys, "tick").await;
+
+    // Same cron and zone, new payload: the armed run stays.
+    def.payload = r#"{"v":2}"#.into();
+    def.generation = 2;
+    assert_eq!(
+        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:05Z"))
+            .await
+            .unwrap(),
+        UpsertOutcome::Kept(t("2026-05-04T10:00:10Z"))
+    );
+    // A scheduler that computed with the old definition is refused, and enqueues nothing.
+    let stale_def = FireRequest {
+        name: "tick".into(),
+        expected_ms: ms("2026-05-04T10:00:10Z"),
+        revision: old_revision,
+        fire_ms: Some(ms("2026-05-04T10:00:10Z")),
+        next_ms: Some(ms("2026-05-04T10:00:20Z")),
+        missed: 0,
+    };
+    assert_eq!(
+        schedules::fire(&mut conn, &keys, "workers", &stale_def)
+            .await
+            .unwrap(),
+        FireOutcome::DefinitionChanged
+    );
+    assert!(jobs(&mut conn, &keys.stream).await.is_empty());
+    let current = FireRequest {
+        revision: revision(&mut conn, &keys, "tick").await,
+        ..stale_def
+    };
+    assert!(matches!(
+        schedules::fire(&mut conn, &keys, "workers", &current)
+            .await
+            .unwrap(),
+        FireOutcome::Fired { .. }
+    ));
+    assert_eq!(jobs(&mut conn, &keys.stream).await[0].payload, r#"{"v":2}"#);
+
+    // A changed cron, applied by a replica whose clock lags the run already fired (10:00:10),
+    // is armed strictly after that run rather than re-firing it.
+    def.cron = "*/15 * * * * *".into();
+    assert_eq!(
+        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:05Z"))
+            .await
+            .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:00:15Z"))
+    );
+
+    // Suspend disarms; resuming arms the next run after "now" (runs in between do not fire).
+    def.suspend = true;
+    assert_eq!(
+        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:12Z"))
+            .await
+            .unwrap(),
+        UpsertOutcome::Suspended
+    );
+    assert_eq!(score(&mut conn, &keys, "tick").await, None);
+    let state = schedules::get(&mut conn, &keys, "tick")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.definition.suspend);
+    assert_eq!(state.state.next_schedule_time, None);
+    def.suspend = false;
+    assert_eq!(
+        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:01:00Z"))
+            .await
+            .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:01:15Z"))
+    );
+
+    // Missed runs reported by a scheduler are counted without enqueuing anything.
+    let advance = FireRequest {
+        name: "tick".into(),
+        expected_ms: ms("2026-05-04T10:01:15Z"),
+        revision: revision(&mut conn, &keys, "tick").await,
+        fire_ms: None,
+        next_ms: Some(ms("2026-05-04T10:02:00Z")),
+        missed: 3,
+    };
+    assert_eq!(
+        schedules::fire(&mut conn, &keys, "workers", &advance)
+            .await
+            .unwrap(),
+        FireOutcome::Advanced
+    );
+    let stored = schedules::get(&mut conn, &keys, "tick")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state.missed_runs, 3);
+    assert_eq!(
+        stored.state.next_schedule_time,
+        Some(t("2026-05-04T10:02:00Z"))
+    );
+    assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
+
+    // Removal deletes both the armed run and the hash.
+    assert!(schedules::remove(&mut conn, &keys, "tick").await.unwrap());
+    assert!(
+        schedules::get(&mut conn, &keys, "tick")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(score(&mut conn, &keys, "tick").await, None);
+    assert!(!schedules::remove(&mut conn, &keys, "tick").await.unwrap());
+}
+
+#[tokio::test]
+async fn bad_definitions_are_rejected_before_anything_is_written() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let keys = QueueKeys::new("q");
+    let mut def = ScheduleDefinition::new("bad", "0 0 30 2 *");
+    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "schedule \"bad\": spec.schedule: day-of-month field: \"30\" never occurs in the selected months \"2\""
+    );
+    def.cron = "@daily".into();
+    def.time_zone = "Europe/Atlantis".into();
+    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("spec.timeZone: unknown time zone \"Europe/Atlantis\""),
+        "{err}"
+    );
+    let exists: bool = conn.exists(keys.schedule("bad")).await.unwrap();
+    assert!(!exists);
+}
+
+fn queue(keys: &QueueKeys) -> ScheduledQueue {
+    ScheduledQueue {
+        keys: keys.clone(),
+        group: "workers".into(),
+    }
+}
+
+#[tokio::test]
+async fn forbid_skips_while_the_previous_job_is_unread_or_pending_and_fires_once_acked() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let keys = QueueKeys::new(default_stream("ns", "forbid"));
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys.stream)
+        .arg("workers")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut def = ScheduleDefinition::new("sync", "* * * * * *");
+    def.concurrency_policy = ConcurrencyPolicy::Forbid;
+    schedules::upsert(&mut conn, &keys, &def, Utc::now())
+        .await
+        .unwrap();
+
+    let scheduler = Scheduler::new(
+        connect(&server.url()).await.unwrap(),
+        SchedulerConfig::default(),
+    );
+    scheduler.handle().set_queues(vec![queue(&keys)]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let state = |mut c: RedisConn, k: QueueKeys| async move {
+        schedules::get(&mut c, &k, "sync")
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    };
+    let first = eventually(Duration::from_secs(10), "the first job", || {
+        let mut c = conn.clone();
+        let k = keys.clone();
+        async move { jobs(&mut c, &k.stream).await.into_iter().next() }
+    })
+    .await;
+
+    // Unread by the group: the following runs are skipped.
+    eventually(
+        Duration::from_secs(10),
+        "two skipped runs while unread",
+        || {
+            let (c, k) = (conn.clone(), keys.clone());
+            async move { (state(c, k).await.skipped_runs >= 2).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
+
+    // Delivered but not acknowledged: still skipped.
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("w1")
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(&keys.stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(read.keys[0].ids.len(), 1);
+    assert_eq!(read.keys[0].ids[0].id, first.entry_id);
+    let skipped_while_unread = state(conn.clone(), keys.clone()).await.skipped_runs;
+    eventually(Duration::from_secs(10), "two more skipped runs while pending", || {
+        let (c, k) = (conn.clone(), keys.clone());
+        async move { (state(c, k).await.skipped_runs >= skipped_while_unread + 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
+
+    // Acknowledged: the next run fires.
+    let acked: i64 = conn
+        .xack(&keys.stream, "workers", &[&first.entry_id])
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+    let second = eventually(Duration::from_secs(10), "a job after the ack", || {
+        let mut c = conn.clone();
+        let k = keys.clone();
+        async move { jobs(&mut c, &k.stream).await.into_iter().nth(1) }
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+
+    // Every run between the two jobs was skipped (or, had the loop stalled, missed): none lost
+    // from the accounting, none fired.
+    let s = state(conn.clone(), keys.clone()).await;
+    let between = (second.scheduled_for - first.scheduled_for) / 1000 - 1;
+    assert_eq!(s.skipped_runs + s.missed_runs, between as u64, "{s:?}");
+    assert!(s.skipped_runs >= skipped_while_unread + 2);
+    assert_eq!(s.last_job_id.as_deref(), Some(second.id.as_str()));
+    assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let keys = QueueKeys::new(default_stream("ns", "wake"));
+    // Only a far-away run exists, and the safety-net sleep is a minute: only the change
+    // notification can make the loop fire within the deadline below.
+    schedules::upsert(
+        &mut conn,
+        &keys,
+        &ScheduleDefinition::new("yearly", "@yearly"),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let config = SchedulerConfig {
+        max_sleep: Duration::from_secs(60),
+        ..SchedulerConfig::default()
+    };
+    let scheduler = Scheduler::new(connect(&server.url()).await.unwrap(), config);
+    let handle = scheduler.handle();
+    handle.set_queues(vec![queue(&keys)]);
+    let listener = spawn_change_listener(server.url(), handle.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.await;
+    }));
+    // Let the loop fall asleep on the yearly run and the listener subscribe.
+    eventually(Duration::from_secs(10), "the listener to subscribe", || {
+        let mut c = conn.clone();
+        async move {
+            let n: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(schedules::CHANGES_CHANNEL)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            (n[0].1 == 1).then_some(())
+        }
+    })
+    .await;
+
+    let start = Utc::now();
+    schedules::upsert(
+        &mut conn,
+        &keys,
+        &ScheduleDefinition::new("soon", "* * * * * *"),
+        start,
+    )
+    .await
+    .unwrap();
+    let job = eventually(Duration::from_secs(20), "the new schedule to fire", || {
+        let mut c = conn.clone();
+        let k = keys.clone();
+        async move { jobs(&mut c, &k.stream).await.into_iter().next() }
+    })
+    .await;
+    assert_eq!(job.schedule, "soon");
+    assert!(job.scheduled_for > start.timestamp_millis());
+    let _ = stop.send(());
+    task.await.unwrap();
+    listener.abort();
+}
