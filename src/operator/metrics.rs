@@ -220,6 +220,17 @@ impl Metrics {
         }
         self.oldest_pending_age.remove(labels);
     }
+
+    /// Drops every series of a deleted schedule.
+    pub fn forget_schedule(&self, labels: &ObjectLabels) {
+        for f in [
+            &self.schedule_fires,
+            &self.schedule_missed,
+            &self.schedule_skipped,
+        ] {
+            f.remove(labels);
+        }
+    }
 }
 
 #[cfg(test)]

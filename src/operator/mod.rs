@@ -2,5 +2,6 @@
 
 pub mod http;
 pub mod metrics;
+pub mod runtime;
 pub mod telemetry;
 pub mod workload;

@@ -1,0 +1,151 @@
+//! The janitor loop: runs the engine's janitor steps for every served queue each period, and
+//! hands the jobs of consumers whose worker is gone to other workers at once instead of after
+//! the visibility timeout.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::queue::conn::RedisConn;
+use crate::queue::error::QueueError;
+use crate::queue::janitor;
+use crate::queue::metrics::QueueMetrics;
+
+use super::super::metrics::ObjectLabels;
+use super::pool::is_connection_error;
+use super::{Inner, ObjectId, QueueEntry, RuntimeEvent, lock};
+
+/// A queue and what the last metrics poll saw of it (its consumers).
+type QueueWithMetrics = (Arc<QueueEntry>, Option<QueueMetrics>);
+
+pub(super) async fn run(inner: Arc<Inner>) {
+    let mut ticker = tokio::time::interval(inner.options.janitor_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let mut by_url: BTreeMap<String, Vec<QueueWithMetrics>> =
+            BTreeMap::new();
+        for slot in lock(&inner.queues).values() {
+            by_url
+                .entry(slot.entry.redis_url.clone())
+                .or_default()
+                .push((slot.entry.clone(), slot.last_metrics.clone()));
+        }
+        futures::future::join_all(by_url.into_iter().map(|(url, queues)| {
+            let inner = inner.clone();
+            async move {
+                let mut conn = match inner.pool.get(&url).await {
+                    Ok(c) => c,
+                    Err(_) => return, // the metrics loop reports unreachable endpoints
+                };
+                for (entry, metrics) in queues {
+                    if let Err(e) = tick_queue(&inner, &mut conn, &entry, metrics.as_ref()).await {
+                        tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
+                        if is_connection_error(&e) {
+                            inner.pool.forget(&url).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }))
+        .await;
+    }
+}
+
+async fn tick_queue(
+    inner: &Inner,
+    conn: &mut RedisConn,
+    entry: &QueueEntry,
+    metrics: Option<&QueueMetrics>,
+) -> Result<(), QueueError> {
+    let report = janitor::tick(conn, &entry.config, &inner.options.janitor).await?;
+    count(inner, entry, report.reclaimed);
+    if report.reclaimed.dead_lettered > 0 {
+        inner.reporter.queue_event(
+            &entry.id,
+            RuntimeEvent::warning(
+                "JobsDeadLettered",
+                format!(
+                    "{} job(s) moved to the dead-letter stream {:?} after {} deliveries",
+                    report.reclaimed.dead_lettered,
+                    entry.config.dead_letter,
+                    entry.config.max_deliveries
+                ),
+            ),
+        );
+    }
+    let (Some(workers), Some(metrics)) = (&entry.workers, metrics) else {
+        return Ok(());
+    };
+    let live = match workers.live_consumers().await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            tracing::debug!(queue = %entry.id, error = %e, "cannot list live workers");
+            return Ok(());
+        }
+    };
+    for consumer in &metrics.consumers {
+        if live.contains(&consumer.name) || consumer.idle < inner.options.dead_consumer_grace {
+            continue;
+        }
+        reclaim(inner, conn, entry, &consumer.name).await?;
+    }
+    Ok(())
+}
+
+fn count(inner: &Inner, entry: &QueueEntry, r: janitor::Reclaimed) {
+    let labels = ObjectLabels::new(&entry.id.namespace, &entry.id.name);
+    if r.retried > 0 {
+        inner
+            .metrics
+            .redelivered
+            .get_or_create(&labels)
+            .inc_by(r.retried);
+    }
+    if r.dead_lettered > 0 {
+        inner
+            .metrics
+            .dead_lettered
+            .get_or_create(&labels)
+            .inc_by(r.dead_lettered);
+    }
+}
+
+async fn reclaim(
+    inner: &Inner,
+    conn: &mut RedisConn,
+    entry: &QueueEntry,
+    consumer: &str,
+) -> Result<(), QueueError> {
+    let r =
+        janitor::reclaim_consumer(conn, &entry.config, consumer, &inner.options.janitor).await?;
+    count(inner, entry, r);
+    if r.retried + r.dead_lettered > 0 {
+        inner.reporter.queue_event(
+            &entry.id,
+            RuntimeEvent::normal(
+                "JobsReclaimed",
+                format!(
+                    "worker {consumer:?} is gone: {} job(s) handed to other workers, {} dead-lettered",
+                    r.retried, r.dead_lettered
+                ),
+            ),
+        );
+    }
+    tracing::info!(queue = %entry.id, consumer, retried = r.retried, dead_lettered = r.dead_lettered, "reclaimed jobs of a gone worker");
+    Ok(())
+}
+
+/// [`super::Runtime::consumer_gone`].
+pub(super) async fn reclaim_consumer(
+    inner: &Inner,
+    id: &ObjectId,
+    consumer: &str,
+) -> Result<(), QueueError> {
+    let Some(entry) = lock(&inner.queues).get(id).map(|s| s.entry.clone()) else {
+        return Ok(());
+    };
+    let mut conn = inner.pool.get(&entry.redis_url).await?;
+    reclaim(inner, &mut conn, &entry, consumer).await
+}

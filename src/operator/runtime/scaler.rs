@@ -1,0 +1,284 @@
+//! The metrics + scaling loop: every due queue of one Redis endpoint is read in one pipelined
+//! snapshot; the pure policy (`crate::scaling`) decides; the workers are scaled only when the
+//! decision changes the count; status goes out at a bounded rate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::queue::conn::mask_password;
+use crate::queue::metrics::{LagSource, QueueMetrics, QueueState, snapshot};
+use crate::queue::provision;
+use crate::scaling::{Decision, Lag, Sample};
+
+use super::super::metrics::{Direction, ObjectLabels, ScaleLabels};
+use super::pool::is_connection_error;
+use super::{Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, lock, poll_interval};
+
+/// Longest sleep when nothing is due (a new queue wakes the loop at once anyway).
+const IDLE_SLEEP: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(inner: Arc<Inner>) {
+    loop {
+        let now = Instant::now();
+        let mut due: BTreeMap<String, Vec<Arc<QueueEntry>>> = BTreeMap::new();
+        let mut next_wake = now + IDLE_SLEEP;
+        {
+            let mut queues = lock(&inner.queues);
+            for slot in queues.values_mut() {
+                if slot.next_poll <= now {
+                    due.entry(slot.entry.redis_url.clone())
+                        .or_default()
+                        .push(slot.entry.clone());
+                    // Keep the phase (jitter) instead of drifting by the time a poll takes.
+                    let interval = poll_interval(&slot.entry, &inner.options);
+                    while slot.next_poll <= now {
+                        slot.next_poll += interval;
+                    }
+                }
+                next_wake = next_wake.min(slot.next_poll);
+            }
+        }
+        futures::future::join_all(
+            due.into_iter()
+                .map(|(url, entries)| poll_endpoint(&inner, url, entries)),
+        )
+        .await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_wake.into()) => {}
+            _ = inner.wake.notified() => {}
+        }
+    }
+}
+
+/// One snapshot of every due queue on `url`, then a decision per queue.
+async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEntry>>) {
+    let started = Instant::now();
+    let configs: Vec<_> = entries.iter().map(|e| e.config.clone()).collect();
+    let conn = inner.pool.get(&url).await;
+    let result = match conn {
+        Ok(mut conn) => snapshot(&mut conn, &configs, inner.options.snapshot)
+            .await
+            .map(|r| (conn, r)),
+        Err(e) => Err(e),
+    };
+    inner
+        .metrics
+        .metrics_poll_duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Err(e) => {
+            if is_connection_error(&e) {
+                inner.pool.forget(&url).await;
+            }
+            tracing::warn!(endpoint = %mask_password(&url), error = %e, "metrics snapshot failed");
+            for entry in entries {
+                handle(inner, &entry, QueueHealth::RedisUnreachable(e.to_string())).await;
+            }
+        }
+        Ok((mut conn, states)) => {
+            for (entry, state) in entries.iter().zip(states) {
+                let health = match state {
+                    Ok(QueueState::Ready(m)) => QueueHealth::Ok(m),
+                    Ok(missing) => {
+                        // Deleted out of band: recreate it now rather than at the next reconcile.
+                        let what = match missing {
+                            QueueState::StreamMissing { .. } => "stream",
+                            _ => "consumer group",
+                        };
+                        match provision::provision(&mut conn, &entry.config, true).await {
+                            Ok(p) => {
+                                if let Some(drift) = p.drift(&entry.config, true) {
+                                    inner.reporter.queue_event(
+                                        &entry.id,
+                                        RuntimeEvent::warning(drift.reason(), drift.to_string()),
+                                    );
+                                }
+                                QueueHealth::Error(format!("the {what} had been deleted; repaired"))
+                            }
+                            Err(e) => QueueHealth::Error(format!(
+                                "the {what} is missing and could not be recreated: {e}"
+                            )),
+                        }
+                    }
+                    Err(e) => QueueHealth::Error(e.to_string()),
+                };
+                handle(inner, entry, health).await;
+            }
+        }
+    }
+}
+
+fn lag_of(m: &QueueMetrics) -> Lag {
+    match m.lag_source {
+        LagSource::Reported => Lag::Exact(m.lag),
+        // A bounded count is a lower bound: enough to scale up on, and never zero by mistake.
+        LagSource::Estimated | LagSource::AtLeast => Lag::Estimated(m.lag),
+    }
+}
+
+/// Applies one reading of a queue: gauges, scaling decision, status.
+async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth) {
+    let now = Instant::now();
+    let labels = ObjectLabels::new(&entry.id.namespace, &entry.id.name);
+    if let QueueHealth::Ok(m) = &health {
+        export(inner, &labels, m);
+    }
+    let current = match &entry.workers {
+        Some(w) => match w.replicas().await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(queue = %entry.id, error = %e, "cannot read the workers' replica count");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut decision: Option<Decision> = None;
+    let mut replicas = current;
+    if let (Some(scaling), Some(workers), Some(current)) = (&entry.scaling, &entry.workers, current)
+    {
+        let sample = match &health {
+            QueueHealth::Ok(m) => Sample::ok(now, lag_of(m), m.pending),
+            QueueHealth::RedisUnreachable(e) => {
+                Sample::failed(now, format!("Redis unreachable: {e}"))
+            }
+            QueueHealth::Error(e) => Sample::failed(now, e.clone()),
+        };
+        let d = {
+            let mut queues = lock(&inner.queues);
+            let Some(slot) = queues.get_mut(&entry.id) else {
+                return;
+            };
+            slot.history.observe(sample);
+            slot.history.decide(&scaling.policy, current, now)
+        };
+        if d.changed() {
+            let consumers = match &health {
+                QueueHealth::Ok(m) => m.consumers.as_slice(),
+                _ => &[],
+            };
+            match workers.scale(d.replicas, consumers).await {
+                Ok(()) => {
+                    replicas = Some(d.replicas);
+                    let direction = if d.replicas > d.current {
+                        Direction::Up
+                    } else {
+                        Direction::Down
+                    };
+                    inner
+                        .metrics
+                        .scale_events
+                        .get_or_create(&ScaleLabels {
+                            namespace: labels.namespace.clone(),
+                            name: labels.name.clone(),
+                            direction,
+                        })
+                        .inc();
+                    tracing::info!(queue = %entry.id, from = d.current, to = d.replicas, reason = %d.reason, "scaled");
+                    inner.reporter.queue_event(
+                        &entry.id,
+                        RuntimeEvent::normal(d.event_reason(), d.to_string()),
+                    );
+                    if let Some(slot) = lock(&inner.queues).get_mut(&entry.id) {
+                        slot.last_scale_time = Some(SystemTime::now());
+                        slot.last_status = None; // report the change at once
+                    }
+                }
+                Err(e) => {
+                    inner.reporter.queue_event(
+                        &entry.id,
+                        RuntimeEvent::warning(
+                            "ScaleFailed",
+                            format!("could not scale {} → {}: {e}", d.current, d.replicas),
+                        ),
+                    );
+                }
+            }
+        }
+        inner
+            .metrics
+            .desired_replicas
+            .get_or_create(&labels)
+            .set(i64::from(d.replicas));
+        decision = Some(d);
+    }
+    if let Some(r) = replicas {
+        inner
+            .metrics
+            .replicas
+            .get_or_create(&labels)
+            .set(i64::from(r));
+    }
+    report(inner, entry, health, replicas, decision, now);
+}
+
+fn export(inner: &Inner, labels: &ObjectLabels, m: &QueueMetrics) {
+    let metrics = &inner.metrics;
+    let set = |f: &prometheus_client::metrics::family::Family<
+        ObjectLabels,
+        prometheus_client::metrics::gauge::Gauge,
+    >,
+               v: u64| {
+        f.get_or_create(labels)
+            .set(i64::try_from(v).unwrap_or(i64::MAX));
+    };
+    set(&metrics.lag, m.lag);
+    set(&metrics.pending, m.pending);
+    set(&metrics.length, m.length);
+    set(&metrics.delayed, m.delayed);
+    set(&metrics.dead_letters, m.dead_letter_length);
+    set(&metrics.consumers, m.consumers.len() as u64);
+    metrics
+        .oldest_pending_age
+        .get_or_create(labels)
+        .set(m.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64()));
+}
+
+/// Hands the observation to the reporter when the status interval has passed or something a
+/// person acts on changed (replicas, reachability).
+fn report(
+    inner: &Inner,
+    entry: &QueueEntry,
+    health: QueueHealth,
+    replicas: Option<u32>,
+    decision: Option<Decision>,
+    now: Instant,
+) {
+    let observation = {
+        let mut queues = lock(&inner.queues);
+        let Some(slot) = queues.get_mut(&entry.id) else {
+            return;
+        };
+        let reachability_changed =
+            matches!(health, QueueHealth::RedisUnreachable(_)) != slot.last_metrics.is_none();
+        let due = slot
+            .last_status
+            .is_none_or(|t| now.duration_since(t) >= inner.options.status_interval);
+        let replicas_changed = replicas != slot.replicas;
+        slot.replicas = replicas;
+        slot.last_metrics = match &health {
+            QueueHealth::Ok(m) => Some(m.clone()),
+            QueueHealth::RedisUnreachable(_) => None,
+            QueueHealth::Error(_) => slot.last_metrics.take(),
+        };
+        if let Some(d) = &decision {
+            slot.last_decision = Some(d.clone());
+        }
+        if !(due || replicas_changed || reachability_changed) {
+            return;
+        }
+        slot.last_status = Some(now);
+        QueueObservation {
+            scaling_blocked: decision
+                .as_ref()
+                .is_some_and(|d| d.event_reason() == "MetricUnavailable"),
+            desired_replicas: decision.as_ref().map(|d| d.replicas),
+            scaling_reason: decision.as_ref().map(|d| d.to_string()),
+            replicas,
+            last_scale_time: slot.last_scale_time,
+            health,
+        }
+    };
+    inner.reporter.queue_observed(&entry.id, &observation);
+}

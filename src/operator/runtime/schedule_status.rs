@@ -1,0 +1,79 @@
+//! Reports each schedule's state as stored in Redis (last and next run, last job id, missed
+//! and skipped runs) at a bounded rate, and turns its counters into Prometheus series.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::queue::schedules::{self, ScheduleState};
+
+use super::super::metrics::ObjectLabels;
+use super::{Inner, ObjectId, lock};
+
+pub(super) async fn run(inner: Arc<Inner>) {
+    // Often enough that a fired run shows up quickly in status; each pass is one round trip
+    // per queue with schedules.
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let mut by_queue: BTreeMap<ObjectId, Vec<ObjectId>> = BTreeMap::new();
+        for (id, slot) in lock(&inner.schedules).iter() {
+            by_queue
+                .entry(slot.queue.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        for (queue, ids) in by_queue {
+            let Some(entry) = lock(&inner.queues).get(&queue).map(|s| s.entry.clone()) else {
+                continue;
+            };
+            let Ok(mut conn) = inner.pool.get(&entry.redis_url).await else {
+                continue;
+            };
+            let names: Vec<String> = ids.iter().map(|i| i.name.clone()).collect();
+            let Ok(stored) = schedules::get_many(&mut conn, &entry.config.keys, &names).await
+            else {
+                continue;
+            };
+            for (id, found) in ids.iter().zip(stored) {
+                if let Ok(Some(s)) = found {
+                    observe(&inner, id, s.state);
+                }
+            }
+        }
+    }
+}
+
+fn observe(inner: &Inner, id: &ObjectId, state: ScheduleState) {
+    let now = Instant::now();
+    let previous = {
+        let mut schedules = lock(&inner.schedules);
+        let Some(slot) = schedules.get_mut(id) else {
+            return;
+        };
+        let changed = slot.last_reported.as_ref() != Some(&state);
+        let due = slot
+            .last_report_at
+            .is_none_or(|t| now.duration_since(t) >= inner.options.status_interval);
+        if !changed && !due {
+            return;
+        }
+        slot.last_report_at = Some(now);
+        slot.last_reported.replace(state.clone())
+    };
+    let labels = ObjectLabels::new(&id.namespace, &id.name);
+    if let Some(prev) = &previous {
+        let m = &inner.metrics;
+        m.schedule_missed
+            .get_or_create(&labels)
+            .inc_by(state.missed_runs.saturating_sub(prev.missed_runs));
+        m.schedule_skipped
+            .get_or_create(&labels)
+            .inc_by(state.skipped_runs.saturating_sub(prev.skipped_runs));
+        if state.last_job_id.is_some() && state.last_job_id != prev.last_job_id {
+            m.schedule_fires.get_or_create(&labels).inc();
+        }
+    }
+    inner.reporter.schedule_observed(id, &state);
+}
