@@ -10,7 +10,9 @@ pub mod dead_letter;
 pub mod enqueue;
 pub mod inspect;
 pub mod janitor;
+pub mod run;
 pub mod schedule;
+pub mod target;
 
 /// Redis job queues for Kubernetes: streams, retries, dead letters, cron schedules and
 /// autoscaled workers, declared as custom resources.
@@ -23,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the operator (in a cluster), or with --local the same manifests on this machine.
+    Run(run::RunArgs),
     /// Print the JobQueue and Schedule CustomResourceDefinitions as YAML.
     Crd(crd::CrdArgs),
     /// Add a job to a queue; prints the job id.
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Run(args) => run::run(args).await,
             Command::Crd(args) => crd::run(args),
             Command::Enqueue(args) => enqueue::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,

@@ -1,6 +1,8 @@
 //! The operator process (DESIGN.md §5): controllers, background loops, leader election, HTTP.
 
+pub mod cluster;
 pub mod http;
+pub mod local;
 pub mod metrics;
 pub mod runtime;
 pub mod telemetry;

@@ -50,7 +50,7 @@ impl RedisPool {
 pub fn is_connection_error(error: &QueueError) -> bool {
     match error {
         QueueError::Unreachable { .. } => true,
-        QueueError::Redis { source, .. } => {
+        QueueError::Redis { error: source, .. } => {
             source.is_connection_dropped()
                 || source.is_io_error()
                 || source.is_timeout()
