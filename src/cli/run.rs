@@ -21,6 +21,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "REDIS_URL",
+        hide_env_values = true,
         value_name = "URL",
         default_value = "redis://127.0.0.1:6379"
     )]
