@@ -389,6 +389,11 @@ fn dispatch(
                 let config: Value = serde_yaml::from_slice(&req.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
                 let existed = store.get(rt, ns, name).is_ok();
+                // Apply never falls back to the user agent: the manager must be named.
+                let opts = WriteOpts {
+                    manager: req.q("fieldManager").unwrap_or_default().to_string(),
+                    ..opts
+                };
                 let mut config = config;
                 if !existed {
                     builtin_defaults(rt, &mut config);

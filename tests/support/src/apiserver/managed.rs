@@ -91,6 +91,10 @@ fn remove(obj: &mut Value, path: &[String]) {
     }
 }
 
+fn is_empty_map(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_object).is_some_and(Map::is_empty)
+}
+
 fn overlap(a: &[String], b: &[String]) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
@@ -246,9 +250,9 @@ pub fn apply(
     let mut conflicts = Vec::new();
     for e in es.iter().filter(|e| e.manager != w.manager) {
         for q in &e.fields {
-            let clash = applied
-                .iter()
-                .any(|p| overlap(p, q) && get(live, p) != get(config, p));
+            let clash = applied.iter().any(|p| {
+                overlap(p, q) && !is_empty_map(get(config, p)) && get(live, p) != get(config, p)
+            });
             if clash {
                 conflicts.push(Conflict {
                     manager: e.manager.clone(),
@@ -287,6 +291,12 @@ pub fn apply(
     for p in &applied {
         match get(config, p) {
             Some(Value::Null) | None => remove(&mut out, p),
+            // An empty map only says the map exists; it does not clear what others set in it.
+            Some(v) if is_empty_map(Some(v)) => {
+                if !get(&out, p).is_some_and(Value::is_object) {
+                    set(&mut out, p, v.clone());
+                }
+            }
             Some(v) => set(&mut out, p, v.clone()),
         }
     }
