@@ -1,5 +1,6 @@
 //! The CRD's `spec.scaling` as a [`Policy`]. Out-of-range numbers (which the CRD schema already
 //! rejects at the API server) become 0 here, so [`Policy::validate`] still names them.
+//! `pollInterval` is not part of the policy: it paces the loop that calls it.
 
 use crate::api::{ScalingMetric, ScalingSpec};
 

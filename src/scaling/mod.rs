@@ -22,8 +22,8 @@
 //!   `scaleDown.stabilizationWindow` (HPA's rule), and removes at most `scaleDown.maxStep`
 //!   replicas per decision (the loop decides once per `pollInterval`).
 //! - **A whole window of evidence.** After the operator starts, and after a pause, nothing is
-//!   removed until recommendations have been made for one whole window: the
-//!   count found is treated as recommended just before. A restart never causes a sudden scale-in.
+//!   removed until recommendations have been made for one whole window: the count found is
+//!   treated as recommended just before. A restart never causes a sudden scale-in.
 //! - **Scale to zero** (only with `minReplicas` 0) needs the window's recommendations all at 0
 //!   *and* `cooldown` of observed idleness: every reading over that span showed the metric at 0
 //!   and nothing pending. Until then one replica stays. Readings that cannot tell (a failed
@@ -47,12 +47,16 @@
 //! round trip. Differences a user may notice:
 //! - leaving zero goes to the needed count directly, not to 1 and then to N one HPA sync later;
 //! - cooldown counts time with *no work at all* (metric 0 and nothing pending), where KEDA counts
-//!   time with the metric at or below the activation threshold; a trickle of jobs below the
-//!   threshold keeps one replica here instead of stranding the jobs at zero;
+//!   time with the metric at or below the activation threshold: once workers run, a backlog
+//!   below the threshold keeps one of them until it is done instead of being left waiting at
+//!   zero (at zero, the threshold still decides when to start);
 //! - no tolerance band: the stabilization window alone prevents flapping, and a constant metric
 //!   gives a constant count once the window has passed;
-//! - a metric read error holds the count and is named in the reason (as KEDA without a
-//!   `fallback`), where KEDA would count a failing scaler as inactive and may scale to zero;
+//! - a metric read error holds the count and is named in the reason (as KEDA does without a
+//!   `fallback`);
+//! - a new queue, or the operator after a restart, scales to zero only after a full cooldown of
+//!   idleness it has observed itself; KEDA scales a target it has no last-active time for
+//!   straight to zero;
 //! - step limits are per decision rather than HPA's `policies` with a `periodSeconds`.
 
 mod from_spec;

@@ -69,7 +69,13 @@ impl fmt::Display for Reason {
             Reason::BelowActivation {
                 observed,
                 threshold,
-            } => write!(f, "{} ≤ activation threshold {threshold}", Value(observed)),
+            } => {
+                if observed.value == 0 {
+                    f.write_str(no_work(observed.metric))
+                } else {
+                    write!(f, "{} ≤ activation threshold {threshold}", Value(observed))
+                }
+            }
             Reason::Demand {
                 observed,
                 need,
@@ -143,11 +149,7 @@ impl fmt::Display for Limit {
 
 fn write_demand(f: &mut fmt::Formatter<'_>, o: &Observed, need: u64, target: u64) -> fmt::Result {
     if o.value == 0 {
-        f.write_str(match o.metric {
-            Metric::Backlog => "no backlog",
-            Metric::Lag => "no lag",
-            Metric::Pending => "nothing pending",
-        })?;
+        f.write_str(no_work(o.metric))?;
     } else {
         write!(f, "{} needs {need} × {target}", Value(o))?;
     }
@@ -156,6 +158,14 @@ fn write_demand(f: &mut fmt::Formatter<'_>, o: &Observed, need: u64, target: u64
         write!(f, ", {} pending", o.pending)?;
     }
     Ok(())
+}
+
+fn no_work(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Backlog => "no backlog",
+        Metric::Lag => "no lag",
+        Metric::Pending => "nothing pending",
+    }
 }
 
 fn idle_phrase(metric: Metric) -> &'static str {

@@ -128,10 +128,7 @@ fn results_are_clamped_to_the_bounds() {
     );
     let d = q.backlog(0, 0, 0);
     assert_eq!(d.replicas, 2);
-    assert_eq!(
-        d.to_string(),
-        "scaled 0 → 2: backlog 0 ≤ activation threshold 0 (minReplicas 2)"
-    );
+    assert_eq!(d.to_string(), "scaled 0 → 2: no backlog (minReplicas 2)");
     // Idle for far longer than the cooldown and the window: never below minReplicas.
     let ds = q.hold_reading(1..2000, 0, 0);
     assert!(ds.iter().all(|d| d.replicas == 2), "min 2 kept");
