@@ -1,10 +1,108 @@
-//! `jobqueue-operator enqueue` (placeholder until issue 3 lands it).
+//! `jobqueue-operator enqueue`: add one job to a queue and print its id.
+
+use std::io::Read;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+
+use super::target::TargetArgs;
+use crate::api::Duration;
+use crate::queue::{Due, EnqueueOptions, enqueue};
 
 /// Arguments of `enqueue`.
 #[derive(Debug, clap::Args)]
-pub struct EnqueueArgs {}
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The queue's stream key (omit with -f).
+    #[arg(value_name = "STREAM")]
+    stream: Option<String>,
+    /// The job payload as JSON; `-` reads it from stdin. Default: {}.
+    #[arg(value_name = "PAYLOAD|-")]
+    payload: Option<String>,
+    /// Make the job available after this delay (e.g. 30s, 5m, 1h30m).
+    #[arg(long, value_name = "DURATION", conflicts_with = "at")]
+    delay: Option<String>,
+    /// Make the job available at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+    /// A second enqueue with the same key (within --idempotency-ttl) adds nothing and prints
+    /// the first job's id.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
+    /// How long the idempotency key is remembered.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        requires = "idempotency_key"
+    )]
+    idempotency_ttl: String,
+}
 
-/// Runs `enqueue`.
-pub async fn run(_args: EnqueueArgs) -> anyhow::Result<()> {
-    anyhow::bail!("enqueue is not implemented yet")
+/// Runs `enqueue`: validates everything before touching Redis, so bad input writes nothing.
+pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
+    // With -f the first positional is the payload.
+    let (stream, payload) = match (&args.target.file, args.stream, args.payload) {
+        (Some(_), Some(p), None) => (None, Some(p)),
+        (_, s, p) => (s, p),
+    };
+    let target = args.target.resolve(stream.as_deref(), None)?;
+    let payload = parse_payload(payload.as_deref())?;
+    let due = match (&args.delay, &args.at) {
+        (Some(d), _) => Due::After(
+            Duration::from_str(d)
+                .map_err(|e| anyhow::anyhow!("--delay: {e}"))?
+                .as_std(),
+        ),
+        (None, Some(at)) => {
+            let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+                anyhow::anyhow!(
+                    "--at: {at:?} is not an RFC 3339 time ({e}); e.g. 2030-01-01T09:00:00Z"
+                )
+            })?;
+            Due::At(SystemTime::from(t))
+        }
+        (None, None) => Due::Now,
+    };
+    if let Some(k) = &args.idempotency_key
+        && k.is_empty()
+    {
+        bail!("--idempotency-key must not be empty");
+    }
+    let ttl = Duration::from_str(&args.idempotency_ttl)
+        .map_err(|e| anyhow::anyhow!("--idempotency-ttl: {e}"))?
+        .as_std();
+    if ttl.is_zero() {
+        bail!("--idempotency-ttl must be greater than zero");
+    }
+    let options = EnqueueOptions {
+        due,
+        idempotency_key: args.idempotency_key,
+        idempotency_ttl: Some(ttl),
+        extra_fields: Vec::new(),
+    };
+    let mut conn = target.connect().await?;
+    let job = enqueue(&mut conn, &target.cfg.keys, &payload, &options).await?;
+    if !job.added {
+        eprintln!("idempotency key already used: no new job, this is the first job's id");
+    }
+    println!("{}", job.job_id);
+    Ok(())
+}
+
+fn parse_payload(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let text = match arg {
+        None => return Ok(serde_json::json!({})),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading PAYLOAD from stdin")?;
+            s
+        }
+        Some(s) => s.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("PAYLOAD is not valid JSON: {e}"))
 }

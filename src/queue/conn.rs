@@ -129,9 +129,9 @@ impl Endpoint {
 /// Connects to the Redis (or Redis Cluster) named by `url` and checks it answers PING.
 pub async fn connect(url: &str) -> Result<RedisConn> {
     let endpoint = Endpoint::parse(url)?;
-    let unreachable = |source| QueueError::Unreachable {
+    let unreachable = |error| QueueError::Unreachable {
         endpoint: endpoint.display(),
-        source,
+        error,
     };
     let invalid = |e: redis::RedisError| QueueError::InvalidUrl {
         url: mask_password(url),

@@ -27,12 +27,34 @@ impl DeadLetter {
     }
 }
 
+/// Fails with [`QueueError::NoSuchStream`] unless the queue's stream exists: a typo in a
+/// queue name must not look like an empty dead-letter stream.
+async fn require_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<()> {
+    let kind: String = redis::cmd("TYPE")
+        .arg(cfg.stream())
+        .query_async(conn)
+        .await
+        .map_err(QueueError::during("checking the queue's stream"))?;
+    match kind.as_str() {
+        "stream" => Ok(()),
+        "none" => Err(QueueError::NoSuchStream {
+            stream: cfg.stream().to_string(),
+        }),
+        other => Err(QueueError::WrongType {
+            key: cfg.stream().to_string(),
+            expected: "stream",
+            actual: other.to_string(),
+        }),
+    }
+}
+
 /// Up to `count` dead letters, oldest first.
 pub async fn list(
     conn: &mut RedisConn,
     cfg: &QueueConfig,
     count: usize,
 ) -> Result<Vec<DeadLetter>> {
+    require_queue(conn, cfg).await?;
     let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(&cfg.dead_letter)
         .arg("-")
@@ -80,6 +102,7 @@ pub async fn replay(
     ids: &[String],
     batch: u32,
 ) -> Result<Replayed> {
+    require_queue(conn, cfg).await?;
     let batch = batch.max(1) as usize;
     let all;
     let ids = if ids.is_empty() {

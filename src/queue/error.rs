@@ -13,22 +13,22 @@ pub enum QueueError {
         reason: String,
     },
     /// Redis could not be reached.
-    #[error("cannot reach Redis at {endpoint}: {source}")]
+    // The Redis error is part of the message rather than a `source`: its own chain repeats
+    // the OS error, which would print three times in a one-line `{:#}` report.
+    #[error("cannot reach Redis at {endpoint}: {error}")]
     Unreachable {
         /// host:port (or the list of cluster seeds).
         endpoint: String,
         /// The underlying connection error.
-        #[source]
-        source: redis::RedisError,
+        error: redis::RedisError,
     },
     /// A Redis command failed.
-    #[error("Redis {op} failed: {source}")]
+    #[error("Redis {op} failed: {error}")]
     Redis {
         /// What the engine was doing.
         op: &'static str,
         /// The error Redis (or the connection) reported.
-        #[source]
-        source: redis::RedisError,
+        error: redis::RedisError,
     },
     /// The queue's stream does not exist (not provisioned, or deleted).
     #[error("stream {stream:?} does not exist (is the queue provisioned?)")]
@@ -84,7 +84,7 @@ impl QueueError {
     /// Wraps a Redis error, recognising the engine's own script errors (`NOSTREAM`,
     /// `NOGROUP`, `WRONGTYPE`) raised by the Lua scripts.
     pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {
-        QueueError::Redis { op, source }
+        QueueError::Redis { op, error: source }
     }
 
     /// A closure for `map_err` that wraps a Redis error with what was being done.
