@@ -8,17 +8,21 @@
 //! (`x-kubernetes-validations`) — unless a type error makes them meaningless, as in the API server.
 //!
 //! Not covered (our CRDs do not use them): `x-kubernetes-list-type`/`map-type` uniqueness, CEL
-//! cost limits, ratcheting of unchanged invalid values on update, and ObjectMeta validation
-//! beyond the name (see [`validate_resource`]).
+//! cost limits, validation ratcheting (an update keeping an already-invalid value is rejected
+//! here; the API server since 1.30 lets it through), and transition rules correlate list items
+//! by index rather than by list-map key.
 
 mod cel;
 mod defaults;
 mod format;
+mod metadata;
 mod path;
 mod prune;
 mod schema;
 mod structural;
 mod validate;
+
+use std::sync::OnceLock;
 
 use kube::CustomResourceExt;
 use serde_json::Value;
@@ -129,54 +133,43 @@ pub fn crd_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
 /// with our CRDs installed would on create, with strict field validation (kubectl's default):
 /// `apiVersion`, `kind` and `metadata.name` are checked, then [`validate_and_default`].
 pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
+    let shown = |key: &str| {
+        object
+            .get(key)
+            .map(validate::render)
+            .unwrap_or_else(|| "\"\"".into())
+    };
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let crd = match kind {
-        "JobQueue" => super::JobQueue::crd(),
-        "Schedule" => super::Schedule::crd(),
-        _ => {
-            let shown = object
-                .get("kind")
-                .map(validate::render)
-                .unwrap_or_else(|| "\"\"".into());
-            return Err(vec![FieldError::new(
-                "kind",
-                FieldErrorKind::Unsupported,
-                Some(shown),
-                "supported values: \"JobQueue\", \"Schedule\"",
-            )]);
-        }
+    let Some(crd) = our_crd(kind) else {
+        return Err(vec![FieldError::new(
+            "kind",
+            FieldErrorKind::Unsupported,
+            Some(shown("kind")),
+            "supported values: \"JobQueue\", \"Schedule\"",
+        )]);
     };
-    let crd = serde_json::to_value(&crd).expect("a CRD serializes to JSON");
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let version = api_version
+    let schema = api_version
         .strip_prefix(super::GROUP)
         .and_then(|v| v.strip_prefix('/'))
-        .filter(|v| crd_schema(&crd, v).is_some());
-    let Some(version) = version else {
+        .and_then(|v| crd_schema(crd, v));
+    let Some(schema) = schema else {
         let expected = format!("{}/{}", super::GROUP, super::VERSION);
         return Err(vec![FieldError::new(
             "apiVersion",
             FieldErrorKind::Unsupported,
-            Some(
-                object
-                    .get("apiVersion")
-                    .map(validate::render)
-                    .unwrap_or_else(|| "\"\"".into()),
-            ),
+            Some(shown("apiVersion")),
             format!("supported values: {expected:?}"),
         )]);
     };
-    let schema = crd_schema(&crd, version)
-        .expect("the version was found above")
-        .clone();
-    let mut errors = metadata_errors(object);
-    if let Err(e) = validate_and_default(&schema, object, None, true) {
+    let mut errors = metadata::errors(object);
+    if let Err(e) = validate_and_default(schema, object, None, true) {
         errors.extend(e);
     }
     if errors.is_empty() {
@@ -186,64 +179,16 @@ pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
     }
 }
 
-/// The part of ObjectMeta validation a manifest can get wrong: the name (a DNS-1123 subdomain,
-/// as the API server requires of custom resources) and the namespace (a DNS-1123 label).
-fn metadata_errors(object: &Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let meta = object.get("metadata");
-    if meta.is_some_and(|m| !m.is_object()) {
-        errors.push(FieldError::new(
-            "metadata",
-            FieldErrorKind::Invalid,
-            meta.map(validate::render),
-            "must be an object",
-        ));
-        return errors;
+/// Our CRDs as JSON, built once: local mode and tests validate many manifests.
+fn our_crd(kind: &str) -> Option<&'static Value> {
+    static JOBQUEUE: OnceLock<Value> = OnceLock::new();
+    static SCHEDULE: OnceLock<Value> = OnceLock::new();
+    let as_json = |crd| serde_json::to_value(crd).unwrap_or(Value::Null);
+    match kind {
+        "JobQueue" => Some(JOBQUEUE.get_or_init(|| as_json(super::JobQueue::crd()))),
+        "Schedule" => Some(SCHEDULE.get_or_init(|| as_json(super::Schedule::crd()))),
+        _ => None,
     }
-    let text = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
-    match (text("name"), text("generateName")) {
-        (None, None) => errors.push(FieldError::required(
-            "metadata.name",
-            "name or generateName is required",
-        )),
-        (Some(name), _) => {
-            if let Some(problem) = dns_subdomain_problem(name) {
-                errors.push(FieldError::invalid("metadata.name", name, problem));
-            }
-        }
-        (None, Some(_)) => {}
-    }
-    if let Some(ns) = text("namespace")
-        && !is_dns_label(ns)
-    {
-        errors.push(FieldError::invalid(
-            "metadata.namespace",
-            ns,
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (at most 63 characters)",
-        ));
-    }
-    errors
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn dns_subdomain_problem(name: &str) -> Option<&'static str> {
-    if name.len() > 253 {
-        return Some("must be no more than 253 characters");
-    }
-    if name.split('.').all(is_dns_label) {
-        return None;
-    }
-    Some(
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
-    )
 }
 
 #[cfg(test)]

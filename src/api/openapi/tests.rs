@@ -221,7 +221,7 @@ fn string_lengths_and_patterns() {
     assert_eq!(e[0].kind, FieldErrorKind::TooLong);
     assert_eq!(
         e[0].to_string(),
-        "spec.queueRef.name: Too long: may not be more than 10 characters"
+        "spec.queueRef.name: Too long: may not be more than 10 bytes"
     );
     // Characters, not bytes.
     accepts(json!({"queueRef": {"name": "ééééééééé"}}));
@@ -247,7 +247,7 @@ fn list_sizes_and_items() {
     );
     assert_eq!(
         errors(json!({"tags": ["ok", "toolong"]})),
-        vec!["spec.tags[1]: Too long: may not be more than 5 characters"]
+        vec!["spec.tags[1]: Too long: may not be more than 5 bytes"]
     );
     accepts(json!({"tags": ["a", "b", "c"]}));
 }
@@ -340,13 +340,17 @@ fn embedded_resources_need_their_type() {
     assert_eq!(
         errors(json!({"raw": {"metadata": {}}})),
         vec![
-            "spec.raw.apiVersion: Required value",
-            "spec.raw.kind: Required value"
+            "spec.raw.apiVersion: Required value: must not be empty",
+            "spec.raw.kind: Required value: must not be empty"
         ]
     );
-    assert!(
-        errors(json!({"raw": {"apiVersion": "v1", "kind": 3}}))[0]
-            .contains("spec.raw.kind in body must be of type string")
+    assert_eq!(
+        errors(json!({"raw": {"apiVersion": "v1", "kind": 3}})),
+        vec!["spec.raw.kind: Invalid value: 3: must be a string"]
+    );
+    assert_eq!(
+        errors(json!({"raw": {"apiVersion": "", "kind": "Pod"}})),
+        vec![r#"spec.raw.apiVersion: Invalid value: "": must not be empty"#]
     );
 }
 

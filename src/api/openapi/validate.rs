@@ -191,7 +191,7 @@ fn check_string(schema: &Value, s: &str, value: &Value, at: &str, out: &mut Outc
             field(at),
             FieldErrorKind::TooLong,
             None,
-            format!("may not be more than {max} characters"),
+            format!("may not be more than {max} bytes"),
         ));
     }
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
@@ -427,18 +427,20 @@ fn check_object(schema: &Value, value: &Value, at: &str, resource: bool, out: &m
     }
 }
 
-/// An embedded resource names its type, as any Kubernetes object does.
+/// An embedded resource names its type, as any Kubernetes object does (the API server's
+/// embedded-resource check, with its messages).
 fn check_embedded_type_meta(map: &serde_json::Map<String, Value>, at: &str, out: &mut Outcome) {
     for key in ["apiVersion", "kind"] {
+        let field = path::child(at, key);
         match map.get(key) {
             None => out
                 .errors
-                .push(FieldError::required(path::child(at, key), "")),
-            Some(Value::String(s)) if s.is_empty() => out
-                .errors
-                .push(FieldError::required(path::child(at, key), "")),
+                .push(FieldError::required(field, "must not be empty")),
+            Some(Value::String(s)) if s.is_empty() => {
+                out.invalid(&field, &Value::from(""), "must not be empty".into())
+            }
             Some(Value::String(_)) => {}
-            Some(other) => out.type_error(&path::child(at, key), "string", other),
+            Some(other) => out.invalid(&field, other, "must be a string".into()),
         }
     }
     if let Some(m) = map.get("metadata")
