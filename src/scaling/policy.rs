@@ -9,7 +9,9 @@ pub enum Metric {
     /// Lag plus pending: every job not yet finished.
     #[default]
     Backlog,
-    /// Jobs not yet delivered to the consumer group.
+    /// Jobs not yet delivered to the consumer group. It reads about 0 whenever the workers keep
+    /// up, so the count drops until lag builds up again: expect a sawtooth with a period of
+    /// about one stabilization window (see `tests/scaling_simulation.rs`). Backlog settles.
     Lag,
     /// Jobs delivered and not yet acknowledged (work in flight).
     Pending,

@@ -62,8 +62,11 @@ impl Sample {
 /// The metric value of a reading, with what the reason needs to explain it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
+    /// Which metric `value` is.
     pub metric: Metric,
+    /// The metric's value in the reading.
     pub value: u64,
+    /// Jobs pending in the reading (whatever the metric).
     pub pending: u64,
     /// The value includes an estimated lag.
     pub lag_estimated: bool,
