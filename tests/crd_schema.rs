@@ -271,3 +271,11 @@ fn kind_api_version_and_name_are_checked() {
         "metadata.name"
     );
 }
+
+#[test]
+fn status_in_a_manifest_is_ignored_on_create() {
+    let mut q = jobqueue(json!({"redis": {"url": "redis://r"}}));
+    q["status"] = json!({"lag": "not a number"});
+    validate_resource(&mut q).expect("status is not validated on create");
+    assert!(q.get("status").is_none());
+}

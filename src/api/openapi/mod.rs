@@ -131,7 +131,8 @@ pub fn crd_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
 
 /// Validates one of our resources (JobQueue or Schedule, picked by `kind`) exactly as a cluster
 /// with our CRDs installed would on create, with strict field validation (kubectl's default):
-/// `apiVersion`, `kind` and `metadata.name` are checked, then [`validate_and_default`].
+/// `apiVersion`, `kind` and `metadata` are checked, `status` is dropped (the status subresource
+/// owns it), then [`validate_and_default`].
 pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
     let shown = |key: &str| {
         object
@@ -168,6 +169,13 @@ pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
             format!("supported values: {expected:?}"),
         )]);
     };
+    // With a status subresource the API server ignores `status` on create; so do we.
+    let version = api_version.rsplit('/').next().unwrap_or_default();
+    if has_status_subresource(crd, version)
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
+    }
     let mut errors = metadata::errors(object);
     if let Err(e) = validate_and_default(schema, object, None, true) {
         errors.extend(e);
@@ -177,6 +185,15 @@ pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
     } else {
         Err(errors)
     }
+}
+
+fn has_status_subresource(crd: &Value, version: &str) -> bool {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
+        .is_some_and(|v| v.pointer("/subresources/status").is_some())
 }
 
 /// Our CRDs as JSON, built once: local mode and tests validate many manifests.
