@@ -1,6 +1,275 @@
-//! Cluster mode: being written (issue 7).
+//! Cluster mode (`jobqueue-operator run`): kube-runtime controllers for JobQueue and Schedule,
+//! the shared runtime's loops, leader election through a Lease, and the HTTP endpoints.
+//!
+//! Every replica serves `/healthz`, `/readyz` and `/metrics`; only the replica holding the Lease
+//! runs controllers and loops. Losing the lease stops them at once; SIGTERM stops them and
+//! releases the lease so a standby takes over without waiting for it to expire.
 
-/// Runs the operator against the Kubernetes API.
-pub async fn run(_args: crate::cli::run::RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("run is not implemented yet")
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter as EventReporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube_lease_manager::LeaseManagerBuilder;
+use prometheus_client::registry::Registry;
+
+use crate::api::{JobQueue, Schedule};
+use crate::cli::run::{RunArgs, shutdown_signal};
+use crate::operator::http::{self, Health};
+use crate::operator::metrics::Metrics;
+use crate::operator::runtime::Runtime;
+
+mod context;
+mod jobqueue;
+mod pods;
+mod reporter;
+mod schedule;
+pub mod status;
+mod workers;
+
+pub use context::Context;
+
+/// Runs the operator until SIGTERM / Ctrl-C.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context(
+        "connecting to Kubernetes (in-cluster config, else KUBECONFIG or ~/.kube/config)",
+    )?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let http = match args.metrics_addr {
+        Some(addr) => {
+            let (bound, server) = http::serve(addr, registry, health.clone(), stopped())
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+            tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("jobqueue-operator-{}", uuid::Uuid::new_v4().simple()));
+    let lease_secs = args.lease_duration.as_std().as_secs().max(2);
+    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(lease_secs)
+        .with_grace((lease_secs / 3).max(1))
+        .build()
+        .await
+        .context("setting up leader election")?;
+    let (mut leading, lease_task) = manager.watch().await;
+    health.set_ready(true);
+    tracing::info!(
+        identity,
+        lease = args.lease_name,
+        "waiting for the leader lease"
+    );
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut active: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )> = None;
+    loop {
+        let is_leader = *leading.borrow_and_update();
+        match (is_leader, active.is_some()) {
+            (true, false) => {
+                tracing::info!(
+                    identity,
+                    "became the leader; starting controllers and loops"
+                );
+                metrics.leader.set(1);
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(lead(
+                    client.clone(),
+                    args.clone(),
+                    metrics.clone(),
+                    identity.clone(),
+                    rx,
+                ));
+                active = Some((tx, task));
+            }
+            (false, true) => {
+                tracing::warn!(
+                    identity,
+                    "lost the leader lease; stopping controllers and loops"
+                );
+                metrics.leader.set(0);
+                if let Some((tx, task)) = active.take() {
+                    let _ = tx.send(true);
+                    task.abort();
+                }
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("leader election stopped unexpectedly");
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    health.set_ready(false);
+    if let Some((tx, task)) = active.take() {
+        let _ = tx.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
+    // Dropping the receiver makes the lease manager release the lease.
+    drop(leading);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("released the leader lease"),
+        other => tracing::warn!(
+            ?other,
+            "could not release the leader lease; it expires on its own"
+        ),
+    }
+    let _ = stop_tx.send(true);
+    if let Some(http) = http {
+        let _ = http.await;
+    }
+    Ok(())
+}
+
+/// What the leader runs: controllers, the pod index, the runtime's loops and status writes.
+async fn lead(
+    client: Client,
+    args: RunArgs,
+    metrics: Metrics,
+    identity: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (status, status_task) = status::StatusWriter::new(client.clone());
+    let recorder = Recorder::new(
+        client.clone(),
+        EventReporter {
+            controller: "jobqueue-operator".into(),
+            instance: Some(identity),
+        },
+    );
+    let reporter = Arc::new(reporter::KubeReporter {
+        status: status.clone(),
+        recorder: recorder.clone(),
+    });
+    let runtime = Runtime::new(args.runtime_options(), metrics.clone(), reporter);
+    let pods = Arc::new(pods::PodIndex::default());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        runtime: runtime.clone(),
+        status,
+        recorder,
+        metrics,
+        pods: pods.clone(),
+        default_redis: args.redis.clone(),
+    });
+
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().map(|n| Some(n.clone())).collect()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(status_task);
+    for ns in namespaces {
+        tasks.spawn(
+            pods.clone()
+                .watch(client.clone(), ns.clone(), runtime.clone()),
+        );
+        tasks.spawn(run_jobqueue_controller(
+            client.clone(),
+            ns.clone(),
+            ctx.clone(),
+        ));
+        tasks.spawn(run_schedule_controller(client.clone(), ns, ctx.clone()));
+    }
+    runtime
+        .run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    tasks.shutdown().await;
+}
+
+fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
+    Controller::new(api::<JobQueue>(&client, &ns), watcher::Config::default())
+        .owns(
+            api::<Deployment>(&client, &ns),
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=jobqueue-operator"),
+        )
+        .shutdown_on_signal()
+        .run(jobqueue::reconcile, jobqueue::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "JobQueue controller");
+            }
+        })
+        .await;
+}
+
+async fn run_schedule_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
+    // A JobQueue becoming ready (or going away) re-checks the Schedules that point at it.
+    let schedules = api::<Schedule>(&client, &ns);
+    let controller = Controller::new(schedules, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(
+            api::<JobQueue>(&client, &ns),
+            watcher::Config::default(),
+            move |jq| {
+                let ns = kube::ResourceExt::namespace(&jq);
+                let name = kube::ResourceExt::name_any(&jq);
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        kube::ResourceExt::namespace(s.as_ref()) == ns
+                            && s.spec.queue_ref.name == name
+                    })
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(schedule::reconcile, schedule::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "Schedule controller");
+            }
+        })
+        .await;
 }

@@ -1,0 +1,139 @@
+//! What the reconcilers share, and their error type.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource};
+
+use crate::api::JobQueue;
+use crate::operator::metrics::Metrics;
+use crate::operator::runtime::Runtime;
+use crate::operator::workload::RedisUrlSource;
+
+use super::pods::PodIndex;
+use super::status::StatusWriter;
+
+/// Shared by both controllers.
+pub struct Context {
+    pub client: Client,
+    pub runtime: Runtime,
+    pub status: Arc<StatusWriter>,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub pods: Arc<PodIndex>,
+    /// Redis for queues without `spec.redis`.
+    pub default_redis: String,
+}
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("{0}")]
+    Redis(String),
+    #[error("{0}")]
+    NotReady(String),
+}
+
+impl ReconcileError {
+    /// Short kind for the `reason` label of the error counter.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(_) => "KubeApi",
+            ReconcileError::Finalizer(_) => "Finalizer",
+            ReconcileError::Redis(_) => "Redis",
+            ReconcileError::NotReady(_) => "NotReady",
+        }
+    }
+}
+
+/// Why the Redis URL of a queue could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("Secret {0:?} not found in namespace {1:?} (spec.redis.urlSecretRef.name)")]
+    SecretNotFound(String, String),
+    #[error("Secret {0:?} has no key {1:?} (spec.redis.urlSecretRef.key)")]
+    KeyMissing(String, String),
+    #[error("Secret {0:?} key {1:?} is not UTF-8 text")]
+    NotText(String, String),
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+/// The URL the operator connects with, and how workers get it.
+pub async fn resolve_redis(
+    ctx: &Context,
+    jq: &JobQueue,
+) -> Result<(String, RedisUrlSource), UrlError> {
+    let namespace = jq.meta().namespace.clone().unwrap_or_default();
+    let Some(redis) = &jq.spec.redis else {
+        return Ok((
+            ctx.default_redis.clone(),
+            RedisUrlSource::Plain(ctx.default_redis.clone()),
+        ));
+    };
+    if let Some(url) = &redis.url {
+        return Ok((url.clone(), RedisUrlSource::Plain(url.clone())));
+    }
+    let Some(sref) = &redis.url_secret_ref else {
+        return Ok((
+            ctx.default_redis.clone(),
+            RedisUrlSource::Plain(ctx.default_redis.clone()),
+        ));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(&sref.name)
+        .await?
+        .ok_or_else(|| UrlError::SecretNotFound(sref.name.clone(), namespace.clone()))?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&sref.key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&sref.key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| UrlError::KeyMissing(sref.name.clone(), sref.key.clone()))?;
+    let url = String::from_utf8(bytes)
+        .map_err(|_| UrlError::NotText(sref.name.clone(), sref.key.clone()))?;
+    Ok((
+        url.trim().to_string(),
+        RedisUrlSource::Secret {
+            name: sref.name.clone(),
+            key: sref.key.clone(),
+        },
+    ))
+}
+
+/// Publishes an Event about `obj` (failures are logged: an Event is never worth a retry).
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing an event failed");
+    }
+}

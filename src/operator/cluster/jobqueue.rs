@@ -1,0 +1,356 @@
+//! The JobQueue controller: validates the spec, resolves the Redis URL, provisions the stream and
+//! group, applies the worker Deployment, hands the queue to the runtime, and implements
+//! `deletionPolicy` with a finalizer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::ResourceExt;
+
+use crate::api::{DeletionPolicy, JobQueue, conditions, join_field_errors, validate};
+use crate::operator::metrics::{ControllerLabels, ErrorLabels};
+use crate::operator::runtime::{ObjectId, QueueEntry, ScalingSettings, Workers};
+use crate::operator::workload::{deployment_name, worker_deployment};
+use crate::queue::config::QueueConfig;
+use crate::scaling::Policy;
+
+use super::context::{Context, ReconcileError, UrlError, publish, resolve_redis};
+use super::reporter::{REASON_PROVISIONED, REASON_REDIS_UNREACHABLE};
+use super::status::FIELD_MANAGER;
+use super::workers::KubeWorkers;
+
+/// Finalizer that implements `deletionPolicy`.
+pub const FINALIZER: &str = "jobqueue.io/cleanup";
+
+/// Periodic resync (changes are watched; this only bounds how long a missed one lasts).
+const RESYNC: Duration = Duration::from_secs(300);
+
+fn id_of(jq: &JobQueue) -> ObjectId {
+    ObjectId::new(jq.namespace().unwrap_or_default(), jq.name_any())
+}
+
+/// Entry point for the kube-runtime Controller.
+pub async fn reconcile(jq: Arc<JobQueue>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let api: Api<JobQueue> =
+        Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, jq, |event| async {
+        match event {
+            Finalizer::Apply(jq) => apply(jq, &ctx).await,
+            Finalizer::Cleanup(jq) => cleanup(jq, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&ControllerLabels {
+            controller: "jobqueue".into(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Retry policy for failed reconciles.
+pub fn error_policy(_jq: Arc<JobQueue>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            controller: "jobqueue".into(),
+            reason: error.kind().into(),
+        })
+        .inc();
+    tracing::warn!(%error, "JobQueue reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Sets `Ready=False` with `reason` and publishes a Warning Event saying the same.
+async fn not_ready(ctx: &Context, jq: &JobQueue, reason: &str, message: String) {
+    let id = id_of(jq);
+    let generation = jq.metadata.generation;
+    ctx.status.update_jobqueue(&id, |s| {
+        s.observed_generation = generation;
+        conditions::set(
+            &mut s.conditions,
+            conditions::READY,
+            false,
+            reason,
+            message.clone(),
+            generation,
+            Timestamp::now(),
+        );
+    });
+    publish(ctx, jq, true, reason, message).await;
+}
+
+async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let id = id_of(&jq);
+    ctx.status.track_jobqueue(&jq);
+
+    if let Err(errors) = validate::jobqueue(&jq) {
+        ctx.runtime.remove_queue(&id);
+        not_ready(ctx, &jq, "InvalidSpec", join_field_errors(&errors)).await;
+        return Ok(Action::await_change());
+    }
+    let config = match QueueConfig::try_from(jq.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            not_ready(ctx, &jq, "InvalidSpec", e.to_string()).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let policy = jq
+        .spec
+        .scaling
+        .as_ref()
+        .map(|s| (Policy::from(s), s.poll_interval.as_std()));
+    if let Some((p, _)) = &policy
+        && let Err(e) = p.validate()
+    {
+        not_ready(ctx, &jq, "InvalidSpec", format!("spec.scaling: {e}")).await;
+        return Ok(Action::await_change());
+    }
+
+    let (url, url_source) = match resolve_redis(ctx, &jq).await {
+        Ok(u) => u,
+        Err(UrlError::Kube(e)) => return Err(e.into()),
+        Err(e) => {
+            ctx.runtime.remove_queue(&id);
+            not_ready(ctx, &jq, "RedisSecretMissing", e.to_string()).await;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+    };
+    if let Err(e) = validate::redis_url("spec.redis.urlSecretRef", &url) {
+        not_ready(ctx, &jq, "InvalidRedisUrl", e.to_string()).await;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+
+    let workers: Option<Arc<dyn Workers>> = match jq.spec.workers.as_ref() {
+        None => None,
+        Some(w) if w.template.is_some() => {
+            apply_deployment(ctx, &jq, &url_source).await?;
+            Some(Arc::new(KubeWorkers::managed(
+                ctx.client.clone(),
+                id.clone(),
+                deployment_name(&jq),
+                ctx.pods.clone(),
+            )))
+        }
+        Some(w) => {
+            let target = w
+                .scale_target_ref
+                .as_ref()
+                .expect("schema: exactly one of template and scaleTargetRef");
+            match scale_target(ctx, &id, target).await {
+                Ok(workers) => Some(Arc::new(workers)),
+                Err(message) => {
+                    ctx.runtime.remove_queue(&id);
+                    not_ready(ctx, &jq, "ScaleTargetNotFound", message).await;
+                    return Ok(Action::requeue(Duration::from_secs(30)));
+                }
+            }
+        }
+    };
+
+    let entry = QueueEntry {
+        id: id.clone(),
+        redis_url: url,
+        config: config.clone(),
+        scaling: policy.map(|(policy, poll_interval)| ScalingSettings {
+            policy,
+            poll_interval,
+        }),
+        workers,
+    };
+    let generation = jq.metadata.generation;
+    match ctx.runtime.upsert_queue(entry).await {
+        Ok((provisioned, drift)) => {
+            if let Some(drift) = drift {
+                publish(ctx, jq.as_ref(), true, drift.reason(), drift.to_string()).await;
+            }
+            let first = !jq
+                .status
+                .as_ref()
+                .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
+            ctx.status.update_jobqueue(&id, |s| {
+                let now = Timestamp::now();
+                s.observed_generation = generation;
+                s.stream = Some(config.stream().to_string());
+                s.consumer_group = Some(config.group.clone());
+                conditions::set(
+                    &mut s.conditions,
+                    conditions::REDIS_REACHABLE,
+                    true,
+                    "Connected",
+                    "Redis answers",
+                    generation,
+                    now,
+                );
+                let message = format!(
+                    "stream {:?} with group {:?} is ready",
+                    config.stream(),
+                    config.group
+                );
+                conditions::set(
+                    &mut s.conditions,
+                    conditions::READY,
+                    true,
+                    REASON_PROVISIONED,
+                    message,
+                    generation,
+                    now,
+                );
+            });
+            if first {
+                let how = if provisioned.stream_existed {
+                    "adopted existing"
+                } else {
+                    "created"
+                };
+                let note = format!(
+                    "{how} stream {:?} and group {:?} ({} entries)",
+                    config.stream(),
+                    config.group,
+                    provisioned.length
+                );
+                publish(ctx, jq.as_ref(), false, "Provisioned", note).await;
+            }
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(e) => {
+            let message = e.to_string();
+            ctx.status.update_jobqueue(&id, |s| {
+                let now = Timestamp::now();
+                s.observed_generation = generation;
+                conditions::set(
+                    &mut s.conditions,
+                    conditions::REDIS_REACHABLE,
+                    false,
+                    REASON_REDIS_UNREACHABLE,
+                    message.clone(),
+                    generation,
+                    now,
+                );
+                conditions::set(
+                    &mut s.conditions,
+                    conditions::READY,
+                    false,
+                    REASON_REDIS_UNREACHABLE,
+                    message.clone(),
+                    generation,
+                    now,
+                );
+            });
+            publish(
+                ctx,
+                jq.as_ref(),
+                true,
+                REASON_REDIS_UNREACHABLE,
+                message.clone(),
+            )
+            .await;
+            Err(ReconcileError::Redis(message))
+        }
+    }
+}
+
+/// Applies the worker Deployment, keeping the replica count the autoscaler last set.
+async fn apply_deployment(
+    ctx: &Context,
+    jq: &JobQueue,
+    url: &crate::operator::workload::RedisUrlSource,
+) -> Result<(), ReconcileError> {
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
+    let name = deployment_name(jq);
+    let current = api
+        .get_opt(&name)
+        .await?
+        .and_then(|d| d.spec.and_then(|s| s.replicas));
+    let initial = jq.spec.scaling.as_ref().map(|s| s.min_replicas);
+    let Some(deployment) = worker_deployment(jq, url, current.or(initial)) else {
+        return Ok(());
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&deployment),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Checks that a `scaleTargetRef` exists and has a scale subresource.
+async fn scale_target(
+    ctx: &Context,
+    id: &ObjectId,
+    target: &crate::api::ScaleTargetRef,
+) -> Result<KubeWorkers, String> {
+    let (group, version) = match target.api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), target.api_version.clone()),
+    };
+    let gvk = GroupVersionKind::gvk(&group, &version, &target.kind);
+    let (resource, _caps) = kube::discovery::pinned_kind(&ctx.client, &gvk)
+        .await
+        .map_err(|e| {
+            format!(
+                "scaleTargetRef {}/{}: unknown kind ({e})",
+                target.api_version, target.kind
+            )
+        })?;
+    let workers = KubeWorkers::referenced(
+        ctx.client.clone(),
+        id.clone(),
+        &resource,
+        target.name.clone(),
+        ctx.pods.clone(),
+    );
+    match &workers.target {
+        super::workers::ScaleTarget::Referenced(api, name) => {
+            api.get_scale(name).await.map_err(|e| {
+                format!(
+                    "scaleTargetRef {} {:?} in namespace {:?}: {e}",
+                    target.kind, target.name, id.namespace
+                )
+            })?;
+        }
+        super::workers::ScaleTarget::Managed(..) => {}
+    }
+    Ok(workers)
+}
+
+async fn cleanup(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let id = id_of(&jq);
+    ctx.runtime.remove_queue(&id);
+    if jq.spec.deletion_policy == DeletionPolicy::Delete {
+        let config = QueueConfig::try_from(jq.as_ref())
+            .map_err(|e| ReconcileError::NotReady(e.to_string()))?;
+        let (url, _) = resolve_redis(ctx, &jq).await.map_err(|e| {
+            ReconcileError::NotReady(format!("cannot delete the queue's data: {e}"))
+        })?;
+        let deleted = ctx
+            .runtime
+            .delete_queue_data(&url, &config)
+            .await
+            .map_err(|e| ReconcileError::Redis(format!("cannot delete the queue's data: {e}")))?;
+        tracing::info!(queue = %id, keys = deleted, "deleted the queue's data (deletionPolicy: Delete)");
+    }
+    ctx.status.forget_jobqueue(&id);
+    ctx.metrics
+        .forget_queue(&crate::operator::metrics::ObjectLabels::new(
+            &id.namespace,
+            &id.name,
+        ));
+    Ok(Action::await_change())
+}

@@ -1,0 +1,173 @@
+//! The runtime's [`Reporter`] in a cluster: observations become JobQueue / Schedule status (via
+//! the [`StatusWriter`]) and decisions become Kubernetes Events.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+use crate::api::{Duration, conditions};
+use crate::operator::runtime::{ObjectId, QueueHealth, QueueObservation, Reporter, RuntimeEvent};
+use crate::queue::schedules::ScheduleState;
+
+use super::status::StatusWriter;
+
+/// Reasons of the `Ready` condition the runtime may set (the reconciler sets the others).
+pub const REASON_REDIS_UNREACHABLE: &str = "RedisUnreachable";
+/// `Ready=True` after provisioning.
+pub const REASON_PROVISIONED: &str = "Provisioned";
+
+/// Status and Events for the runtime.
+pub struct KubeReporter {
+    pub status: Arc<StatusWriter>,
+    pub recorder: Recorder,
+}
+
+fn to_time(t: std::time::SystemTime) -> Option<Time> {
+    Timestamp::try_from(t).ok().map(Time)
+}
+
+fn count(n: u64) -> Option<i64> {
+    Some(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+impl Reporter for KubeReporter {
+    fn queue_observed(&self, queue: &ObjectId, o: &QueueObservation) {
+        let now = Timestamp::now();
+        self.status.update_jobqueue(queue, |s| {
+            let generation = s.observed_generation;
+            match &o.health {
+                QueueHealth::Ok(m) => {
+                    s.length = count(m.length);
+                    s.lag = count(m.lag);
+                    s.pending = count(m.pending);
+                    s.oldest_pending_age = m
+                        .oldest_pending_age
+                        .map(|d| Duration::from_secs(d.as_secs()));
+                    s.consumers = count(m.consumers.len() as u64);
+                    s.dead_letter_length = count(m.dead_letter_length);
+                    s.delayed = count(m.delayed);
+                    conditions::set(
+                        &mut s.conditions,
+                        conditions::REDIS_REACHABLE,
+                        true,
+                        "Connected",
+                        "Redis answers",
+                        generation,
+                        now,
+                    );
+                    let ready_lost_to_redis = s.conditions.iter().any(|c| {
+                        c.type_ == conditions::READY && c.reason == REASON_REDIS_UNREACHABLE
+                    });
+                    if ready_lost_to_redis {
+                        conditions::set(
+                            &mut s.conditions,
+                            conditions::READY,
+                            true,
+                            REASON_PROVISIONED,
+                            "Redis is reachable again",
+                            generation,
+                            now,
+                        );
+                    }
+                }
+                QueueHealth::RedisUnreachable(e) => {
+                    conditions::set(
+                        &mut s.conditions,
+                        conditions::REDIS_REACHABLE,
+                        false,
+                        REASON_REDIS_UNREACHABLE,
+                        e.clone(),
+                        generation,
+                        now,
+                    );
+                    conditions::set(
+                        &mut s.conditions,
+                        conditions::READY,
+                        false,
+                        REASON_REDIS_UNREACHABLE,
+                        e.clone(),
+                        generation,
+                        now,
+                    );
+                }
+                QueueHealth::Error(e) => {
+                    conditions::set(
+                        &mut s.conditions,
+                        conditions::REDIS_REACHABLE,
+                        true,
+                        "Connected",
+                        "Redis answers",
+                        generation,
+                        now,
+                    );
+                    tracing::warn!(queue = %queue, error = %e, "reading the queue failed");
+                }
+            }
+            if o.replicas.is_some() {
+                s.replicas = o.replicas.map(|r| r as i32);
+            }
+            if let Some(d) = o.desired_replicas {
+                s.desired_replicas = Some(d as i32);
+                let (ok, reason) = if o.scaling_blocked {
+                    (false, "MetricUnavailable")
+                } else {
+                    (true, "Active")
+                };
+                let message = o.scaling_reason.clone().unwrap_or_default();
+                conditions::set(
+                    &mut s.conditions,
+                    conditions::SCALING,
+                    ok,
+                    reason,
+                    message,
+                    generation,
+                    now,
+                );
+            }
+            if let Some(t) = o.last_scale_time.and_then(to_time) {
+                s.last_scale_time = Some(t);
+            }
+        });
+    }
+
+    fn schedule_observed(&self, schedule: &ObjectId, state: &ScheduleState) {
+        self.status.update_schedule(schedule, |s| {
+            s.last_schedule_time = state
+                .last_schedule_time
+                .and_then(|t| Timestamp::from_millisecond(t.timestamp_millis()).ok())
+                .map(Time);
+            s.next_schedule_time = state
+                .next_schedule_time
+                .and_then(|t| Timestamp::from_millisecond(t.timestamp_millis()).ok())
+                .map(Time);
+            s.last_job_id = state.last_job_id.clone();
+            s.missed_runs = i64::try_from(state.missed_runs).unwrap_or(i64::MAX);
+            s.skipped_runs = i64::try_from(state.skipped_runs).unwrap_or(i64::MAX);
+        });
+    }
+
+    fn queue_event(&self, queue: &ObjectId, event: RuntimeEvent) {
+        let Some(reference) = self.status.jobqueue_ref(queue) else {
+            return;
+        };
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            let ev = Event {
+                type_: if event.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: event.reason,
+                note: Some(event.message),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&ev, &reference).await {
+                tracing::warn!(error = %e, "publishing an event failed");
+            }
+        });
+    }
+}

@@ -1,0 +1,181 @@
+//! The single writer of JobQueue and Schedule status.
+//!
+//! Reconcilers (conditions about the spec, provisioning) and the runtime (metrics, replicas,
+//! reachability, schedule state) both change status. Each object's status is kept here as one
+//! model and written whole by server-side apply under the field manager `jobqueue-operator`, so
+//! the two writers never remove each other's fields. Writes are coalesced: many updates of one
+//! object between two writes cost one request.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
+
+use crate::api::{JobQueue, JobQueueStatus, Schedule, ScheduleStatus};
+use crate::operator::runtime::ObjectId;
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "jobqueue-operator";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Target {
+    JobQueue(ObjectId),
+    Schedule(ObjectId),
+}
+
+#[derive(Default)]
+struct Models {
+    jobqueues: HashMap<ObjectId, (ObjectReference, JobQueueStatus)>,
+    schedules: HashMap<ObjectId, (ObjectReference, ScheduleStatus)>,
+}
+
+/// Holds the status models and writes them.
+pub struct StatusWriter {
+    models: Mutex<Models>,
+    tx: mpsc::UnboundedSender<Target>,
+}
+
+impl StatusWriter {
+    /// A writer and the task that performs its writes (run it while the operator leads).
+    pub fn new(client: Client) -> (Arc<Self>, impl std::future::Future<Output = ()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Arc::new(StatusWriter {
+            models: Mutex::default(),
+            tx,
+        });
+        let task = write_loop(client, writer.clone(), rx);
+        (writer, task)
+    }
+
+    fn models(&self) -> std::sync::MutexGuard<'_, Models> {
+        self.models.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts tracking `jq` (seeded from its stored status, so nothing resets on a restart).
+    pub fn track_jobqueue(&self, jq: &JobQueue) {
+        let id = ObjectId::new(jq.namespace().unwrap_or_default(), jq.name_any());
+        let reference = jq.object_ref(&());
+        let mut models = self.models();
+        let entry = models
+            .jobqueues
+            .entry(id)
+            .or_insert_with(|| (reference.clone(), jq.status.clone().unwrap_or_default()));
+        entry.0 = reference;
+    }
+
+    /// Starts tracking `s`.
+    pub fn track_schedule(&self, s: &Schedule) {
+        let id = ObjectId::new(s.namespace().unwrap_or_default(), s.name_any());
+        let reference = s.object_ref(&());
+        let mut models = self.models();
+        let entry = models
+            .schedules
+            .entry(id)
+            .or_insert_with(|| (reference.clone(), s.status.clone().unwrap_or_default()));
+        entry.0 = reference;
+    }
+
+    /// Changes a JobQueue's status model and schedules a write. No-op for untracked objects.
+    pub fn update_jobqueue(&self, id: &ObjectId, f: impl FnOnce(&mut JobQueueStatus)) {
+        let changed = match self.models().jobqueues.get_mut(id) {
+            Some((_, status)) => {
+                let before = status.clone();
+                f(status);
+                *status != before
+            }
+            None => false,
+        };
+        if changed {
+            let _ = self.tx.send(Target::JobQueue(id.clone()));
+        }
+    }
+
+    /// Changes a Schedule's status model and schedules a write.
+    pub fn update_schedule(&self, id: &ObjectId, f: impl FnOnce(&mut ScheduleStatus)) {
+        let changed = match self.models().schedules.get_mut(id) {
+            Some((_, status)) => {
+                let before = status.clone();
+                f(status);
+                *status != before
+            }
+            None => false,
+        };
+        if changed {
+            let _ = self.tx.send(Target::Schedule(id.clone()));
+        }
+    }
+
+    /// A copy of a JobQueue's status model.
+    pub fn jobqueue_status(&self, id: &ObjectId) -> Option<JobQueueStatus> {
+        self.models().jobqueues.get(id).map(|(_, s)| s.clone())
+    }
+
+    /// The object reference of a tracked JobQueue (for Events).
+    pub fn jobqueue_ref(&self, id: &ObjectId) -> Option<ObjectReference> {
+        self.models().jobqueues.get(id).map(|(r, _)| r.clone())
+    }
+
+    /// The object reference of a tracked Schedule (for Events).
+    pub fn schedule_ref(&self, id: &ObjectId) -> Option<ObjectReference> {
+        self.models().schedules.get(id).map(|(r, _)| r.clone())
+    }
+
+    /// Stops tracking a deleted JobQueue.
+    pub fn forget_jobqueue(&self, id: &ObjectId) {
+        self.models().jobqueues.remove(id);
+    }
+
+    /// Stops tracking a deleted Schedule.
+    pub fn forget_schedule(&self, id: &ObjectId) {
+        self.models().schedules.remove(id);
+    }
+}
+
+async fn write_loop(
+    client: Client,
+    writer: Arc<StatusWriter>,
+    mut rx: mpsc::UnboundedReceiver<Target>,
+) {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    while let Some(first) = rx.recv().await {
+        let mut batch = HashSet::from([first]);
+        while let Ok(more) = rx.try_recv() {
+            batch.insert(more);
+        }
+        for target in batch {
+            let result = match &target {
+                Target::JobQueue(id) => {
+                    let Some((_, status)) = writer.models().jobqueues.get(id).cloned() else {
+                        continue;
+                    };
+                    let api: Api<JobQueue> = Api::namespaced(client.clone(), &id.namespace);
+                    let patch = serde_json::json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue", "status": status});
+                    api.patch_status(&id.name, &params, &Patch::Apply(&patch))
+                        .await
+                        .map(|_| ())
+                }
+                Target::Schedule(id) => {
+                    let Some((_, status)) = writer.models().schedules.get(id).cloned() else {
+                        continue;
+                    };
+                    let api: Api<Schedule> = Api::namespaced(client.clone(), &id.namespace);
+                    let patch = serde_json::json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "Schedule", "status": status});
+                    api.patch_status(&id.name, &params, &Patch::Apply(&patch))
+                        .await
+                        .map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => match &target {
+                    Target::JobQueue(id) => writer.forget_jobqueue(id),
+                    Target::Schedule(id) => writer.forget_schedule(id),
+                },
+                Err(e) => tracing::warn!(?target, error = %e, "status write failed"),
+            }
+        }
+    }
+}
