@@ -2,7 +2,7 @@
 //! (`kube::core::cel`, the kube-cel crate) and reported as the API server reports them:
 //! `spec.scaling: Invalid value: "object": maxReplicas must be >= minReplicas`.
 
-use kube::core::cel::{ErrorKind, RootContext, ValidationError, Validator};
+use kube::core::cel::{ErrorKind, ValidationError, Validator};
 use serde_json::Value;
 
 use super::{path, schema, validate};
@@ -23,8 +23,9 @@ pub(crate) struct RuleError {
 /// Evaluates every rule of `schema` against `object` (already pruned and defaulted). With `old`,
 /// transition rules (`oldSelf`) run wherever the old object has a value at the same path.
 pub(crate) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<RuleError> {
-    let root = root_context(object);
-    let result = VALIDATOR.with(|v| v.validate_with_context(schema, object, old, Some(&root)));
+    // No root context (`kind`, `apiVersion` as free variables): the API server declares only
+    // `self` and `oldSelf`, so rules read `self.kind` there and here alike.
+    let result = VALIDATOR.with(|v| v.validate(schema, object, old));
     match result {
         Ok(()) => Vec::new(),
         Err(errors) => errors
@@ -34,27 +35,6 @@ pub(crate) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> V
                 unevaluable: e.kind != ErrorKind::ValidationFailure,
             })
             .collect(),
-    }
-}
-
-/// `apiVersion`, `apiGroup` and `kind` are variables of rules at the root.
-fn root_context(object: &Value) -> RootContext {
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    RootContext {
-        api_version: api_version.to_string(),
-        api_group: api_version
-            .rsplit_once('/')
-            .map(|(g, _)| g)
-            .unwrap_or_default()
-            .to_string(),
-        kind: object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
     }
 }
 

@@ -456,14 +456,15 @@ fn cel_message_expression_and_reason() {
 }
 
 #[test]
-fn cel_rules_at_the_root_see_kind_and_api_version() {
+fn cel_rules_at_the_root_see_the_whole_object() {
     let schema = json!({
         "type": "object",
-        "x-kubernetes-validations": [{"rule": "kind == 'Thing' && apiGroup == 'jobqueue.io'", "message": "wrong type"}],
+        "x-kubernetes-validations": [{"rule": "self.kind == 'Thing' && self.apiVersion.startsWith('jobqueue.io/') && self.metadata.name == 't'", "message": "wrong type"}],
         "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
     });
     let mut good = object(json!({}));
-    validate_and_default(&schema, &mut good, None, true).expect("root context bound");
+    validate_and_default(&schema, &mut good, None, true)
+        .expect("the root rule sees type and object meta");
     let mut bad = good.clone();
     bad["kind"] = json!("Other");
     let e = validate_and_default(&schema, &mut bad, None, true).unwrap_err();
