@@ -166,7 +166,7 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
     }
     janitor_task.await.unwrap();
 
-    let ledger = ledger.lock().unwrap();
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     let dead = dead_letter::list(&mut probe_conn, &cfg, JOBS)
         .await
         .unwrap();

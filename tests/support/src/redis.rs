@@ -142,8 +142,7 @@ impl RedisServer {
     fn into_dir(mut self) -> tempfile::TempDir {
         self.kill();
         let placeholder = tempfile::TempDir::new().expect("temp dir");
-        let dir = std::mem::replace(&mut self.dir, placeholder);
-        dir
+        std::mem::replace(&mut self.dir, placeholder)
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -239,6 +238,7 @@ impl RedisServer {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
                 }
+                let _ = child.wait(); // already exited (try_wait); reaps it for the record
                 let log = self.log();
                 let this_run = log.get(log_start as usize..).unwrap_or(&log);
                 if this_run.contains("Address already in use") {
