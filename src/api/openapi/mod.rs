@@ -5,7 +5,9 @@
 //! The order is the API server's: unknown fields are pruned (and reported under strict field
 //! validation), defaults are applied, the value validations run (types, formats, enum, bounds,
 //! lengths, patterns, items, required, allOf/anyOf/oneOf/not), and then the CEL rules
-//! (`x-kubernetes-validations`) — unless a type error makes them meaningless, as in the API server.
+//! (`x-kubernetes-validations`) — unless an earlier error makes them meaningless (a type error, a
+//! missing required field, an unsupported enum value, a too long string or list), as in the API
+//! server.
 //!
 //! Not covered (our CRDs do not use them): `x-kubernetes-list-type`/`map-type` uniqueness, CEL
 //! cost limits, validation ratcheting (an update keeping an already-invalid value is rejected
@@ -43,15 +45,27 @@ pub fn validate_and_default(
     old: Option<&Value>,
     strict: bool,
 ) -> Result<(), Vec<FieldError>> {
+    check(schema, object, old, strict, Vec::new())
+}
+
+/// [`validate_and_default`] after `prior` errors found on the same object (its metadata), which
+/// count when deciding whether the CEL rules may run.
+fn check(
+    schema: &Value,
+    object: &mut Value,
+    old: Option<&Value>,
+    strict: bool,
+    mut errors: Vec<FieldError>,
+) -> Result<(), Vec<FieldError>> {
     if !object.is_object() {
-        return Err(vec![FieldError::new(
+        errors.push(FieldError::new(
             validate::ROOT,
             FieldErrorKind::Invalid,
             Some(validate::render(object)),
             "the object must be a JSON/YAML mapping",
-        )]);
+        ));
+        return Err(errors);
     }
-    let mut errors: Vec<FieldError> = Vec::new();
     let unknown = prune::prune(schema, object);
     if strict {
         errors.extend(
@@ -65,7 +79,7 @@ pub fn validate_and_default(
     let mut outcome = validate::Outcome::default();
     validate::validate(schema, object, "", true, &mut outcome);
     errors.extend(outcome.errors);
-    if outcome.type_errors {
+    if outcome.type_errors || errors.iter().any(|e| blocks_cel(e.kind)) {
         errors.push(FieldError::new(
             validate::ROOT,
             FieldErrorKind::Invalid,
@@ -96,6 +110,18 @@ pub fn validate_and_default(
     } else {
         Err(errors)
     }
+}
+
+/// The API server skips the CEL rules after errors that break the bounds its cost estimate
+/// relies on (a missing required field, an enum, length and size limits) and after type errors.
+fn blocks_cel(kind: FieldErrorKind) -> bool {
+    matches!(
+        kind,
+        FieldErrorKind::Required
+            | FieldErrorKind::Unsupported
+            | FieldErrorKind::TooLong
+            | FieldErrorKind::TooMany
+    )
 }
 
 /// Whether one field path is the other or lies inside it.
@@ -176,15 +202,8 @@ pub fn validate_resource(object: &mut Value) -> Result<(), Vec<FieldError>> {
     {
         map.remove("status");
     }
-    let mut errors = metadata::errors(object);
-    if let Err(e) = validate_and_default(schema, object, None, true) {
-        errors.extend(e);
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    let prior = metadata::errors(object);
+    check(schema, object, None, true, prior)
 }
 
 fn has_status_subresource(crd: &Value, version: &str) -> bool {

@@ -70,6 +70,9 @@ fn schema() -> Value {
     })
 }
 
+/// What the API server adds when an error keeps it from running the CEL rules.
+const NOTE: &str = r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#;
+
 fn object(spec: Value) -> Value {
     json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "Thing", "metadata": {"name": "t"}, "spec": spec})
 }
@@ -139,12 +142,13 @@ fn types_are_checked_and_block_cel() {
 fn required_fields() {
     let mut obj = object(json!({}));
     let e = validate_and_default(&schema(), &mut obj, None, false).unwrap_err();
-    assert_eq!(e.len(), 1);
+    assert_eq!(e.len(), 2);
     assert_eq!(e[0].to_string(), "spec.queueRef: Required value");
     assert_eq!(e[0].kind, FieldErrorKind::Required);
+    assert_eq!(e[1].to_string(), NOTE);
     assert_eq!(
         errors(json!({"queueRef": {}})),
-        vec!["spec.queueRef.name: Required value"]
+        vec!["spec.queueRef.name: Required value", NOTE]
     );
 }
 
@@ -153,7 +157,8 @@ fn enum_lists_the_supported_values() {
     assert_eq!(
         errors(json!({"metric": "Fast"})),
         vec![
-            r#"spec.metric: Unsupported value: "Fast": supported values: "Backlog", "Lag", "Pending""#
+            r#"spec.metric: Unsupported value: "Fast": supported values: "Backlog", "Lag", "Pending""#,
+            NOTE
         ]
     );
     accepts(json!({"metric": "Lag"}));
@@ -247,7 +252,7 @@ fn list_sizes_and_items() {
     );
     assert_eq!(
         errors(json!({"tags": ["ok", "toolong"]})),
-        vec!["spec.tags[1]: Too long: may not be more than 5 bytes"]
+        vec!["spec.tags[1]: Too long: may not be more than 5 bytes", NOTE]
     );
     accepts(json!({"tags": ["a", "b", "c"]}));
 }
@@ -261,7 +266,7 @@ fn maps_check_every_value_and_their_size() {
     );
     assert_eq!(
         errors(json!({"labels": {"a": "1", "b": "2", "c": "3"}})),
-        vec!["spec.labels: Too many: 3: must have at most 2 items"]
+        vec!["spec.labels: Too many: 3: must have at most 2 items", NOTE]
     );
     assert!(
         errors(json!({"labels": {"a": 1}}))[0]
@@ -341,7 +346,8 @@ fn embedded_resources_need_their_type() {
         errors(json!({"raw": {"metadata": {}}})),
         vec![
             "spec.raw.apiVersion: Required value: must not be empty",
-            "spec.raw.kind: Required value: must not be empty"
+            "spec.raw.kind: Required value: must not be empty",
+            NOTE
         ]
     );
     assert_eq!(
@@ -534,29 +540,56 @@ fn crd_schema_finds_the_version() {
 
 #[test]
 fn rules_that_cannot_run_on_a_rejected_field_add_no_noise() {
-    // `self.min <= self.max` cannot run without `max`; the Required error says all there is.
+    // `duration()` cannot parse what the pattern rejected; the pattern error says all there is.
     let schema = json!({
         "type": "object",
         "properties": {"spec": {
             "type": "object",
-            "required": ["max"],
-            "properties": {"min": {"type": "integer", "default": 0}, "max": {"type": "integer"}},
-            "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "max below min"}]
+            "properties": {"timeout": {"type": "string", "pattern": "^[0-9]+[smh]$"}},
+            "x-kubernetes-validations": [
+                {"rule": "!has(self.timeout) || duration(self.timeout) > duration('0s')", "message": "timeout must be positive"}
+            ]
         }}
     });
-    let mut obj = json!({"spec": {}});
+    let mut obj = json!({"spec": {"timeout": "5 minutes"}});
     let e = validate_and_default(&schema, &mut obj, None, true).unwrap_err();
     assert_eq!(
         e.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        vec!["spec.max: Required value"]
+        vec![
+            r#"spec.timeout: Invalid value: "5 minutes": spec.timeout in body should match '^[0-9]+[smh]$'"#
+        ]
     );
     // A rule that runs and fails is always reported.
-    let mut obj = json!({"spec": {"min": 3, "max": 1}});
+    let mut obj = json!({"spec": {"timeout": "0s"}});
     let e = validate_and_default(&schema, &mut obj, None, true).unwrap_err();
     assert_eq!(
         e[0].to_string(),
-        r#"spec: Invalid value: "object": max below min"#
+        r#"spec: Invalid value: "object": timeout must be positive"#
     );
+}
+
+#[test]
+fn errors_that_break_cost_bounds_stop_the_rules_but_invalid_values_do_not() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "properties": {
+                "n": {"type": "integer", "minimum": 0},
+                "e": {"type": "string", "enum": ["a"]}
+            },
+            "x-kubernetes-validations": [{"rule": "false", "message": "rule ran"}]
+        }}
+    });
+    let run = |spec: Value| -> Vec<String> {
+        let mut obj = json!({ "spec": spec });
+        let e = validate_and_default(&schema, &mut obj, None, true).unwrap_err();
+        e.iter().map(ToString::to_string).collect()
+    };
+    let ran = r#"spec: Invalid value: "object": rule ran"#;
+    assert_eq!(run(json!({"n": -1}))[1], ran);
+    assert_eq!(run(json!({"e": "b"}))[1], NOTE);
+    assert_eq!(run(json!({"n": "x"}))[1], NOTE);
 }
 
 mod properties {
