@@ -1,0 +1,271 @@
+//! The real `kubectl` against the test API server: it applies the project's CRDs and example
+//! manifests (client-side and server-side apply), shows the JobQueue printer columns, describes
+//! and deletes, and prints the field error for every bad manifest in `examples/bad/`.
+//!
+//! Every test skips, saying so, when `kubectl` is not on PATH. Each kubectl run gets its own
+//! discovery cache directory and a request timeout, so no state leaks between runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use jobqueue_test_support::apiserver::TestApiServer;
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use serde_json::json;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// `None` (after saying why) when kubectl is not installed.
+    fn new(server: &TestApiServer) -> Option<Self> {
+        let found = std::process::Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            eprintln!("SKIPPED: kubectl is not on PATH; install kubectl to run the kubectl tests");
+            return None;
+        }
+        Some(Kubectl {
+            kubeconfig: server.kubeconfig().to_path_buf(),
+            cache: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .arg("--request-timeout=20s")
+            .args(args)
+            .current_dir(ROOT)
+            .env_remove("KUBECONFIG")
+            .output()
+            .await
+            .expect("run kubectl")
+    }
+
+    /// Runs and insists on success; returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn documents(file: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(file).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect()
+}
+
+#[tokio::test]
+async fn kubectl_applies_the_crds_and_every_example() {
+    let server = TestApiServer::start().await;
+    let Some(k) = Kubectl::new(&server) else {
+        return;
+    };
+    let version = k.ok(&["version"]).await;
+    assert!(version.contains("Server Version: v1.34"), "{version}");
+
+    let out = k.ok(&["apply", "-f", "crds/"]).await;
+    assert!(out.contains("jobqueues.jobqueue.io created"), "{out}");
+    let out = k.ok(&["apply", "--server-side", "-f", "crds/"]).await;
+    assert!(
+        out.contains("jobqueues.jobqueue.io serverside-applied"),
+        "{out}"
+    );
+
+    let mut examples = yaml_files("examples");
+    examples.extend(yaml_files("examples/quickstart"));
+    assert!(!examples.is_empty());
+    // Namespaces the examples live in, created first as a user would.
+    let mut namespaces: Vec<String> = examples
+        .iter()
+        .flat_map(|f| documents(f))
+        .filter_map(|d| d["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let ns_dir = tempfile::tempdir().unwrap();
+    for ns in namespaces.iter().filter(|n| *n != "default") {
+        let f = ns_dir.path().join(format!("{ns}.yaml"));
+        std::fs::write(
+            &f,
+            format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        )
+        .unwrap();
+        k.ok(&["apply", "-f", f.to_str().unwrap()]).await;
+    }
+    for file in &examples {
+        let path = file.to_str().unwrap();
+        // Client-side apply, then server-side apply over it (taking over the fields).
+        k.ok(&["apply", "-f", path]).await;
+        let again = k.ok(&["apply", "-f", path]).await;
+        assert!(again.contains("unchanged"), "{path}: {again}");
+        k.ok(&["apply", "--server-side", "--force-conflicts", "-f", path])
+            .await;
+        for doc in documents(file) {
+            // kind/name: singular names can be shadowed by a category of the same name.
+            let kind = doc["kind"].as_str().unwrap().to_lowercase();
+            let name = doc["metadata"]["name"].as_str().unwrap();
+            let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+            let got = k
+                .ok(&["get", &format!("{kind}s/{name}"), "-n", ns, "-o", "name"])
+                .await;
+            assert!(got.trim().ends_with(&format!("/{name}")), "{path}: {got}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn kubectl_gets_describes_and_deletes_jobqueues() {
+    let server = TestApiServer::start().await;
+    let Some(k) = Kubectl::new(&server) else {
+        return;
+    };
+    k.ok(&["apply", "-f", "crds/"]).await;
+    k.ok(&["apply", "-f", "examples/quickstart/"]).await;
+
+    // The operator's status write, then what `kubectl get` shows of it.
+    let gvk = GroupVersionKind::gvk("jobqueue.io", "v1alpha1", "JobQueue");
+    let api: Api<DynamicObject> =
+        Api::default_namespaced_with(server.client(), &ApiResource::from_gvk(&gvk));
+    let status = json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue", "status": {
+        "lag": 4211, "pending": 37, "replicas": 3,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "ok",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let q = api
+        .patch_status(
+            "emails",
+            &PatchParams::apply("jobqueue-operator").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+
+    let table = k.ok(&["get", "jobqueues"]).await;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "LAG", "PENDING", "REPLICAS", "READY", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..5], ["emails", "4211", "37", "3", "True"], "{table}");
+    let short = k.ok(&["get", "jq"]).await;
+    assert_eq!(short.lines().count(), 2, "{short}");
+
+    // describe shows the object and the events about it (found by field selector).
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"name": "emails.scaled"},
+        "involvedObject": {"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue", "name": "emails",
+                           "namespace": "default", "uid": q.metadata.uid},
+        "reason": "Scaled", "message": "scaled 2 → 3: backlog 4248 > 2 × 100", "type": "Normal",
+        "source": {"component": "jobqueue-operator"}, "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z",
+    }))
+    .unwrap();
+    let events: Api<Event> = Api::default_namespaced(server.client());
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let described = k.ok(&["describe", "jobqueues", "emails"]).await;
+    assert!(
+        described.contains("Name:") && described.contains("emails"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Target Per Replica:  100"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Lag:") && described.contains("4211"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Scaled") && described.contains("backlog 4248"),
+        "{described}"
+    );
+
+    let out = k.ok(&["delete", "jobqueues", "emails"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    let gone = k.run(&["get", "jobqueues", "emails"]).await;
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+    let out = k
+        .ok(&["delete", "-f", "examples/quickstart/", "--ignore-not-found"])
+        .await;
+    assert!(out.contains("deleted"), "{out}");
+}
+
+#[tokio::test]
+async fn kubectl_shows_the_field_error_for_every_bad_manifest() {
+    let server = TestApiServer::start().await;
+    let Some(k) = Kubectl::new(&server) else {
+        return;
+    };
+    k.ok(&["apply", "-f", "crds/"]).await;
+    let bad = yaml_files("examples/bad");
+    assert!(!bad.is_empty());
+    for file in &bad {
+        let text = std::fs::read_to_string(file).unwrap();
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect:"))
+            .unwrap_or_else(|| panic!("{} has no '# expect: <field>' line", file.display()))
+            .trim()
+            .to_string();
+        // `create` sends even a nameless object to the server, so the server's answer shows.
+        let out = k.run(&["create", "-f", file.to_str().unwrap()]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", file.display());
+        // A version no CRD serves is refused by kubectl itself, before any request.
+        let client_side = expect == "apiVersion" && stderr.contains("no matches for kind");
+        assert!(
+            stderr.contains(&expect) || client_side,
+            "{}: kubectl did not show {expect:?}:\n{stderr}",
+            file.display()
+        );
+    }
+    // apply shows it in the form people see.
+    let out = k
+        .run(&["apply", "-f", "examples/bad/max-below-min-replicas.yaml"])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("The JobQueue \"max-below-min\" is invalid: spec.scaling.maxReplicas"),
+        "{stderr}"
+    );
+    // Nothing bad was stored.
+    let listed = k
+        .ok(&["get", "jobqueues,schedules", "-A", "-o", "name"])
+        .await;
+    assert!(listed.trim().is_empty(), "{listed}");
+}
