@@ -35,7 +35,7 @@ mod scaler;
 mod schedule_status;
 mod workers;
 
-pub use pool::RedisPool;
+pub use pool::{RedisPool, is_connection_error};
 pub use report::{ObjectId, QueueHealth, QueueObservation, Reporter, RuntimeEvent};
 pub use workers::{Workers, WorkersError};
 
