@@ -51,8 +51,14 @@ pub fn apply_patch(kind: PatchKind, target: &Value, body: &Value) -> Result<Valu
             json_patch::merge(&mut out, body);
         }
         PatchKind::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(body.clone())
+            let mut ops: json_patch::Patch = serde_json::from_value(body.clone())
                 .map_err(|e| PatchError(format!("invalid JSON patch: {e}")))?;
+            // As in the real API server (evanphx/json-patch), `test` of an absent member
+            // against null passes: kube-runtime's finalizer helper adds the first finalizer so.
+            ops.0.retain(|op| {
+                !matches!(op, json_patch::PatchOperation::Test(t)
+                    if t.value.is_null() && target.pointer(t.path.as_str()).is_none())
+            });
             json_patch::patch(&mut out, &ops)
                 .map_err(|e| PatchError(format!("the JSON patch could not be applied: {e}")))?;
         }

@@ -79,16 +79,17 @@ impl ResourceType {
     }
 }
 
-fn builtin(
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-    namespaced: bool,
-    short_names: &[&str],
-    status: bool,
-    scale: bool,
-) -> ResourceType {
+/// Which subresources a built-in type has.
+#[derive(Clone, Copy, PartialEq)]
+enum Sub {
+    Plain,
+    Status,
+    StatusAndScale,
+}
+
+/// `[group, version, kind, plural]`.
+fn builtin(gvkp: [&str; 4], namespaced: bool, short_names: &[&str], sub: Sub) -> ResourceType {
+    let [group, version, kind, plural] = gvkp;
     ResourceType {
         group: group.into(),
         version: version.into(),
@@ -98,8 +99,8 @@ fn builtin(
         namespaced,
         short_names: short_names.iter().map(|s| s.to_string()).collect(),
         categories: Vec::new(),
-        status,
-        scale: scale.then(|| ScalePaths {
+        status: sub != Sub::Plain,
+        scale: (sub == Sub::StatusAndScale).then(|| ScalePaths {
             spec_replicas: ".spec.replicas".into(),
             status_replicas: ".status.replicas".into(),
             label_selector: Some(".spec.selector".into()),
@@ -113,90 +114,59 @@ fn builtin(
 
 /// The built-in resources served from the start.
 pub fn builtins() -> Vec<ResourceType> {
+    use Sub::*;
     vec![
         builtin(
-            "",
-            "v1",
-            "Namespace",
-            "namespaces",
+            ["", "v1", "Namespace", "namespaces"],
             false,
             &["ns"],
-            true,
-            false,
+            Status,
         ),
-        builtin("", "v1", "Secret", "secrets", true, &[], false, false),
+        builtin(["", "v1", "Secret", "secrets"], true, &[], Plain),
+        builtin(["", "v1", "ConfigMap", "configmaps"], true, &["cm"], Plain),
+        builtin(["", "v1", "Event", "events"], true, &["ev"], Plain),
+        builtin(["", "v1", "Pod", "pods"], true, &["po"], Status),
         builtin(
-            "",
-            "v1",
-            "ConfigMap",
-            "configmaps",
-            true,
-            &["cm"],
-            false,
-            false,
-        ),
-        builtin("", "v1", "Event", "events", true, &["ev"], false, false),
-        builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
-        builtin(
-            "",
-            "v1",
-            "ServiceAccount",
-            "serviceaccounts",
+            ["", "v1", "ServiceAccount", "serviceaccounts"],
             true,
             &["sa"],
-            false,
-            false,
+            Plain,
         ),
-        builtin("", "v1", "Service", "services", true, &["svc"], true, false),
+        builtin(["", "v1", "Service", "services"], true, &["svc"], Status),
         builtin(
-            "apps",
-            "v1",
-            "Deployment",
-            "deployments",
+            ["apps", "v1", "Deployment", "deployments"],
             true,
             &["deploy"],
-            true,
-            true,
+            StatusAndScale,
         ),
         builtin(
-            "apps",
-            "v1",
-            "StatefulSet",
-            "statefulsets",
+            ["apps", "v1", "StatefulSet", "statefulsets"],
             true,
             &["sts"],
-            true,
-            true,
+            StatusAndScale,
         ),
         builtin(
-            "coordination.k8s.io",
-            "v1",
-            "Lease",
-            "leases",
+            ["coordination.k8s.io", "v1", "Lease", "leases"],
             true,
             &[],
-            false,
-            false,
+            Plain,
         ),
         builtin(
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
+            ["events.k8s.io", "v1", "Event", "events"],
             true,
             &["ev"],
-            false,
-            false,
+            Plain,
         ),
         builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
+            [
+                "apiextensions.k8s.io",
+                "v1",
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+            ],
             false,
             &["crd", "crds"],
-            true,
-            false,
+            Status,
         ),
     ]
 }
