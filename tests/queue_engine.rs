@@ -60,6 +60,7 @@ on_both_topologies!(
     trimming_by_age_respects_every_group,
     metrics_for_many_queues_in_one_snapshot,
     nil_lag_is_estimated_not_replaced_by_xlen,
+    random_trims_never_remove_needed_entries,
 );
 
 async fn provisioning_is_idempotent_and_adopts_existing_data(t: Topology) {
@@ -954,4 +955,101 @@ async fn nil_lag_is_estimated_not_replaced_by_xlen(t: Topology) {
     .unwrap());
     assert_eq!(m.lag, 7, "entries after id 1, minus the deleted one");
     assert_ne!(m.lag_source, LagSource::Reported);
+}
+
+/// Random enqueues, reads and acks by two groups, with trims at random maxLength: after every
+/// trim each entry some group has not delivered or acknowledged is still there, and the trim
+/// went as far as it could (the head is needed, or the stream is within maxLength).
+async fn random_trims_never_remove_needed_entries(t: Topology) {
+    use rand::random_range;
+    use std::collections::BTreeSet;
+    let mut f = queue(t, STREAM, |_| {}).await;
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(STREAM)
+        .arg("audit")
+        .arg("$")
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    let groups = [
+        f.cfg.clone(),
+        QueueConfig {
+            group: "audit".into(),
+            ..f.cfg.clone()
+        },
+    ];
+    let mut all: Vec<String> = Vec::new(); // entry ids in stream order
+    let mut delivered = [0usize; 2]; // prefix of `all` delivered to each group
+    let mut pending: [BTreeSet<String>; 2] = Default::default();
+    for round in 0..60 {
+        match random_range(0..4) {
+            0 => {
+                for _ in 0..random_range(1..15) {
+                    let e = enqueue(
+                        &mut f.conn,
+                        &f.cfg.keys,
+                        &json!(round),
+                        &EnqueueOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+                    all.push(e.entry_id.unwrap());
+                }
+            }
+            1 => {
+                let g = random_range(0..2);
+                for d in read(&mut f.conn, &groups[g], "c", random_range(1..12), None).await {
+                    assert_eq!(
+                        d.entry_id, all[delivered[g]],
+                        "delivered in order, none skipped"
+                    );
+                    delivered[g] += 1;
+                    pending[g].insert(d.entry_id);
+                }
+            }
+            2 => {
+                let g = random_range(0..2);
+                let chosen: Vec<String> = pending[g]
+                    .iter()
+                    .filter(|_| rand::random_bool(0.6))
+                    .cloned()
+                    .collect();
+                for id in chosen {
+                    assert!(ack(&mut f.conn, &groups[g], &id).await);
+                    pending[g].remove(&id);
+                }
+            }
+            _ => {
+                let max_len = random_range(0..20u64);
+                let mut cfg = f.cfg.clone();
+                cfg.retention = Retention {
+                    max_length: Some(max_len),
+                    max_age: None,
+                };
+                janitor::trim(&mut f.conn, &cfg, &opts()).await.unwrap();
+                let left: BTreeSet<String> = entries(&mut f.conn, STREAM)
+                    .await
+                    .into_iter()
+                    .map(|d| d.entry_id)
+                    .collect();
+                let mut needed: BTreeSet<String> = BTreeSet::new();
+                for g in 0..2 {
+                    needed.extend(pending[g].iter().cloned());
+                    needed.extend(all[delivered[g]..].iter().cloned());
+                }
+                let lost: Vec<_> = needed.difference(&left).collect();
+                assert!(
+                    lost.is_empty(),
+                    "round {round}: trimmed needed entries {lost:?}"
+                );
+                if let Some(head) = left.iter().next() {
+                    assert!(
+                        left.len() as u64 <= max_len || needed.contains(head),
+                        "round {round}: trim stopped early at {head}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, bail};
 
-use super::target::TargetArgs;
+use super::target::{Target, TargetArgs};
 use crate::api::Duration;
 use crate::queue::janitor::{JanitorOptions, tick};
 
@@ -14,9 +14,9 @@ use crate::queue::janitor::{JanitorOptions, tick};
 pub struct JanitorArgs {
     #[command(flatten)]
     target: TargetArgs,
-    /// The queue's stream key (omit with -f).
+    /// The queues' stream keys (omit with -f); the same settings apply to each.
     #[arg(value_name = "STREAM")]
-    stream: Option<String>,
+    streams: Vec<String>,
     /// Consumer group (default: workers, or the manifest's).
     #[arg(long, value_name = "G")]
     group: Option<String>,
@@ -44,16 +44,25 @@ pub async fn run(args: JanitorArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?
             .as_std())
     };
-    let mut target = args
-        .target
-        .resolve(args.stream.as_deref(), args.group.as_deref())?;
-    if let Some(v) = &args.visibility_timeout {
-        target.cfg.visibility_timeout = parse("--visibility-timeout", v)?;
-    }
-    if let Some(n) = args.max_deliveries {
-        target.cfg.max_deliveries = n;
-    }
-    target.cfg.validate()?;
+    let resolve = |stream: Option<&str>| -> anyhow::Result<Target> {
+        let mut target = args.target.resolve(stream, args.group.as_deref())?;
+        if let Some(v) = &args.visibility_timeout {
+            target.cfg.visibility_timeout = parse("--visibility-timeout", v)?;
+        }
+        if let Some(n) = args.max_deliveries {
+            target.cfg.max_deliveries = n;
+        }
+        target.cfg.validate()?;
+        Ok(target)
+    };
+    let targets: Vec<Target> = if args.streams.is_empty() {
+        vec![resolve(None)?]
+    } else {
+        args.streams
+            .iter()
+            .map(|s| resolve(Some(s)))
+            .collect::<anyhow::Result<_>>()?
+    };
     let interval = parse("--interval", &args.interval)?;
     if args.batch == 0 {
         bail!("--batch must be at least 1");
@@ -62,18 +71,21 @@ pub async fn run(args: JanitorArgs) -> anyhow::Result<()> {
         batch: args.batch,
         ..JanitorOptions::default()
     };
-    let mut conn = target.connect().await?;
+    // Every queue is on the same Redis (one --redis / manifest URL).
+    let mut conn = targets[0].connect().await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     loop {
-        // A failed tick (Redis restarting, say) is reported and retried on the next one.
-        match tick(&mut conn, &target.cfg, &opts).await {
-            Ok(report) if report != Default::default() => {
-                eprintln!("{}: {report:?}", target.cfg.stream())
+        for target in &targets {
+            // A failed tick (Redis restarting, say) is reported and retried on the next one.
+            match tick(&mut conn, &target.cfg, &opts).await {
+                Ok(report) if report != Default::default() => {
+                    eprintln!("{}: {report:?}", target.cfg.stream())
+                }
+                Ok(_) => {}
+                Err(e) if args.once => return Err(e.into()),
+                Err(e) => eprintln!("{}: janitor tick failed: {e}", target.cfg.stream()),
             }
-            Ok(_) => {}
-            Err(e) if args.once => return Err(e.into()),
-            Err(e) => eprintln!("{}: janitor tick failed: {e}", target.cfg.stream()),
         }
         if args.once {
             return Ok(());

@@ -21,6 +21,9 @@ use super::error::{QueueError, Result};
 
 /// How long to wait for a TCP (and TLS) connection to be established.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a reply. redis-rs defaults to 500ms, too short for a metrics pipeline
+/// over thousands of queues or a worker's `XREADGROUP BLOCK` on a shared connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection to a standalone Redis or to a Redis Cluster. Cheap to clone; clones share
 /// the underlying multiplexed connection, which reconnects by itself.
@@ -142,6 +145,7 @@ pub async fn connect(url: &str) -> Result<RedisConn> {
             let client = redis::Client::open(u.as_str()).map_err(invalid)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_millis(500));
             RedisConn::Single(
@@ -154,6 +158,7 @@ pub async fn connect(url: &str) -> Result<RedisConn> {
             let client =
                 redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
                     .retries(2)
                     .build()
                     .map_err(invalid)?;

@@ -215,24 +215,56 @@ async fn cluster_snapshot(
             .unwrap_or_default();
         by_node.entry(node).or_default().push(i);
     }
-    let pipe_futures = by_node.iter().map(|((host, port), idx)| {
-        let mut c = conn.clone();
-        let pipe = pipeline_for(queues, idx, options);
-        let route = SingleNodeRoutingInfo::ByAddress {
-            host: host.clone(),
-            port: *port,
-        };
-        async move {
-            let values = if host.is_empty() {
-                None // slot not covered in the map we read: fall back to normal routing
-            } else {
-                c.route_pipeline(pipe, 0, idx.len(), route).await.ok()
-            };
-            (idx, values)
-        }
-    });
+    let run_nodes = |conn: &redis::cluster_async::ClusterConnection,
+                     nodes: Vec<(String, u16, Vec<usize>)>| {
+        let futures = nodes.into_iter().map(|(host, port, idx)| {
+            let mut c = conn.clone();
+            let pipe = pipeline_for(queues, &idx, options);
+            async move {
+                let values = if host.is_empty() {
+                    None // slot not covered in the map we read: normal routing below
+                } else {
+                    let route = SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port,
+                    };
+                    c.route_pipeline(pipe, 0, idx.len(), route).await.ok()
+                };
+                (host, port, idx, values)
+            }
+        });
+        futures::future::join_all(futures)
+    };
+    let nodes: Vec<(String, u16, Vec<usize>)> = by_node
+        .into_iter()
+        .map(|((h, p), idx)| (h, p, idx))
+        .collect();
+    let mut results = run_nodes(conn, nodes).await;
+    // First use on these nodes (or after a restart): load the script everywhere (SCRIPT LOAD
+    // goes to every primary) and run the affected node pipelines once more.
+    let noscript = |v: &Option<Vec<Value>>| {
+        v.as_ref().is_some_and(|vs| {
+            vs.iter()
+                .any(|x| matches!(x, Value::ServerError(e) if e.code() == "NOSCRIPT"))
+        })
+    };
+    if results.iter().any(|(_, _, _, v)| noscript(v)) {
+        METRICS
+            .prepare_invoke()
+            .load_async(conn)
+            .await
+            .map_err(QueueError::during("loading the metrics script"))?;
+        let (again, done): (Vec<_>, Vec<_>) =
+            results.into_iter().partition(|(_, _, _, v)| noscript(v));
+        results = done;
+        let retry = again
+            .into_iter()
+            .map(|(h, p, idx, _)| (h, p, idx))
+            .collect();
+        results.extend(run_nodes(conn, retry).await);
+    }
     let mut out: Vec<Option<redis::RedisResult<Value>>> = vec![None; queues.len()];
-    for (idx, values) in futures::future::join_all(pipe_futures).await {
+    for (_, _, idx, values) in results {
         if let Some(values) = values {
             for (&i, v) in idx.iter().zip(values) {
                 out[i] = match v {
