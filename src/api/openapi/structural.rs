@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use kube::core::cel::cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
+
 use super::{defaults, prune, schema, validate};
 
 /// Every keyword of `JSONSchemaProps`; the API server silently drops anything else.
@@ -400,6 +402,112 @@ fn check_rules(rules: &Value, at: &str, problems: &mut Vec<String>) {
                 schema::VALIDATIONS
             ));
         }
+        for var in
+            undeclared_variables(rule.get("rule").and_then(Value::as_str).unwrap_or_default())
+        {
+            problems.push(format!(
+                "{at}.{}[{i}].rule: Invalid value: undeclared reference to '{var}' (only self and oldSelf are declared)",
+                schema::VALIDATIONS
+            ));
+        }
+    }
+}
+
+/// The free variables of a rule other than `self` and `oldSelf`, the only ones the API server
+/// declares for CRD rules. Comprehension variables (`self.all(x, ...)`) are bound by their macro,
+/// and type names and function namespaces (`int`, `sets.contains`) are not variables.
+fn undeclared_variables(rule: &str) -> Vec<String> {
+    let Ok(program) = kube::core::cel::cel::Program::compile(rule) else {
+        return Vec::new();
+    };
+    let mut free = std::collections::BTreeSet::new();
+    free_identifiers(program.expression(), &mut Vec::new(), &mut free);
+    free.into_iter()
+        .filter(|v| !DECLARED.contains(&v.as_str()))
+        .collect()
+}
+
+/// Identifiers a CRD rule may use without declaring them.
+const DECLARED: &[&str] = &[
+    "self",
+    "oldSelf",
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "type",
+    "null_type",
+    "dyn",
+    "optional",
+    "sets",
+    "math",
+    "strings",
+    "base64",
+];
+
+fn free_identifiers(
+    e: &IdedExpr,
+    bound: &mut Vec<String>,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    match &e.expr {
+        Expr::Ident(name) => {
+            if !bound.contains(name) {
+                out.insert(name.clone());
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                free_identifiers(target, bound, out);
+            }
+            for arg in &call.args {
+                free_identifiers(arg, bound, out);
+            }
+        }
+        Expr::Comprehension(c) => {
+            free_identifiers(&c.iter_range, bound, out);
+            free_identifiers(&c.accu_init, bound, out);
+            let scope = bound.len();
+            bound.push(c.iter_var.clone());
+            bound.extend(c.iter_var2.clone());
+            bound.push(c.accu_var.clone());
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                free_identifiers(part, bound, out);
+            }
+            bound.truncate(scope);
+        }
+        Expr::List(list) => list
+            .elements
+            .iter()
+            .for_each(|x| free_identifiers(x, bound, out)),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .for_each(|x| entry_identifiers(x, bound, out)),
+        Expr::Struct(st) => st
+            .entries
+            .iter()
+            .for_each(|x| entry_identifiers(x, bound, out)),
+        Expr::Select(sel) => free_identifiers(&sel.operand, bound, out),
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+fn entry_identifiers(
+    e: &IdedEntryExpr,
+    bound: &mut Vec<String>,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    match &e.expr {
+        EntryExpr::MapEntry(m) => {
+            free_identifiers(&m.key, bound, out);
+            free_identifiers(&m.value, bound, out);
+        }
+        EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out),
     }
 }
 
@@ -606,6 +714,25 @@ mod tests {
         assert_one(
             json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]}),
             "x-kubernetes-validations[0].rule: Invalid value",
+        );
+        assert_one(
+            json!({"type": "object", "x-kubernetes-validations": [{"rule": "kind == 'JobQueue'"}]}),
+            "undeclared reference to 'kind'",
+        );
+        assert_eq!(
+            problems(json!({
+                "type": "array",
+                "items": {"type": "integer"},
+                "x-kubernetes-validations": [
+                    {"rule": "self.all(x, x > 0) && self.exists(y, y == 1) && self.map(z, z * 2).size() > 0"},
+                    {"rule": "self.exists_one(x, x == 1) && self.filter(x, x > 1).all(x, x < 9)"},
+                    {"rule": "sets.contains(self, [1]) && math.greatest(1, 2) == 2 && type(self) == list"},
+                    {"rule": "[1].all(x, [2].exists(y, x < y)) && {'a': 1}['a'] == 1 && duration('1s') < duration('2s')"},
+                    {"rule": "quantity('1Gi').isGreaterThan(quantity('1Mi')) && 'a'.matches('^a$') && string(1) == '1'"},
+                    {"rule": "self == oldSelf"}
+                ]
+            })),
+            Vec::<String>::new()
         );
         assert_one(
             json!({"type": "object", "x-kubernetes-validations": [{"message": "no rule"}]}),
