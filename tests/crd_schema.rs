@@ -309,3 +309,79 @@ fn every_duration_the_pattern_allows_passes_the_cel_rules_too() {
         }
     }
 }
+
+/// Every combination of present-but-empty optional sections: the API server's schema defaults
+/// and the operator's serde defaults must give the same typed resource, or the operator would act
+/// on something else than what the cluster stores.
+#[test]
+fn schema_defaults_and_serde_defaults_agree_for_every_section_combination() {
+    let redis = [
+        json!({"url": "redis://r"}),
+        json!({"urlSecretRef": {"name": "s", "key": "url"}}),
+        json!({"url": "rediss://r", "tls": {}}),
+    ];
+    let delivery = [None, Some(json!({})), Some(json!({"retryBackoff": {}}))];
+    let scaling = [
+        None,
+        Some(json!({"maxReplicas": 2})),
+        Some(json!({"maxReplicas": 2, "scaleDown": {}, "scaleUp": {}})),
+    ];
+    let workers = [
+        json!({"scaleTargetRef": {"name": "w"}}),
+        json!({"template": {"spec": {"containers": [{"name": "w", "image": "w"}]}}}),
+    ];
+    let dead_letter = [None, Some(json!({}))];
+    let retention = [None, Some(json!({"maxLength": 10}))];
+    let mut checked = 0;
+    for r in &redis {
+        for d in &delivery {
+            for s in &scaling {
+                for w in &workers {
+                    for dl in &dead_letter {
+                        for rt in &retention {
+                            let mut spec = json!({"redis": r, "workers": w});
+                            for (key, v) in [
+                                ("delivery", d),
+                                ("scaling", s),
+                                ("deadLetter", dl),
+                                ("retention", rt),
+                            ] {
+                                if let Some(v) = v {
+                                    spec[key] = v.clone();
+                                }
+                            }
+                            let raw = jobqueue(spec);
+                            let mut defaulted = raw.clone();
+                            if let Err(e) = validate_resource(&mut defaulted) {
+                                panic!("{raw} is rejected: {}", api::join_field_errors(&e));
+                            }
+                            let name = raw.to_string();
+                            assert_eq!(
+                                typed::<JobQueue>(&raw, &name),
+                                typed::<JobQueue>(&defaulted, &name),
+                                "{name}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 3 * 3 * 2 * 2 * 2);
+
+    for spec in [
+        json!({"schedule": "* * * * *", "queueRef": {"name": "q"}}),
+        json!({"schedule": "@hourly", "queueRef": {"name": "q"}, "payload": {}, "suspend": true}),
+    ] {
+        let raw = json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "Schedule", "metadata": {"name": "s"}, "spec": spec});
+        let mut defaulted = raw.clone();
+        validate_resource(&mut defaulted).expect("valid schedule");
+        let name = raw.to_string();
+        assert_eq!(
+            typed::<Schedule>(&raw, &name),
+            typed::<Schedule>(&defaulted, &name),
+            "{name}"
+        );
+    }
+}
