@@ -61,6 +61,7 @@ on_both_topologies!(
     metrics_for_many_queues_in_one_snapshot,
     nil_lag_is_estimated_not_replaced_by_xlen,
     random_trims_never_remove_needed_entries,
+    xclaim_justid_keeps_a_long_job,
 );
 
 async fn provisioning_is_idempotent_and_adopts_existing_data(t: Topology) {
@@ -1052,4 +1053,71 @@ async fn random_trims_never_remove_needed_entries(t: Topology) {
             }
         }
     }
+}
+
+/// The worker contract for long jobs: `XCLAIM <stream> <group> <me> 0 <id> JUSTID` resets the
+/// idle time, so the janitor leaves the job alone. (Idle times are set explicitly with
+/// XCLAIM IDLE instead of waiting.)
+async fn xclaim_justid_keeps_a_long_job(t: Topology) {
+    let mut f = queue(t, STREAM, |c| {
+        c.visibility_timeout = Duration::from_secs(600)
+    })
+    .await;
+    for i in 0..2 {
+        enqueue(
+            &mut f.conn,
+            &f.cfg.keys,
+            &json!(i),
+            &EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let got = read(&mut f.conn, &f.cfg, "long-worker", 2, None).await;
+    let xclaim = |id: &str, idle: Option<u64>| {
+        let mut c = redis::cmd("XCLAIM");
+        c.arg(STREAM)
+            .arg("workers")
+            .arg("long-worker")
+            .arg(0)
+            .arg(id);
+        if let Some(ms) = idle {
+            c.arg("IDLE").arg(ms);
+        }
+        c.arg("JUSTID");
+        c
+    };
+    // Both deliveries look an hour old, past the 10 minute visibility timeout...
+    for d in &got {
+        let _: Vec<String> = xclaim(&d.entry_id, Some(3_600_000))
+            .query_async(&mut f.conn)
+            .await
+            .unwrap();
+    }
+    // ...but the worker keeps the first one alive.
+    let kept: Vec<String> = xclaim(&got[0].entry_id, None)
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, [got[0].entry_id.clone()]);
+    let r = janitor::reclaim_expired(&mut f.conn, &f.cfg, &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.retried, 1,
+        "only the job without keep-alive is handed out again"
+    );
+    assert!(
+        ack(&mut f.conn, &f.cfg, &got[0].entry_id).await,
+        "the kept job is still the worker's"
+    );
+    assert!(
+        !ack(&mut f.conn, &f.cfg, &got[1].entry_id).await,
+        "the other one was reclaimed"
+    );
+    let again = read(&mut f.conn, &f.cfg, "other", 10, None).await;
+    assert_eq!(
+        (again.len(), again[0].job_id(), again[0].attempt()),
+        (1, got[1].job_id(), 2)
+    );
 }

@@ -278,6 +278,52 @@ mod tests {
     }
 
     #[test]
+    fn converts_a_jobqueue_manifest() {
+        let yaml = r#"
+apiVersion: jobqueue.io/v1alpha1
+kind: JobQueue
+metadata: {name: emails, namespace: team-a}
+spec:
+  consumerGroup: mailers
+  startFrom: Beginning
+  retention: {maxLength: 1000, maxAge: 1h}
+  delivery:
+    visibilityTimeout: 30s
+    maxDeliveries: 3
+    retryBackoff: {initial: 1s, max: 1m, multiplier: 3}
+  deadLetter: {maxLength: 50}
+"#;
+        let jq: api::JobQueue = serde_yaml::from_str(yaml).unwrap();
+        let cfg = QueueConfig::try_from(&jq).unwrap();
+        assert_eq!(cfg.stream(), "jobqueue:{team-a/emails}");
+        assert_eq!(cfg.group, "mailers");
+        assert_eq!(cfg.start_from, StartFrom::Beginning);
+        assert_eq!(cfg.visibility_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.max_deliveries, 3);
+        assert_eq!(cfg.backoff.unwrap().table_ms(3), vec![1000, 3000]);
+        assert_eq!(cfg.retention.max_length, Some(1000));
+        assert_eq!(cfg.retention.max_age, Some(Duration::from_secs(3600)));
+        assert_eq!(cfg.dead_letter, "jobqueue:{team-a/emails}:dead");
+        assert_eq!(cfg.dead_letter_max_length, Some(50));
+
+        let mut bad = jq.clone();
+        bad.spec.dead_letter = Some(api::DeadLetterSpec {
+            stream: Some("dlq".into()),
+            max_length: None,
+        });
+        let err = QueueConfig::try_from(&bad).unwrap_err().to_string();
+        assert!(err.contains("deadLetter.stream"), "{err}");
+        let mut bad = jq;
+        bad.spec.delivery.max_deliveries = -1;
+        assert!(
+            QueueConfig::try_from(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("delivery.maxDeliveries")
+        );
+    }
+
+    #[test]
     fn backoff_doubles_then_caps() {
         let b = Backoff {
             initial: Duration::from_secs(1),
