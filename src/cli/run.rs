@@ -8,6 +8,7 @@ use std::time::Duration as StdDuration;
 use crate::api::Duration;
 use crate::operator::runtime::RuntimeOptions;
 use crate::operator::telemetry::LogFormat;
+use crate::queue::scheduler::SchedulerConfig;
 
 /// Arguments of `run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,7 +39,9 @@ pub struct RunArgs {
 
     /// Address of /metrics, /healthz and /readyz (port 0 picks a free port; `off` disables).
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_addr)]
-    pub metrics_addr: Option<SocketAddr>,
+    // Fully qualified so clap does not treat the field as optional: `parse_addr` returns the
+    // Option itself (`off` → None); plain `Option<SocketAddr>` panics at parse time.
+    pub metrics_addr: ::std::option::Option<SocketAddr>,
 
     /// Name of the coordination.k8s.io Lease that elects the active replica.
     #[arg(long, env = "LEASE_NAME", default_value = "jobqueue-operator")]
@@ -71,6 +74,11 @@ pub struct RunArgs {
     /// Period of the janitor (redelivery, dead letters, retention).
     #[arg(long, env = "JANITOR_INTERVAL", default_value = "1s")]
     pub janitor_interval: Duration,
+
+    /// How late a schedule's run may be reached and still fire as usual; runs further behind
+    /// (the operator was down, a failover) follow the Schedule's misfirePolicy.
+    #[arg(long, env = "MISFIRE_GRACE", default_value = "5s")]
+    pub misfire_grace: Duration,
 }
 
 fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
@@ -91,6 +99,10 @@ impl RunArgs {
             default_poll_interval: nonzero(self.default_poll_interval, 100),
             status_interval: self.status_interval.as_std(),
             janitor_interval: nonzero(self.janitor_interval, 50),
+            scheduler: SchedulerConfig {
+                misfire_grace: self.misfire_grace.as_std(),
+                ..SchedulerConfig::default()
+            },
             ..RuntimeOptions::default()
         }
     }

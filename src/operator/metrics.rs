@@ -219,6 +219,15 @@ impl Metrics {
             f.remove(labels);
         }
         self.oldest_pending_age.remove(labels);
+        self.redelivered.remove(labels);
+        self.dead_lettered.remove(labels);
+        for direction in [Direction::Up, Direction::Down] {
+            self.scale_events.remove(&ScaleLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                direction,
+            });
+        }
     }
 
     /// Drops every series of a deleted schedule.

@@ -294,7 +294,11 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                         )
                     });
                     // A due run that made no progress (a broken definition) must not spin.
-                    if until_due.is_zero() && !report.progressed() {
+                    // One that came due while the pass ran is simply fired on the next pass.
+                    let due_before_pass = report
+                        .next_due_ms
+                        .is_some_and(|ms| ms <= now.timestamp_millis());
+                    if until_due.is_zero() && !report.progressed() && due_before_pass {
                         self.config.retry_delay
                     } else {
                         until_due.min(self.config.max_sleep)

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::ResourceExt;
 
 use crate::api::{DeletionPolicy, JobQueue, conditions, join_field_errors, validate};
 use crate::operator::metrics::{ControllerLabels, ErrorLabels};

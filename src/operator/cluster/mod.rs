@@ -5,6 +5,8 @@
 //! runs controllers and loops. Losing the lease stops them at once; SIGTERM stops them and
 //! releases the lease so a standby takes over without waiting for it to expire.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -15,7 +17,7 @@ use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter as EventReporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 
@@ -225,8 +227,62 @@ where
     }
 }
 
+/// What a reconcile acts on: the spec (generation), deletion and finalizers. Status writes (the
+/// operator's own, every status interval) must not trigger reconciles of thousands of objects.
+fn spec_or_lifecycle<K: kube::Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    let mut h = DefaultHasher::new();
+    (
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.finalizers,
+    )
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// What Schedules depend on in their JobQueue: its existence, spec and readiness.
+fn queue_readiness(jq: &JobQueue) -> Option<u64> {
+    let ready = jq.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::conditions::READY)
+            .map(|c| c.status.clone())
+    });
+    let mut h = DefaultHasher::new();
+    (spec_or_lifecycle(jq), ready).hash(&mut h);
+    Some(h.finish())
+}
+
+/// A watch of the controller's main resource that lets only spec and lifecycle changes through,
+/// and the store it keeps.
+fn main_stream<K>(
+    api: Api<K>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle::<K>, PredicateConfig::default());
+    (reader, stream)
+}
+
 async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
-    Controller::new(api::<JobQueue>(&client, &ns), watcher::Config::default())
+    let (store, stream) = main_stream(api::<JobQueue>(&client, &ns));
+    Controller::for_stream(stream, store)
         .owns(
             api::<Deployment>(&client, &ns),
             watcher::Config::default().labels("app.kubernetes.io/managed-by=jobqueue-operator"),
@@ -243,27 +299,26 @@ async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Co
 
 async fn run_schedule_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     // A JobQueue becoming ready (or going away) re-checks the Schedules that point at it.
-    let schedules = api::<Schedule>(&client, &ns);
-    let controller = Controller::new(schedules, watcher::Config::default());
+    let (store, stream) = main_stream(api::<Schedule>(&client, &ns));
+    let controller = Controller::for_stream(stream, store);
     let store = controller.store();
+    let queues = watcher(api::<JobQueue>(&client, &ns), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(queue_readiness, PredicateConfig::default());
     controller
-        .watches(
-            api::<JobQueue>(&client, &ns),
-            watcher::Config::default(),
-            move |jq| {
-                let ns = kube::ResourceExt::namespace(&jq);
-                let name = kube::ResourceExt::name_any(&jq);
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|s| {
-                        kube::ResourceExt::namespace(s.as_ref()) == ns
-                            && s.spec.queue_ref.name == name
-                    })
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(queues, move |jq| {
+            let ns = kube::ResourceExt::namespace(&jq);
+            let name = kube::ResourceExt::name_any(&jq);
+            store
+                .state()
+                .into_iter()
+                .filter(|s| {
+                    kube::ResourceExt::namespace(s.as_ref()) == ns && s.spec.queue_ref.name == name
+                })
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .shutdown_on_signal()
         .run(schedule::reconcile, schedule::error_policy, ctx)
         .for_each(|result| async move {

@@ -280,14 +280,20 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
-        lock(&self.inner.schedules).insert(
-            id.clone(),
-            ScheduleSlot {
-                queue: queue.clone(),
-                last_reported: None,
-                last_report_at: None,
-            },
-        );
+        {
+            // Keep what was last reported: the fire and miss counters are deltas against it.
+            let mut known = lock(&self.inner.schedules);
+            if known.get(id).is_none_or(|slot| slot.queue != *queue) {
+                known.insert(
+                    id.clone(),
+                    ScheduleSlot {
+                        queue: queue.clone(),
+                        last_reported: None,
+                        last_report_at: None,
+                    },
+                );
+            }
+        }
         if let Some(run) = lock(&self.inner.schedulers).get(&entry.redis_url) {
             run.handle.wake();
         }

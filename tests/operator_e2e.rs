@@ -1,0 +1,984 @@
+//! End to end (issue 7): the real `jobqueue-operator run` binary against the test API server
+//! and private redis-server processes. Each test is one story a cluster admin relies on:
+//! provisioning and the worker Deployment, autoscaling up and (after the cooldown) to zero,
+//! schedules firing exactly once across a leader SIGKILL, deletion policies, a Redis crash,
+//! invalid resources, and the HTTP endpoints.
+//!
+//! Conditions are awaited by bounded polling; nothing sleeps in place of synchronisation.
+
+mod operator_support;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
+use jobqueue_test_support::redis::RedisServer;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, PostParams};
+use operator_support::{Cluster, eventually, http_get, jobs, parse_metrics, redis_conn, value};
+use serde_json::json;
+
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+const COOLDOWN: Duration = Duration::from_secs(3);
+/// Added to every bound derived from the operator's intervals: process start, API round trips
+/// and a loaded 2-core CI machine.
+const SLACK: Duration = Duration::from_secs(4);
+
+async fn secret(cluster: &Cluster, name: &str, data: &[(&str, &str)]) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(cluster.client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("creating a Secret");
+}
+
+async fn replicas(cluster: &Cluster, deployment: &str) -> i32 {
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
+    api.get_scale(deployment)
+        .await
+        .expect("reading the scale subresource")
+        .spec
+        .and_then(|s| s.replicas)
+        .unwrap_or(0)
+}
+
+/// Stream keys still present for a queue.
+async fn existing_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &QueueKeys,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for key in [
+        keys.stream.clone(),
+        keys.delayed(),
+        keys.dead(),
+        keys.schedules(),
+    ] {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("EXISTS");
+        if n > 0 {
+            found.push(key);
+        }
+    }
+    found
+}
+
+/// Provisioning, the owned worker Deployment, scaling 0 → 8 → 0 with Events, `/metrics`,
+/// `/healthz`, `/readyz`, and both deletion policies plus a Schedule's removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_provisioning_scaling_metrics_and_deletion() {
+    let cluster = Cluster::start("queue_provisioning_scaling_metrics_and_deletion").await;
+    let redis = RedisServer::start();
+    let mut conn = redis_conn(&redis.url()).await;
+    secret(&cluster, "redis", &[("url", &redis.url())]).await;
+    // The operator's default Redis is unreachable: every queue here names its own.
+    let operator = cluster.operator("redis://127.0.0.1:1", "op-a", &[]);
+
+    let emails = cluster
+        .create(
+            "JobQueue",
+            "emails",
+            json!({
+                "redis": {"urlSecretRef": {"name": "redis", "key": "url"}},
+                "workers": {"template": {"spec": {"containers": [
+                    {"name": "worker", "image": "registry.example/worker:1",
+                     "env": [{"name": "MODE", "value": "fast"}]}
+                ]}}},
+                "scaling": {
+                    "maxReplicas": 8, "targetPerReplica": 500, "pollInterval": "1s",
+                    "cooldown": "3s", "scaleDown": {"stabilizationWindow": "0s"}
+                },
+                "deletionPolicy": "Delete"
+            }),
+        )
+        .await;
+
+    // 1. Ready=True for this generation, the group exists, the Deployment is owned and wired.
+    let ready = cluster
+        .condition(
+            "JobQueue",
+            "emails",
+            "Ready",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(ready.observed_generation, emails.metadata.generation);
+    let keys = QueueKeys::new(default_stream("default", "emails"));
+    let groups: Vec<String> = {
+        let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&keys.stream)
+            .query_async(&mut conn)
+            .await
+            .expect("XINFO GROUPS on the queue's stream");
+        reply.groups.into_iter().map(|g| g.name).collect()
+    };
+    assert_eq!(groups, ["workers"]);
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
+    let deployment = eventually(Duration::from_secs(10), "the worker Deployment", || async {
+        deployments
+            .get_opt("emails-workers")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "absent".to_string())
+    })
+    .await;
+    let owner = &deployment
+        .metadata
+        .owner_references
+        .as_ref()
+        .expect("owned")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("JobQueue", "emails", Some(true))
+    );
+    assert_eq!(Some(&owner.uid), emails.metadata.uid.as_ref());
+    let spec = deployment.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(0), "starts at minReplicas");
+    let env = spec.template.spec.expect("pod spec").containers[0]
+        .env
+        .clone()
+        .expect("env");
+    let by_name: BTreeMap<_, _> = env.iter().map(|e| (e.name.as_str(), e)).collect();
+    let url_ref = by_name["REDIS_URL"]
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("REDIS_URL from the Secret");
+    assert_eq!(
+        (url_ref.name.as_str(), url_ref.key.as_str()),
+        ("redis", "url")
+    );
+    assert_eq!(
+        by_name["REDIS_URL"].value, None,
+        "the URL is never copied in plain text"
+    );
+    assert_eq!(
+        by_name["JOBQUEUE_STREAM"].value.as_deref(),
+        Some(keys.stream.as_str())
+    );
+    assert_eq!(by_name["JOBQUEUE_GROUP"].value.as_deref(), Some("workers"));
+    let consumer = by_name["JOBQUEUE_CONSUMER"]
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("JOBQUEUE_CONSUMER from the downward API");
+    assert_eq!(consumer.field_path, "metadata.name");
+    assert_eq!(
+        by_name["MODE"].value.as_deref(),
+        Some("fast"),
+        "user env kept"
+    );
+
+    // A second queue (Retain) with a Schedule, for the schedule series and the deletions.
+    cluster
+        .create(
+            "JobQueue",
+            "reports",
+            json!({"redis": {"url": redis.url()}}),
+        )
+        .await;
+    cluster
+        .create(
+            "Schedule",
+            "tick",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "reports"}, "payload": {"kind": "tick"}}),
+        )
+        .await;
+    cluster
+        .condition("Schedule", "tick", "Ready", "True", Duration::from_secs(30))
+        .await;
+
+    // 2. 5,000 jobs → 8 replicas within two poll intervals (plus slack).
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        pipe.cmd("XADD")
+            .arg(&keys.stream)
+            .arg("*")
+            .arg("id")
+            .arg(format!("load-{i}"))
+            .arg("payload")
+            .arg("{}")
+            .arg("enqueued_at")
+            .arg(0)
+            .arg("attempt")
+            .arg(1)
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.expect("XADD 5000 jobs");
+    let visible = Instant::now();
+    let bound = POLL_INTERVAL * 2 + SLACK;
+    eventually(bound, "replicas 8 after 5,000 jobs", || async {
+        match replicas(&cluster, "emails-workers").await {
+            8 => Ok(()),
+            r => Err(format!(
+                "{r} replicas {:?} after the jobs were visible",
+                visible.elapsed()
+            )),
+        }
+    })
+    .await;
+    let scaled_up_after = visible.elapsed();
+    cluster
+        .event("JobQueue", "emails", "ScaledUp", &["→ 8", "5000"])
+        .await;
+
+    // 7. /metrics, /healthz, /readyz, while the backlog is there.
+    let addr = operator.http_addr().await;
+    assert_eq!(http_get(addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(addr, "/readyz").await.0, 200);
+    let q = [("namespace", "default"), ("name", "emails")];
+    let (samples, types) = eventually(
+        Duration::from_secs(10),
+        "queue and schedule series",
+        || async {
+            let (code, body) = http_get(addr, "/metrics").await;
+            if code != 200 {
+                return Err(format!("/metrics answered {code}: {body}"));
+            }
+            let (samples, types) = parse_metrics(&body);
+            let fired = value(
+                &samples,
+                "jobqueue_schedule_fires_total",
+                &[("name", "tick")],
+            );
+            let lag = value(&samples, "jobqueue_lag", &q);
+            match (fired, lag) {
+                (Some(f), Some(l)) if f >= 1.0 && l > 0.0 => Ok((samples, types)),
+                _ => Err(body),
+            }
+        },
+    )
+    .await;
+    assert_eq!(value(&samples, "jobqueue_replicas", &q), Some(8.0));
+    assert_eq!(value(&samples, "jobqueue_desired_replicas", &q), Some(8.0));
+    assert_eq!(value(&samples, "jobqueue_pending", &q), Some(0.0));
+    assert_eq!(value(&samples, "jobqueue_length", &q), Some(5000.0));
+    assert_eq!(value(&samples, "jobqueue_lag", &q), Some(5000.0));
+    assert_eq!(
+        value(
+            &samples,
+            "jobqueue_scale_events_total",
+            &[("name", "emails"), ("direction", "Up")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&samples, "jobqueue_leader", &[]), Some(1.0));
+    assert!(
+        value(
+            &samples,
+            "jobqueue_reconcile_duration_seconds_count",
+            &[("controller", "jobqueue")]
+        )
+        .is_some_and(|n| n >= 2.0)
+    );
+    assert!(
+        value(
+            &samples,
+            "jobqueue_reconcile_duration_seconds_count",
+            &[("controller", "schedule")]
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
+    for documented in [
+        "jobqueue_lag",
+        "jobqueue_pending",
+        "jobqueue_length",
+        "jobqueue_delayed",
+        "jobqueue_dead_letters",
+        "jobqueue_oldest_pending_age_seconds",
+        "jobqueue_consumers",
+        "jobqueue_replicas",
+        "jobqueue_desired_replicas",
+        "jobqueue_scale_events",
+        "jobqueue_redelivered",
+        "jobqueue_dead_lettered",
+        "jobqueue_schedule_fires",
+        "jobqueue_schedule_missed",
+        "jobqueue_schedule_skipped",
+        "jobqueue_reconcile_duration_seconds",
+        "jobqueue_metrics_poll_duration_seconds",
+        "jobqueue_leader",
+    ] {
+        assert!(
+            types.contains(documented),
+            "/metrics lacks {documented}: {types:?}"
+        );
+    }
+
+    // Drain as a worker pod would: its consumer name is its pod name, and the pod exists.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "emails-workers-test", "labels": {"jobqueue.io/queue": "emails"}},
+        "spec": {"containers": [{"name": "worker", "image": "registry.example/worker:1"}]}
+    }))
+    .expect("pod");
+    Api::<Pod>::namespaced(cluster.client.clone(), "default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("creating the worker pod");
+    let mut drained = 0;
+    let mut last_ack_sent = Instant::now();
+    loop {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg("emails-workers-test")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("STREAMS")
+            .arg(&keys.stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await
+            .expect("XREADGROUP");
+        let ids: Vec<String> = reply
+            .keys
+            .into_iter()
+            .flat_map(|k| k.ids.into_iter().map(|e| e.id))
+            .collect();
+        if ids.is_empty() {
+            break;
+        }
+        drained += ids.len();
+        // The backlog cannot be zero before this acknowledgement is sent.
+        last_ack_sent = Instant::now();
+        let acked: usize = redis::cmd("XACK")
+            .arg(&keys.stream)
+            .arg("workers")
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await
+            .expect("XACK");
+        assert_eq!(acked, ids.len());
+    }
+    assert_eq!(drained, 5000);
+
+    // Back to 0 only once the cooldown has passed since the backlog reached zero.
+    let (zero_after, replicas_seen) = eventually(
+        COOLDOWN + POLL_INTERVAL * 2 + SLACK,
+        "replicas back to 0 after the cooldown",
+        || async {
+            match replicas(&cluster, "emails-workers").await {
+                0 => Ok((last_ack_sent.elapsed(), ())),
+                r => Err(format!(
+                    "{r} replicas {:?} after the backlog hit zero",
+                    last_ack_sent.elapsed()
+                )),
+            }
+        },
+    )
+    .await;
+    let _ = replicas_seen;
+    assert!(
+        zero_after >= COOLDOWN,
+        "scaled to zero {zero_after:?} after the backlog hit zero, before the {COOLDOWN:?} cooldown"
+    );
+    let to_zero = cluster
+        .event("JobQueue", "emails", "ScaledToZero", &["→ 0"])
+        .await;
+    assert!(
+        to_zero.note.as_deref().unwrap_or("").contains("3s"),
+        "the reason names the cooldown: {:?}",
+        to_zero.note
+    );
+    eprintln!(
+        "scaled 0 → 8 {scaled_up_after:?} after 5,000 jobs were visible; to 0 {zero_after:?} after the backlog hit zero"
+    );
+
+    // 4. Deletion: Delete removes the keys, Retain keeps them, a Schedule's entry goes away.
+    let reports = QueueKeys::new(default_stream("default", "reports"));
+    assert!(
+        redis::cmd("EXISTS")
+            .arg(reports.schedule("tick"))
+            .query_async::<i64>(&mut conn)
+            .await
+            .expect("EXISTS")
+            == 1
+    );
+    cluster
+        .schedules()
+        .delete("tick", &DeleteParams::default())
+        .await
+        .expect("deleting the Schedule");
+    cluster.gone("Schedule", "tick").await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(reports.schedule("tick"))
+        .query_async(&mut conn)
+        .await
+        .expect("EXISTS");
+    let member: Option<f64> = redis::cmd("ZSCORE")
+        .arg(reports.schedules())
+        .arg("tick")
+        .query_async(&mut conn)
+        .await
+        .expect("ZSCORE");
+    assert_eq!(
+        (exists, member),
+        (0, None),
+        "the Schedule's Redis entry is removed"
+    );
+    let fired_before_delete = jobs(&mut conn, &reports.stream).await.len();
+    assert!(fired_before_delete >= 1);
+
+    cluster
+        .jobqueues()
+        .delete("reports", &DeleteParams::default())
+        .await
+        .expect("deleting reports");
+    cluster.gone("JobQueue", "reports").await;
+    assert_eq!(
+        existing_keys(&mut conn, &reports).await,
+        [reports.stream.clone()],
+        "Retain keeps the stream"
+    );
+    assert_eq!(
+        jobs(&mut conn, &reports.stream).await.len(),
+        fired_before_delete
+    );
+
+    cluster
+        .jobqueues()
+        .delete("emails", &DeleteParams::default())
+        .await
+        .expect("deleting emails");
+    cluster.gone("JobQueue", "emails").await;
+    assert_eq!(
+        existing_keys(&mut conn, &keys).await,
+        Vec::<String>::new(),
+        "Delete removes every key of the queue"
+    );
+    assert!(
+        deployments
+            .get_opt("emails-workers")
+            .await
+            .expect("get")
+            .is_none(),
+        "the owned Deployment goes with its queue"
+    );
+    let _ = (HashSet::<()>::new(), BTreeSet::<()>::new());
+}
+
+/// Every-second run times of a schedule's jobs, and its stored counters.
+struct Runs {
+    seconds: Vec<i64>,
+    missed: i64,
+    /// The armed next run (exclusive end of what must be accounted for).
+    next: i64,
+}
+
+async fn runs(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &QueueKeys,
+    schedule: &str,
+) -> Runs {
+    let all = jobs(conn, &keys.stream).await;
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|j| j.schedule.as_deref() == Some(schedule))
+        .collect();
+    let ids: HashSet<&str> = mine.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        mine.len(),
+        "{schedule}: a job id was enqueued twice: {mine:?}"
+    );
+    let mut seconds: Vec<i64> = mine
+        .iter()
+        .map(|j| j.scheduled_for.expect("scheduled_for"))
+        .collect();
+    seconds.sort_unstable();
+    let distinct: BTreeSet<i64> = seconds.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        seconds.len(),
+        "{schedule}: a second was enqueued twice: {seconds:?}"
+    );
+    assert!(seconds.iter().all(|ms| ms % 1000 == 0), "{seconds:?}");
+    let state: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys.schedule(schedule))
+        .query_async(conn)
+        .await
+        .expect("HGETALL");
+    let num = |f: &str| {
+        state
+            .get(f)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    Runs {
+        seconds,
+        missed: num("missed_runs"),
+        next: num("next_schedule_time"),
+    }
+}
+
+/// Every run from the first job up to the armed next run either enqueued exactly one job or
+/// was counted as missed: the count matches the elapsed seconds exactly.
+fn assert_accounted(name: &str, r: &Runs) {
+    let first = r.seconds[0];
+    let runs_due = (r.next - first) / 1000;
+    assert_eq!(
+        r.seconds.len() as i64 + r.missed,
+        runs_due,
+        "{name}: {} jobs + {} missed != {runs_due} runs from {first} to {} (exclusive): {:?}",
+        r.seconds.len(),
+        r.missed,
+        r.next,
+        r.seconds
+    );
+}
+
+/// Consecutive jobs more than a second apart: (last before, first after).
+fn gaps(seconds: &[i64]) -> Vec<(i64, i64)> {
+    seconds
+        .windows(2)
+        .filter(|w| w[1] - w[0] > 1000)
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
+async fn lease_holder(cluster: &Cluster) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cluster.client.clone(), "default");
+    leases
+        .get_opt("jobqueue-operator")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+/// Two operator processes; the leader is SIGKILLed while an every-second Schedule of each
+/// misfire policy runs. No second is enqueued twice, and every second is either one job or
+/// one missed run; the runs missed during the failover follow the policy (Skip: none fires;
+/// FireOnce: exactly the latest one fires as a catch-up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_exactly_once_across_a_leader_sigkill() {
+    let cluster = Cluster::start("schedules_fire_exactly_once_across_a_leader_sigkill").await;
+    let redis = RedisServer::start();
+    let mut conn = redis_conn(&redis.url()).await;
+    // A misfire grace well below the failover time (the lease keeps a standby out ≥ 2 s).
+    let mut a = cluster.operator(&redis.url(), "op-a", &["--misfire-grace", "1s"]);
+    let mut b = cluster.operator(&redis.url(), "op-b", &["--misfire-grace", "1s"]);
+
+    cluster
+        .create("JobQueue", "cron", json!({"redis": {"url": redis.url()}}))
+        .await;
+    for (name, policy) in [("skip", "Skip"), ("once", "FireOnce")] {
+        cluster
+            .create(
+                "Schedule",
+                name,
+                json!({"schedule": "* * * * * *", "queueRef": {"name": "cron"}, "misfirePolicy": policy}),
+            )
+            .await;
+    }
+    for name in ["skip", "once"] {
+        cluster
+            .condition("Schedule", name, "Ready", "True", Duration::from_secs(30))
+            .await;
+    }
+    let keys = QueueKeys::new(default_stream("default", "cron"));
+    eventually(Duration::from_secs(15), "3 jobs of each schedule", || {
+        let mut conn = conn.clone();
+        let keys = keys.clone();
+        async move {
+            let all = jobs(&mut conn, &keys.stream).await;
+            let count = |n: &str| {
+                all.iter()
+                    .filter(|j| j.schedule.as_deref() == Some(n))
+                    .count()
+            };
+            if count("skip") >= 3 && count("once") >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{} jobs", all.len()))
+            }
+        }
+    })
+    .await;
+
+    let leader = eventually(Duration::from_secs(10), "a lease holder", || async {
+        lease_holder(&cluster)
+            .await
+            .ok_or_else(|| "none".to_string())
+    })
+    .await;
+    let (killed, survivor) = match leader.as_str() {
+        "op-a" => (&mut a, &mut b),
+        "op-b" => (&mut b, &mut a),
+        other => panic!("unexpected lease holder {other}"),
+    };
+    killed.sigkill();
+    let killed_at = chrono::Utc::now().timestamp_millis();
+    let survivor_id = survivor.identity.clone();
+    eventually(
+        Duration::from_secs(20),
+        "the standby to take the lease",
+        || async {
+            match lease_holder(&cluster).await {
+                Some(h) if h == survivor_id => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(20), "jobs after the failover", || {
+        let mut conn = conn.clone();
+        let keys = keys.clone();
+        async move {
+            let all = jobs(&mut conn, &keys.stream).await;
+            let after = |n: &str| {
+                all.iter()
+                    .filter(|j| {
+                        j.schedule.as_deref() == Some(n) && j.enqueued_at > killed_at + 1000
+                    })
+                    .count()
+            };
+            if after("skip") >= 3 && after("once") >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{} jobs", all.len()))
+            }
+        }
+    })
+    .await;
+
+    // status.missedRuns reports what Redis counted.
+    for name in ["skip", "once"] {
+        eventually(Duration::from_secs(10), "status.missedRuns", || {
+            let mut conn = conn.clone();
+            let keys = keys.clone();
+            let api = cluster.schedules();
+            async move {
+                let stored = runs(&mut conn, &keys, name).await.missed;
+                let obj = api.get(name).await.map_err(|e| e.to_string())?;
+                let status = obj
+                    .data
+                    .pointer("/status/missedRuns")
+                    .and_then(|v| v.as_i64());
+                if status == Some(stored) && stored > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{name}: status {status:?}, Redis {stored}"))
+                }
+            }
+        })
+        .await;
+    }
+    let status = survivor.sigterm().await;
+    assert!(
+        status.success(),
+        "SIGTERM ends the operator cleanly: {status}"
+    );
+
+    let skip = runs(&mut conn, &keys, "skip").await;
+    let once = runs(&mut conn, &keys, "once").await;
+    assert_accounted("skip", &skip);
+    assert_accounted("once", &once);
+    // The failover outlasted the misfire grace (1 s; the lease keeps a standby out for ≥ 2 s).
+    let skip_gaps = gaps(&skip.seconds);
+    assert!(
+        !skip_gaps.is_empty() && skip.missed > 0,
+        "{:?}",
+        skip.seconds
+    );
+    assert!(once.missed > 0, "{:?}", once.seconds);
+    // Both schedules are decided in the same scheduler pass: where Skip resumed at b, FireOnce
+    // fired the latest missed run b - 1 s as its one catch-up and nothing else in the gap.
+    let once_set: BTreeSet<i64> = once.seconds.iter().copied().collect();
+    for (a, b) in &skip_gaps {
+        assert!(
+            once_set.contains(&(b - 1000)),
+            "FireOnce has no catch-up for the gap {a}..{b}: {:?}",
+            once.seconds
+        );
+        let inside: Vec<_> = once_set.range(a + 1000..b - 1000).collect();
+        assert!(
+            inside.is_empty(),
+            "FireOnce fired more than one run of the gap {a}..{b}: {inside:?}"
+        );
+    }
+    assert_eq!(
+        gaps(&once.seconds).len(),
+        skip_gaps.len(),
+        "skip {:?} once {:?}",
+        skip.seconds,
+        once.seconds
+    );
+}
+
+/// Redis SIGKILLed (restarted from its last snapshot): the queue goes RedisReachable=False and
+/// back to True, the operator keeps running, and its schedule's jobs stay unique and accounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_crash_and_restart() {
+    let cluster = Cluster::start("redis_crash_and_restart").await;
+    let mut redis = RedisServer::start();
+    let mut operator = cluster.operator(&redis.url(), "op-a", &["--misfire-grace", "1s"]);
+    cluster
+        .create("JobQueue", "q", json!({"redis": {"url": redis.url()}}))
+        .await;
+    cluster
+        .create(
+            "Schedule",
+            "beat",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "q"}}),
+        )
+        .await;
+    cluster
+        .condition(
+            "JobQueue",
+            "q",
+            "RedisReachable",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    let keys = QueueKeys::new(default_stream("default", "q"));
+    {
+        let mut conn = redis_conn(&redis.url()).await;
+        eventually(Duration::from_secs(15), "2 scheduled jobs", || {
+            let mut conn = conn.clone();
+            let keys = keys.clone();
+            async move {
+                let n = jobs(&mut conn, &keys.stream).await.len();
+                if n >= 2 { Ok(()) } else { Err(format!("{n}")) }
+            }
+        })
+        .await;
+        // A crash of a Redis with snapshots: what is written after the snapshot is lost.
+        let () = redis::cmd("SAVE")
+            .query_async(&mut conn)
+            .await
+            .expect("SAVE");
+    }
+    redis.kill();
+    let down = cluster
+        .condition(
+            "JobQueue",
+            "q",
+            "RedisReachable",
+            "False",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(!down.message.is_empty());
+    let ready = cluster
+        .condition("JobQueue", "q", "Ready", "False", Duration::from_secs(10))
+        .await;
+    assert_eq!(ready.reason, "RedisUnreachable");
+    assert!(
+        operator.is_running(),
+        "the operator survives a Redis outage"
+    );
+
+    redis.restart();
+    let restarted = chrono::Utc::now().timestamp_millis();
+    cluster
+        .condition(
+            "JobQueue",
+            "q",
+            "RedisReachable",
+            "True",
+            Duration::from_secs(20),
+        )
+        .await;
+    cluster
+        .condition("JobQueue", "q", "Ready", "True", Duration::from_secs(10))
+        .await;
+    let mut conn = redis_conn(&redis.url()).await;
+    eventually(
+        Duration::from_secs(20),
+        "scheduled jobs after the restart",
+        || {
+            let mut conn = conn.clone();
+            let keys = keys.clone();
+            async move {
+                let all = jobs(&mut conn, &keys.stream).await;
+                let after = all
+                    .iter()
+                    .filter(|j| j.enqueued_at > restarted + 1000)
+                    .count();
+                if after >= 3 {
+                    Ok(())
+                } else {
+                    Err(format!("{} jobs, {after} after the restart", all.len()))
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        operator.is_running(),
+        "the operator survives a Redis restart"
+    );
+    let status = operator.sigterm().await;
+    assert!(status.success(), "{status}");
+    let beat = runs(&mut conn, &keys, "beat").await;
+    assert_accounted("beat", &beat);
+    let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&keys.stream)
+        .query_async(&mut conn)
+        .await
+        .expect("the group survives");
+    assert_eq!(groups.groups.len(), 1);
+}
+
+/// Resources the schema cannot reject: each gets Ready=False and a Warning Event naming the
+/// problem, and the operator keeps serving the good ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_resources_are_reported() {
+    let cluster = Cluster::start("invalid_resources_are_reported").await;
+    let redis = RedisServer::start();
+    secret(&cluster, "nokey", &[("other", &redis.url())]).await;
+    let mut operator = cluster.operator(&redis.url(), "op-a", &[]);
+
+    cluster
+        .create(
+            "JobQueue",
+            "badsecret",
+            json!({"redis": {"urlSecretRef": {"name": "nokey", "key": "url"}}}),
+        )
+        .await;
+    cluster
+        .create("JobQueue", "good", json!({"redis": {"url": redis.url()}}))
+        .await;
+    let bad = [
+        (
+            "badcron",
+            json!({"schedule": "61 * * * *", "queueRef": {"name": "good"}}),
+            "InvalidSpec",
+            vec!["spec.schedule", "61"],
+        ),
+        (
+            "badzone",
+            json!({"schedule": "* * * * *", "timeZone": "Mars/Olympus", "queueRef": {"name": "good"}}),
+            "InvalidSpec",
+            vec!["spec.timeZone", "Mars/Olympus"],
+        ),
+        (
+            "noqueue",
+            json!({"schedule": "* * * * *", "queueRef": {"name": "missing"}}),
+            "QueueNotFound",
+            vec!["missing", "spec.queueRef.name"],
+        ),
+    ];
+    for (name, spec, _, _) in &bad {
+        cluster.create("Schedule", name, spec.clone()).await;
+    }
+
+    let c = cluster
+        .condition(
+            "JobQueue",
+            "badsecret",
+            "Ready",
+            "False",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(c.reason, "RedisSecretMissing");
+    for word in ["nokey", "\"url\"", "spec.redis.urlSecretRef.key"] {
+        assert!(c.message.contains(word), "{word} not in {:?}", c.message);
+    }
+    let e = cluster
+        .event(
+            "JobQueue",
+            "badsecret",
+            "RedisSecretMissing",
+            &["nokey", "spec.redis.urlSecretRef.key"],
+        )
+        .await;
+    assert_eq!(e.type_.as_deref(), Some("Warning"));
+
+    for (name, _, reason, words) in &bad {
+        let c = cluster
+            .condition("Schedule", name, "Ready", "False", Duration::from_secs(30))
+            .await;
+        assert_eq!(&c.reason, reason, "{name}: {c:?}");
+        for word in words {
+            assert!(
+                c.message.contains(word),
+                "{name}: {word} not in {:?}",
+                c.message
+            );
+        }
+        let e = cluster.event("Schedule", name, reason, words).await;
+        assert_eq!(e.type_.as_deref(), Some("Warning"));
+    }
+    cluster
+        .condition("JobQueue", "good", "Ready", "True", Duration::from_secs(10))
+        .await;
+
+    // A Redis nobody listens on: RedisReachable=False with the reason, an Event, and the
+    // failed reconciles counted on /metrics; the operator keeps running.
+    cluster
+        .create(
+            "JobQueue",
+            "nowhere",
+            json!({"redis": {"url": "redis://127.0.0.1:1"}}),
+        )
+        .await;
+    let c = cluster
+        .condition(
+            "JobQueue",
+            "nowhere",
+            "RedisReachable",
+            "False",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(c.reason, "RedisUnreachable");
+    assert!(c.message.contains("127.0.0.1:1"), "{:?}", c.message);
+    cluster
+        .condition(
+            "JobQueue",
+            "nowhere",
+            "Ready",
+            "False",
+            Duration::from_secs(5),
+        )
+        .await;
+    cluster
+        .event("JobQueue", "nowhere", "RedisUnreachable", &["127.0.0.1:1"])
+        .await;
+    let addr = operator.http_addr().await;
+    eventually(
+        Duration::from_secs(10),
+        "counted reconcile errors",
+        || async {
+            let (_, body) = http_get(addr, "/metrics").await;
+            let (samples, _) = parse_metrics(&body);
+            let errors = value(
+                &samples,
+                "jobqueue_reconcile_errors_total",
+                &[("controller", "jobqueue"), ("reason", "Redis")],
+            );
+            match errors {
+                Some(n) if n >= 1.0 => Ok(()),
+                _ => Err(body),
+            }
+        },
+    )
+    .await;
+    assert!(operator.is_running());
+}
