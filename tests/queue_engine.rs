@@ -62,6 +62,7 @@ on_both_topologies!(
     nil_lag_is_estimated_not_replaced_by_xlen,
     random_trims_never_remove_needed_entries,
     xclaim_justid_keeps_a_long_job,
+    script_errors_are_typed,
 );
 
 async fn provisioning_is_idempotent_and_adopts_existing_data(t: Topology) {
@@ -1120,4 +1121,49 @@ async fn xclaim_justid_keeps_a_long_job(t: Topology) {
         (again.len(), again[0].job_id(), again[0].attempt()),
         (1, got[1].job_id(), 2)
     );
+}
+
+async fn script_errors_are_typed(t: Topology) {
+    let mut f = queue(t, STREAM, |_| {}).await;
+    let () = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(STREAM)
+        .arg("workers")
+        .query_async(&mut f.conn)
+        .await
+        .map(|_: i64| ())
+        .unwrap();
+    let err = janitor::tick(&mut f.conn, &f.cfg, &opts())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, QueueError::NoSuchGroup { group, .. } if group == "workers"),
+        "{err}"
+    );
+    let () = redis::cmd("SET")
+        .arg("{str}")
+        .arg("x")
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    let cfg = QueueConfig::new("{str}");
+    let err = enqueue(
+        &mut f.conn,
+        &cfg.keys,
+        &json!(1),
+        &EnqueueOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, QueueError::WrongType { key, actual, .. } if key == "{str}" && actual == "string"),
+        "{err}"
+    );
+    let err = janitor::tick(&mut f.conn, &cfg, &opts()).await.unwrap_err();
+    assert!(matches!(&err, QueueError::WrongType { .. }), "{err}");
+    let gone = QueueConfig::new("jobqueue:{nowhere}");
+    let err = janitor::tick(&mut f.conn, &gone, &opts())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, QueueError::NoSuchStream { .. }), "{err}");
 }
