@@ -16,8 +16,8 @@ use super::{
 };
 use crate::api::{FieldError, FieldErrorKind};
 
-/// The errors found, and whether any is a type error: the API server skips CEL rules then,
-/// since they would run on values of the wrong type.
+/// The errors found, and whether any is a type (or format) error, after which the API server
+/// skips the CEL rules: they would run on values of the wrong type.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub errors: Vec<FieldError>,
@@ -42,6 +42,18 @@ impl Outcome {
             FieldErrorKind::Invalid,
             Some(shown.clone()),
             format!("{} in body must be of type {expected}: {shown}", field(at)),
+        ));
+        self.type_errors = true;
+    }
+
+    /// A `format` mismatch: the API server reports it as a type error showing the value.
+    fn type_error_with_value(&mut self, at: &str, format: &str, value: &Value) {
+        let shown = render(value);
+        self.errors.push(FieldError::new(
+            field(at),
+            FieldErrorKind::Invalid,
+            Some(shown.clone()),
+            format!("{} in body must be of type {format}: {shown}", field(at)),
         ));
         self.type_errors = true;
     }
@@ -150,20 +162,6 @@ fn check_type(schema: &Value, value: &Value, at: &str, out: &mut Outcome) -> boo
         return false;
     }
     true
-}
-
-impl Outcome {
-    /// A `format` mismatch: the API server reports it as a type error showing the value.
-    fn type_error_with_value(&mut self, at: &str, format: &str, value: &Value) {
-        let shown = render(value);
-        self.errors.push(FieldError::new(
-            field(at),
-            FieldErrorKind::Invalid,
-            Some(shown.clone()),
-            format!("{} in body must be of type {format}: {shown}", field(at)),
-        ));
-        self.type_errors = true;
-    }
 }
 
 fn check_enum(schema: &Value, value: &Value, at: &str, out: &mut Outcome) {
