@@ -286,6 +286,29 @@ async fn deleting_a_crd_removes_its_objects_and_its_endpoint() {
         .unwrap();
     assert!(queues(&server).get_opt("q").await.unwrap().is_none());
 
+    // A schema that is not structural is refused, naming where.
+    let mut loose = serde_json::to_value(Schedule::crd()).unwrap();
+    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("type");
+    crds.delete("schedules.jobqueue.io", &DeleteParams::default())
+        .await
+        .unwrap();
+    let loose: CustomResourceDefinition = serde_json::from_value(loose).unwrap();
+    let s = api_error(
+        crds.create(&PostParams::default(), &loose)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message
+            .contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].type"),
+        "{}",
+        s.message
+    );
+
     let mut wrong = JobQueue::crd();
     wrong.metadata.name = Some("queues.jobqueue.io".into());
     let e = crds

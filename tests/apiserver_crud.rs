@@ -4,8 +4,10 @@
 
 use jobqueue_test_support::apiserver::TestApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, ObjectReference};
+use k8s_openapi::api::events::v1::Event as NewEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::json;
 
 fn code(e: kube::Error) -> u16 {
@@ -612,5 +614,77 @@ async fn deleting_a_namespace_deletes_its_content() {
     assert!(
         ns.get_opt("team").await.unwrap().is_none(),
         "an empty terminating namespace goes"
+    );
+}
+
+#[tokio::test]
+async fn recorded_events_are_visible_through_both_event_apis() {
+    let server = TestApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let c = cms
+        .create(&PostParams::default(), &cm("q", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        server.client(),
+        Reporter {
+            controller: "jobqueue-operator".into(),
+            instance: Some("pod-1".into()),
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some("q".into()),
+        namespace: Some("default".into()),
+        uid: c.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Scaled".into(),
+        note: Some("scaled 2 → 7".into()),
+        action: "Scale".into(),
+        secondary: None,
+    };
+    // The second publish of the same event is a merge patch adding a series.
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+
+    let new_api: Api<NewEvent> = Api::default_namespaced(server.client());
+    let listed = new_api
+        .list(&ListParams::default().fields("regarding.name=q"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let e = &listed.items[0];
+    assert_eq!(e.note.as_deref(), Some("scaled 2 → 7"));
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
+
+    // kubectl describe's query, on the core API.
+    let core: Api<CoreEvent> = Api::default_namespaced(server.client());
+    let selector = format!(
+        "involvedObject.name=q,involvedObject.namespace=default,involvedObject.kind=ConfigMap,involvedObject.uid={}",
+        c.metadata.uid.unwrap()
+    );
+    let seen = core
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .unwrap();
+    assert_eq!(seen.items.len(), 1);
+    assert_eq!(seen.items[0].message.as_deref(), Some("scaled 2 → 7"));
+    assert_eq!(seen.items[0].reason.as_deref(), Some("Scaled"));
+    assert_eq!(
+        seen.items[0].reporting_component.as_deref(),
+        Some("jobqueue-operator")
+    );
+    let log = server.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.is("create", "events") && r.group == "events.k8s.io")
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.is("patch", "events") && r.group == "events.k8s.io")
     );
 }

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use jobqueue_test_support::apiserver::TestApiServer;
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
 use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -183,18 +182,31 @@ async fn kubectl_gets_describes_and_deletes_jobqueues() {
     let short = k.ok(&["get", "jq"]).await;
     assert_eq!(short.lines().count(), 2, "{short}");
 
-    // describe shows the object and the events about it (found by field selector).
-    let event: Event = serde_json::from_value(json!({
-        "metadata": {"name": "emails.scaled"},
-        "involvedObject": {"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue", "name": "emails",
-                           "namespace": "default", "uid": q.metadata.uid},
-        "reason": "Scaled", "message": "scaled 2 → 3: backlog 4248 > 2 × 100", "type": "Normal",
-        "source": {"component": "jobqueue-operator"}, "count": 1,
-        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z",
-    }))
-    .unwrap();
-    let events: Api<Event> = Api::default_namespaced(server.client());
-    events.create(&PostParams::default(), &event).await.unwrap();
+    // describe shows the object and the events the operator records about it (through
+    // events.k8s.io, found by kubectl through core Events and field selectors).
+    let recorder = Recorder::new(
+        server.client(),
+        Reporter {
+            controller: "jobqueue-operator".into(),
+            instance: None,
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("jobqueue.io/v1alpha1".into()),
+        kind: Some("JobQueue".into()),
+        name: Some("emails".into()),
+        namespace: Some("default".into()),
+        uid: q.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let event = RecordedEvent {
+        type_: EventType::Normal,
+        reason: "Scaled".into(),
+        note: Some("scaled 2 → 3: backlog 4248 > 2 × 100".into()),
+        action: "Scale".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &reference).await.unwrap();
     let described = k.ok(&["describe", "jobqueues", "emails"]).await;
     assert!(
         described.contains("Name:") && described.contains("emails"),

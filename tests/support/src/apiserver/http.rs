@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::discovery;
 use super::error::ApiError;
+use super::events;
 use super::log::RequestRecord;
 use super::patch::PatchKind;
 use super::path::{self, Route, Target};
@@ -113,7 +114,11 @@ pub async fn handle(
 
 struct Request {
     target: Target,
+    /// The type the client addressed.
     rt: ResourceType,
+    /// The type the objects are stored as (differs for events.k8s.io Events, a view of core
+    /// Events).
+    storage: ResourceType,
     query: HashMap<String, String>,
     headers: HeaderMap,
     body: Bytes,
@@ -139,6 +144,25 @@ impl Request {
         self.target.name.as_deref().unwrap_or_default()
     }
 
+    /// Whether the addressed type is a view converted to and from its storage type.
+    fn is_view(&self) -> bool {
+        self.rt != self.storage
+    }
+
+    /// A stored object as the client sees it.
+    fn out(&self, v: Value) -> Value {
+        if self.is_view() { events::to_v1(&v) } else { v }
+    }
+
+    /// A client's object as it is stored.
+    fn stored(&self, v: Value) -> Value {
+        if self.is_view() {
+            events::to_core(&v)
+        } else {
+            v
+        }
+    }
+
     fn filter(&self) -> Result<Filter, ApiError> {
         let bad = |which: &str, e: super::selector::SelectorError| {
             ApiError::bad_request(format!("invalid {which}: {e}"))
@@ -147,8 +171,12 @@ impl Request {
             namespace: self.ns().map(str::to_string),
             labels: LabelSelector::parse(self.q("labelSelector").unwrap_or(""))
                 .map_err(|e| bad("labelSelector", e))?,
-            fields: FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))
-                .map_err(|e| bad("fieldSelector", e))?,
+            fields: FieldSelector::parse(&if self.is_view() {
+                events::selector_to_core(self.q("fieldSelector").unwrap_or(""))
+            } else {
+                self.q("fieldSelector").unwrap_or("").to_string()
+            })
+            .map_err(|e| bad("fieldSelector", e))?,
         })
     }
 
@@ -220,11 +248,22 @@ fn resource(
     let Some(rt) = rt else {
         return error_response(&not_found_path());
     };
+    let storage = if rt.group == "events.k8s.io" {
+        let core = shared
+            .store
+            .lock()
+            .expect("store lock")
+            .find_type("", "v1", "events");
+        core.expect("core events are built in")
+    } else {
+        rt.clone()
+    };
     let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = verb(&method, &target, watch);
     let req = Request {
         target,
         rt,
+        storage,
         query,
         headers,
         body,
@@ -274,7 +313,8 @@ fn dispatch(
     req: &Request,
     patch_type: Option<PatchKind>,
 ) -> Result<Response, ApiError> {
-    let rt = &req.rt;
+    let rt = &req.storage;
+    let view = &req.rt;
     let sub = req.target.subresource.as_deref();
     match sub {
         None | Some("status") => {}
@@ -296,7 +336,12 @@ fn dispatch(
                 .and_then(|s| s.parse::<u64>().ok())
                 .map(Duration::from_secs),
         };
-        return watch::serve(shared.clone(), rt.clone(), params);
+        let convert: fn(&Value) -> Value = if req.is_view() {
+            events::to_v1
+        } else {
+            Value::clone
+        };
+        return watch::serve(shared.clone(), rt.clone(), view.clone(), convert, params);
     }
     let mut store = shared.store.lock().expect("store lock");
     let ns = req.ns();
@@ -304,7 +349,7 @@ fn dispatch(
     let opts = req.write_opts();
     let (code, body) = match verb {
         "get" => {
-            let obj = store.get(rt, ns, name)?;
+            let obj = req.out(store.get(rt, ns, name)?);
             if req.wants_table() {
                 let rv = obj["metadata"]["resourceVersion"]
                     .as_str()
@@ -313,7 +358,7 @@ fn dispatch(
                 (
                     200,
                     table::table(
-                        rt,
+                        view,
                         &[obj],
                         &rv,
                         req.q("includeObject").unwrap_or("Metadata"),
@@ -339,10 +384,11 @@ fn dispatch(
             }
             let limit = req.q("limit").and_then(|l| l.parse().ok());
             let (items, next) = store.list(rt, &filter, limit, req.q("continue"));
+            let items: Vec<Value> = items.into_iter().map(|i| req.out(i)).collect();
             let rv = store.resource_version().to_string();
             if req.wants_table() {
                 let mut t = table::table(
-                    rt,
+                    view,
                     &items,
                     &rv,
                     req.q("includeObject").unwrap_or("Metadata"),
@@ -359,7 +405,7 @@ fn dispatch(
                 }
                 (
                     200,
-                    json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                    json!({"kind": format!("{}List", view.kind), "apiVersion": view.api_version(),
                              "metadata": meta, "items": items}),
                 )
             }
@@ -368,13 +414,13 @@ fn dispatch(
             if sub.is_some() {
                 return Err(not_found_path());
             }
-            let mut body = req.json_body()?;
+            let mut body = req.stored(req.json_body()?);
             builtin_defaults(rt, &mut body);
-            (201, store.create(rt, ns, body, &opts)?)
+            (201, req.out(store.create(rt, ns, body, &opts)?))
         }
         "update" => (
             200,
-            store.update(rt, ns, name, sub, req.json_body()?, &opts)?,
+            req.out(store.update(rt, ns, name, sub, req.stored(req.json_body()?), &opts)?),
         ),
         "patch" => match patch_type {
             None => {
@@ -394,12 +440,20 @@ fn dispatch(
                     manager: req.q("fieldManager").unwrap_or_default().to_string(),
                     ..opts
                 };
-                let mut config = config;
+                let mut config = req.stored(config);
                 if !existed {
                     builtin_defaults(rt, &mut config);
                 }
                 let obj = store.apply(rt, ns, name, sub, config, &opts)?;
-                (if existed { 200 } else { 201 }, obj)
+                (if existed { 200 } else { 201 }, req.out(obj))
+            }
+            Some(kind) if req.is_view() => {
+                // Patches apply to the object as the client sees it.
+                let seen = req.out(store.get(rt, ns, name)?);
+                let patched = super::patch::apply_patch(kind, &seen, &req.json_body()?)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let stored = store.update(rt, ns, name, sub, req.stored(patched), &opts)?;
+                (200, req.out(stored))
             }
             Some(kind) => {
                 let body = req.json_body()?;
@@ -408,7 +462,7 @@ fn dispatch(
         },
         "delete" => {
             let dopts = delete_opts(req)?;
-            let obj = store.delete(rt, ns, name, &dopts)?;
+            let obj = req.out(store.delete(rt, ns, name, &dopts)?);
             let still_there = store.get(rt, ns, name).is_ok();
             (
                 if still_there && !dopts.dry_run {
@@ -430,12 +484,12 @@ fn dispatch(
                     .to_string();
                 let ons = o["metadata"]["namespace"].as_str().map(str::to_string);
                 if let Ok(d) = store.delete(rt, ons.as_deref(), &n, &dopts) {
-                    deleted.push(d);
+                    deleted.push(req.out(d));
                 }
             }
             (
                 200,
-                json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                json!({"kind": format!("{}List", view.kind), "apiVersion": view.api_version(),
                          "metadata": {"resourceVersion": store.resource_version().to_string()},
                          "items": deleted}),
             )

@@ -8,8 +8,8 @@
 //!   `/version`, `/openapi/v2` (empty) and `/openapi/v3` (endpoint lists without schemas,
 //!   enough for kubectl to leave field validation to the server).
 //! - Built-ins: namespaces (`default`, `kube-system`, `kube-public`, `kube-node-lease` exist
-//!   from the start), secrets, configmaps, services, serviceaccounts, pods, events (core and
-//!   `events.k8s.io/v1`), deployments and statefulsets (with `/status` and `/scale`),
+//!   from the start), secrets, configmaps, services, serviceaccounts, pods, events (core, and
+//!   `events.k8s.io/v1` as a view of the same objects), deployments and statefulsets (with `/status` and `/scale`),
 //!   coordination.k8s.io leases, and apiextensions.k8s.io CustomResourceDefinitions.
 //! - Custom resources for every served version of every CRD as soon as the CRD is created
 //!   (scope, short names, categories, `/status` and `/scale` subresources, printer columns);
@@ -48,13 +48,14 @@
 //!   atomic and owns only labels, annotations, finalizers and ownerReferences of metadata.
 //! - Validation covers only custom resources (and object names); built-ins are stored as sent,
 //!   apart from `spec.replicas` defaulting to 1 on Deployments and StatefulSets.
-//! - The two Event APIs are separate collections (an `events.k8s.io/v1` Event is not visible
-//!   as a core `v1` Event).
+//! - `events.k8s.io/v1` Events are a view of core Events (as in the real server) by renaming
+//!   fields; the few semantic differences of the real conversion are not reproduced.
 //! - `continue` tokens do not pin a snapshot, and a list at an exact older resourceVersion is
 //!   410 Gone (no watch cache).
 
 mod discovery;
 mod error;
+mod events;
 mod http;
 mod log;
 pub mod managed;

@@ -1037,6 +1037,7 @@ fn crd_accept(rt: &ResourceType, crd: &mut Value) -> Result<(), ApiError> {
             )],
         )
     })?;
+    structural(rt, crd)?;
     let when = now();
     let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": when, "reason": reason, "message": msg});
     let stored: Vec<String> = types
@@ -1053,4 +1054,47 @@ fn crd_accept(rt: &ResourceType, crd: &mut Value) -> Result<(), ApiError> {
         "storedVersions": stored,
     });
     Ok(())
+}
+
+/// The real server serves only CRDs whose every version has a structural schema.
+fn structural(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        let at = format!("spec.versions[{i}].schema");
+        match v.pointer("/schema/openAPIV3Schema") {
+            None => problems.push(format!(
+                "{at}.openAPIV3Schema: Required value: schemas are required"
+            )),
+            Some(schema) => problems.extend(
+                jobqueue_operator::api::openapi::check_structural(schema)
+                    .into_iter()
+                    .map(|p| format!("{at}.{p}")),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let name = meta_str(crd, "name").unwrap_or_default();
+    let causes: Vec<Value> = problems
+        .iter()
+        .map(|p| {
+            let (field, message) = p.split_once(": ").unwrap_or((p, ""));
+            json!({"reason": "FieldValueInvalid", "field": field, "message": message})
+        })
+        .collect();
+    let joined = if problems.len() == 1 {
+        problems[0].clone()
+    } else {
+        format!("[{}]", problems.join(", "))
+    };
+    Err(ApiError::Invalid {
+        message: format!("{} \"{name}\" is invalid: {joined}", rt.qualified_kind()),
+        details: json!({"name": name, "group": rt.group, "kind": rt.kind, "causes": causes}),
+    })
 }

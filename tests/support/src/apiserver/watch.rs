@@ -71,7 +71,15 @@ fn translate(
 
 /// Starts a watch; the response streams until the timeout, the client leaves, or the server
 /// ends watches.
-pub fn serve(shared: Arc<Shared>, rt: ResourceType, p: WatchParams) -> Result<Response, ApiError> {
+/// `rt` is the stored type the events come from, `view` the type the client addressed, and
+/// `convert` turns a stored object into the client's form.
+pub fn serve(
+    shared: Arc<Shared>,
+    rt: ResourceType,
+    view: ResourceType,
+    convert: fn(&Value) -> Value,
+    p: WatchParams,
+) -> Result<Response, ApiError> {
     let from = match p.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
         Some(s) => Some(s.parse::<u64>().map_err(|_| {
@@ -81,7 +89,8 @@ pub fn serve(shared: Arc<Shared>, rt: ResourceType, p: WatchParams) -> Result<Re
         })?),
     };
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(run(shared, rt, p, from, tx));
+    let source = Source { rt, view, convert };
+    tokio::spawn(run(shared, source, p, from, tx));
     let stream = futures::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
             .map(|b| b.map(Ok::<_, std::convert::Infallible>))
@@ -94,9 +103,24 @@ pub fn serve(shared: Arc<Shared>, rt: ResourceType, p: WatchParams) -> Result<Re
         .expect("static response parts are valid"))
 }
 
+/// Where a watch's objects come from and how the client sees them.
+struct Source {
+    rt: ResourceType,
+    view: ResourceType,
+    convert: fn(&Value) -> Value,
+}
+
+impl Source {
+    fn out(&self, obj: &Value) -> Value {
+        let mut o = (self.convert)(obj);
+        o["apiVersion"] = json!(self.view.api_version());
+        o
+    }
+}
+
 async fn run(
     shared: Arc<Shared>,
-    rt: ResourceType,
+    src: Source,
     p: WatchParams,
     from: Option<u64>,
     tx: mpsc::Sender<Bytes>,
@@ -109,17 +133,20 @@ async fn run(
         match from {
             Some(rv) => (epoch, rv, Vec::new()),
             None => {
-                let (items, _) = store.list(&rt, &p.filter, None, None);
+                let (items, _) = store.list(&src.rt, &p.filter, None, None);
                 (epoch, store.resource_version(), items)
             }
         }
     };
     for obj in initial {
-        if tx.send(line("ADDED", obj)).await.is_err() {
+        if tx.send(line("ADDED", src.out(&obj))).await.is_err() {
             return;
         }
     }
-    if p.send_initial_events && p.bookmarks && tx.send(bookmark(&rt, last, true)).await.is_err() {
+    if p.send_initial_events
+        && p.bookmarks
+        && tx.send(bookmark(&src.view, last, true)).await.is_err()
+    {
         return;
     }
     loop {
@@ -140,16 +167,14 @@ async fn run(
             }
         };
         for e in events {
-            if e.group != rt.group || e.plural != rt.plural {
+            if e.group != src.rt.group || e.plural != src.rt.plural {
                 continue;
             }
-            if let Some(t) = translate(&p.filter, e.type_, &e.namespace, &e.object, e.old.as_ref())
+            let seen = translate(&p.filter, e.type_, &e.namespace, &e.object, e.old.as_ref());
+            if let Some(t) = seen
+                && tx.send(line(t, src.out(&e.object))).await.is_err()
             {
-                let mut obj = e.object.clone();
-                obj["apiVersion"] = json!(rt.api_version());
-                if tx.send(line(t, obj)).await.is_err() {
-                    return;
-                }
+                return;
             }
         }
         last = last.max(current);
@@ -157,7 +182,7 @@ async fn run(
         tokio::select! {
             r = changes.changed() => if r.is_err() { return },
             _ = tokio::time::sleep_until(next_bookmark) => {
-                if p.bookmarks && tx.send(bookmark(&rt, last, false)).await.is_err() {
+                if p.bookmarks && tx.send(bookmark(&src.view, last, false)).await.is_err() {
                     return;
                 }
             }
