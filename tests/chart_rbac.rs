@@ -10,13 +10,15 @@ mod helm;
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use jobqueue_test_support::apiserver::{RequestRecord, TestApiServer};
 use jobqueue_test_support::redis::RedisServer;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
@@ -284,9 +286,31 @@ fn full_resource(resource: &str, sub: &Option<String>) -> String {
     }
 }
 
+/// Kills the operator when the test ends, however it ends.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_rbac_grants_every_request_the_operator_makes() {
-    let rendered = helm::render(json!({}));
+    rbac_proven(json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_rbac_grants_every_request_when_watching_listed_namespaces() {
+    rbac_proven(json!({"watchNamespaces": [APPS]})).await;
+}
+
+/// Runs the scenario with the operator configured as the chart renders with `values`, then
+/// checks its requests against the RBAC rendered with the same values.
+async fn rbac_proven(values: Value) {
+    println!("the chart rendered with {values}:");
+    let rendered = helm::render(values);
     let server = TestApiServer::start().await;
     let redis = RedisServer::start();
     let redis_url = redis.url();
@@ -308,12 +332,18 @@ async fn chart_rbac_grants_every_request_the_operator_makes() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("operator.log");
     let metrics_port = free_port();
-    let mut operator = start_operator(&rendered, &server, &redis_url, metrics_port, &log_path);
+    let mut operator = Operator(start_operator(
+        &rendered,
+        &server,
+        &redis_url,
+        metrics_port,
+        &log_path,
+    ));
     let mine = Mine {
         server: &server,
         spans: Mutex::new(Vec::new()),
     };
-    let result = tokio::time::timeout(
+    let outcome = AssertUnwindSafe(tokio::time::timeout(
         Duration::from_secs(180),
         scenario(
             &mine,
@@ -321,22 +351,20 @@ async fn chart_rbac_grants_every_request_the_operator_makes() {
             &redis_url,
             &rendered,
             metrics_port,
-            &mut operator,
+            &mut operator.0,
         ),
-    )
+    ))
+    .catch_unwind()
     .await;
-    let _ = operator.kill();
-    let _ = operator.wait();
-    if !matches!(result, Ok(true)) {
-        panic!(
-            "scenario {}; operator log:\n{}",
-            if result.is_err() {
-                "timed out"
-            } else {
-                "failed"
-            },
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
+    drop(operator);
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("the scenario timed out; operator log:\n{}", log()),
+        Err(panic) => {
+            eprintln!("operator log:\n{}", log());
+            std::panic::resume_unwind(panic);
+        }
     }
 
     let requests = mine.operator_requests();
@@ -412,7 +440,7 @@ async fn chart_rbac_grants_every_request_the_operator_makes() {
     }
 }
 
-/// The steps; returns true when all passed (a failed assertion panics with the reason).
+/// The steps (a failed one panics with the reason).
 async fn scenario(
     mine: &Mine<'_>,
     client: &kube::Client,
@@ -420,7 +448,7 @@ async fn scenario(
     rendered: &helm::Rendered,
     metrics_port: u16,
     operator: &mut Child,
-) -> bool {
+) {
     let queues: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), APPS, &resource("JobQueue"));
     let schedules: Api<DynamicObject> =
@@ -613,6 +641,58 @@ async fn scenario(
     })
     .await;
 
+    // And one scaling a StatefulSet (the chart's default rbac.scaleTargets).
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), APPS);
+    let user_statefulset: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "report-worker", "namespace": APPS},
+        "spec": {"replicas": 0, "serviceName": "report-worker",
+                 "selector": {"matchLabels": {"app": "reports"}},
+                 "template": {"metadata": {"labels": {"app": "reports"}},
+                              "spec": {"containers": [{"name": "w", "image": "example/reports:1"}]}}},
+    }))
+    .unwrap();
+    mine.call(
+        "create",
+        "statefulsets",
+        statefulsets.create(&pp, &user_statefulset),
+    )
+    .await
+    .unwrap();
+    let reports = object(
+        "JobQueue",
+        "reports",
+        json!({
+            "redis": {"url": redis_url},
+            "workers": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                           "name": "report-worker"}},
+            "scaling": {"maxReplicas": 2, "targetPerReplica": 1, "pollInterval": "200ms"},
+        }),
+    );
+    mine.call("create", "jobqueues", queues.create(&pp, &reports))
+        .await
+        .unwrap();
+    let reports = eventually("reports to be Ready", || async {
+        let q = mine
+            .call("get", "jobqueues", queues.get("reports"))
+            .await
+            .ok()?;
+        is_ready(&q).then_some(q)
+    })
+    .await;
+    enqueue(
+        redis_url,
+        reports.data["status"]["stream"].as_str().unwrap(),
+        1,
+    );
+    eventually("the user's StatefulSet scaled to 1", || async {
+        let s = mine
+            .call("get", "statefulsets", statefulsets.get("report-worker"))
+            .await
+            .ok()?;
+        (s.spec?.replicas? == 1).then_some(())
+    })
+    .await;
+
     // A Schedule (it need not fire: its controller's API use is the point).
     let nightly = object(
         "Schedule",
@@ -636,7 +716,7 @@ async fn scenario(
     mine.call("delete", "schedules", schedules.delete("nightly", &dp))
         .await
         .unwrap();
-    for name in ["emails", "thumbnails"] {
+    for name in ["emails", "thumbnails", "reports"] {
         mine.call("delete", "jobqueues", queues.delete(name, &dp))
             .await
             .unwrap();
@@ -645,6 +725,7 @@ async fn scenario(
         (&schedules, "Schedule", "schedules", "nightly"),
         (&queues, "JobQueue", "jobqueues", "emails"),
         (&queues, "JobQueue", "jobqueues", "thumbnails"),
+        (&queues, "JobQueue", "jobqueues", "reports"),
     ] {
         eventually(&format!("{kind} {name} to be gone"), || async {
             match mine.call("get", resource, api.get(name)).await {
@@ -681,5 +762,4 @@ async fn scenario(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "operator exit status {status}");
-    true
 }
