@@ -446,3 +446,60 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
     task.await.unwrap();
     listener.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_fires_schedules_of_queues_in_different_cluster_slots() {
+    let redis = TestRedis::start(Topology::Cluster);
+    let mut conn = connect(&redis.url()).await.unwrap();
+    let queues: Vec<QueueKeys> = ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|q| QueueKeys::new(default_stream("ns", q)))
+        .collect();
+    let start = Utc::now();
+    for keys in &queues {
+        for i in 0..10 {
+            let def = ScheduleDefinition::new(format!("s{i}"), "* * * * * *");
+            schedules::upsert(&mut conn, keys, &def, start)
+                .await
+                .unwrap();
+        }
+    }
+    let scheduler = Scheduler::new(
+        connect(&redis.url()).await.unwrap(),
+        SchedulerConfig::default(),
+    );
+    scheduler
+        .handle()
+        .set_queues(queues.iter().map(queue).collect());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.await;
+    }));
+    // Wait until every schedule of every queue has fired its third run.
+    let third_run = (start.timestamp_millis() / 1000 + 3) * 1000;
+    for keys in &queues {
+        eventually(
+            Duration::from_secs(20),
+            "three runs of every schedule",
+            || {
+                let (mut c, k) = (conn.clone(), keys.clone());
+                async move {
+                    let j = jobs(&mut c, &k.stream).await;
+                    (j.iter().filter(|j| j.scheduled_for == third_run).count() == 10).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
+    for keys in &queues {
+        for (name, list) in schedule_support::by_schedule(&jobs(&mut conn, &keys.stream).await) {
+            let seconds: Vec<i64> = list.iter().map(|j| j.scheduled_for).collect();
+            let expected: Vec<i64> = (0..seconds.len() as i64)
+                .map(|k| third_run - 2000 + k * 1000)
+                .collect();
+            assert_eq!(seconds, expected, "{}/{name}", keys.stream);
+        }
+    }
+}
