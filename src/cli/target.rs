@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kube::ResourceExt;
+use serde::Deserialize;
 
 use crate::api::JobQueue;
 use crate::queue::{QueueConfig, RedisConn, connect};
@@ -136,5 +137,3 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<JobQueue> {
         ),
     }
 }
-
-use serde::Deserialize;

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::config::QueueConfig;
+use super::config::{QueueConfig, Retention};
 use super::conn::RedisConn;
 use super::error::Result;
 use super::scripts::{PROMOTE, REAP, RECLAIM, TRIM, map_error};
@@ -270,5 +270,3 @@ pub async fn trim(
     }
     Ok((removed, blocked))
 }
-
-use super::config::Retention;
