@@ -21,6 +21,8 @@ pub enum FieldErrorKind {
     TooMany,
     /// A field that is not part of the schema.
     Unknown,
+    /// A list entry that repeats another (list-type set, or the keys of a list-type map).
+    Duplicate,
 }
 
 impl FieldErrorKind {
@@ -34,6 +36,7 @@ impl FieldErrorKind {
             FieldErrorKind::TooLong => "Too long",
             FieldErrorKind::TooMany => "Too many",
             FieldErrorKind::Unknown => "Unknown field",
+            FieldErrorKind::Duplicate => "Duplicate value",
         }
     }
 
@@ -47,6 +50,7 @@ impl FieldErrorKind {
             FieldErrorKind::TooLong => "FieldValueTooLong",
             FieldErrorKind::TooMany => "FieldValueTooMany",
             FieldErrorKind::Unknown => "FieldValueUnknown",
+            FieldErrorKind::Duplicate => "FieldValueDuplicate",
         }
     }
 }

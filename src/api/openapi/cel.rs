@@ -51,6 +51,9 @@ fn to_field_error(e: &ValidationError, object: &Value) -> FieldError {
     }
     match e.reason.as_deref() {
         Some("FieldValueRequired") => FieldError::required(at, e.message.clone()),
+        Some("FieldValueDuplicate") => {
+            FieldError::new(at, FieldErrorKind::Duplicate, shown, e.message.clone())
+        }
         Some("FieldValueForbidden") => {
             FieldError::new(at, FieldErrorKind::Forbidden, None, e.message.clone())
         }

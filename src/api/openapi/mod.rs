@@ -9,14 +9,16 @@
 //! missing required field, an unsupported enum value, a too long string or list), as in the API
 //! server.
 //!
-//! Not covered (our CRDs do not use them): `x-kubernetes-list-type`/`map-type` uniqueness, CEL
-//! cost limits, validation ratcheting (an update keeping an already-invalid value is rejected
-//! here; the API server since 1.30 lets it through), and transition rules correlate list items
-//! by index rather than by list-map key.
+//! Also as the API server: `x-kubernetes-list-type` `set`/`map` entries are unique, and embedded
+//! resources name their `apiVersion` and `kind`. Not covered: CEL cost limits, validation
+//! ratcheting (an update keeping an already-invalid value is rejected here; the API server since
+//! 1.30 lets it through), and transition rules correlate list items by index rather than by
+//! list-map key.
 
 mod cel;
 mod defaults;
 mod format;
+mod lists;
 mod metadata;
 mod path;
 mod prune;

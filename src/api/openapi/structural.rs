@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use kube::core::cel::cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
 
-use super::{defaults, prune, schema, validate};
+use super::{defaults, lists, prune, schema, validate};
 
 /// Every keyword of `JSONSchemaProps`; the API server silently drops anything else.
 const KEYWORDS: &[&str] = &[
@@ -164,6 +164,7 @@ fn node(s: &Value, at: &str, resource: bool, problems: &mut Vec<String>) {
     if resource {
         type_meta(s, at, problems);
     }
+    list_and_map_types(s, at, problems);
     if let Some(d) = map.get("default") {
         check_default(s, d, at, problems);
     }
@@ -353,6 +354,96 @@ fn type_meta(s: &Value, at: &str, problems: &mut Vec<String>) {
             problems.push(format!(
                 "{at}.properties[metadata].properties[{name}].type: Invalid value: must be string"
             ));
+        }
+    }
+}
+
+/// `x-kubernetes-list-type`, `-list-map-keys` and `-map-type` fit the node they are on.
+fn list_and_map_types(s: &Value, at: &str, problems: &mut Vec<String>) {
+    let ty = schema::type_of(s);
+    let list_type = s
+        .get(lists::LIST_TYPE)
+        .map(|v| v.as_str().unwrap_or_default());
+    if let Some(lt) = list_type {
+        let key = lists::LIST_TYPE;
+        if ty != Some("array") {
+            problems.push(format!(
+                "{at}.{key}: Invalid value: must only be used if type is array"
+            ));
+        }
+        if !["atomic", "set", "map"].contains(&lt) {
+            problems.push(format!("{at}.{key}: Unsupported value: {lt:?}: supported values: \"atomic\", \"set\", \"map\""));
+        }
+        let items = s.get("items").unwrap_or(&Value::Null);
+        let item_type = schema::type_of(items);
+        let atomic_item = items.get(lists::MAP_TYPE).and_then(Value::as_str) == Some("atomic")
+            || items.get(lists::LIST_TYPE).and_then(Value::as_str) == Some("atomic");
+        if lt == "set" && matches!(item_type, Some("object" | "array")) && !atomic_item {
+            problems.push(format!("{at}.items: Invalid value: must only be scalars or atomic lists/maps if x-kubernetes-list-type is set"));
+        }
+        if lt == "map" {
+            list_map_keys(s, items, at, problems);
+        }
+    }
+    if s.get(lists::LIST_MAP_KEYS).is_some() && list_type != Some("map") {
+        problems.push(format!(
+            "{at}.{}: Forbidden: must only be used if x-kubernetes-list-type is map",
+            lists::LIST_MAP_KEYS
+        ));
+    }
+    if let Some(mt) = s.get(lists::MAP_TYPE) {
+        if ty != Some("object") {
+            problems.push(format!(
+                "{at}.{}: Invalid value: must only be used if type is object",
+                lists::MAP_TYPE
+            ));
+        }
+        if !matches!(mt.as_str(), Some("granular" | "atomic")) {
+            problems.push(format!(
+                "{at}.{}: Unsupported value: {mt}: supported values: \"granular\", \"atomic\"",
+                lists::MAP_TYPE
+            ));
+        }
+    }
+}
+
+/// The keys of a list-type map name scalar, always-present properties of its object items.
+fn list_map_keys(s: &Value, items: &Value, at: &str, problems: &mut Vec<String>) {
+    let key = lists::LIST_MAP_KEYS;
+    let keys: Vec<&str> = s
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if keys.is_empty() {
+        problems.push(format!(
+            "{at}.{key}: Required value: must not be empty if x-kubernetes-list-type is map"
+        ));
+    }
+    if schema::type_of(items) != Some("object") {
+        problems.push(format!(
+            "{at}.items.type: Invalid value: must be object if x-kubernetes-list-type is map"
+        ));
+        return;
+    }
+    let required: Vec<&str> = items
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for k in keys {
+        match schema::properties(items).and_then(|p| p.get(k)) {
+            None => problems.push(format!(
+                "{at}.{key}: Invalid value: {k:?}: entries must all be names of item properties"
+            )),
+            Some(p) => {
+                if matches!(schema::type_of(p), Some("object" | "array")) {
+                    problems.push(format!("{at}.items.properties[{k}].type: Invalid value: must be a scalar type if used as x-kubernetes-list-map-keys"));
+                }
+                if !required.contains(&k) && p.get("default").is_none() {
+                    problems.push(format!("{at}.items.properties[{k}]: Required value: a x-kubernetes-list-map-keys entry must be required or have a default"));
+                }
+            }
         }
     }
 }
@@ -647,6 +738,53 @@ mod tests {
         assert_one(
             json!({"type": "string", "x-kubernetes-embedded-resource": true}),
             "must be object if x-kubernetes-embedded-resource",
+        );
+    }
+
+    #[test]
+    fn list_and_map_types() {
+        let good = json!({"type": "object", "properties": {
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "conds": {
+                "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
+            },
+            "opaque": {"type": "object", "x-kubernetes-map-type": "atomic", "x-kubernetes-preserve-unknown-fields": true}
+        }});
+        assert_eq!(problems(good), Vec::<String>::new());
+        assert_one(
+            json!({"type": "string", "x-kubernetes-list-type": "set"}),
+            "must only be used if type is array",
+        );
+        assert_one(
+            json!({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "bag"}),
+            "Unsupported value",
+        );
+        assert_one(
+            json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "object", "properties": {}}}),
+            "must only be scalars or atomic",
+        );
+        assert_one(
+            json!({"type": "array", "x-kubernetes-list-type": "map", "items": {"type": "object", "properties": {}}}),
+            "x-kubernetes-list-map-keys: Required value",
+        );
+        assert_one(
+            json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                   "items": {"type": "object", "properties": {"name": {"type": "string"}}}}),
+            "must be required or have a default",
+        );
+        assert_one(
+            json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["nope"],
+                   "items": {"type": "object", "properties": {}}}),
+            "entries must all be names of item properties",
+        );
+        assert_one(
+            json!({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-map-keys": ["a"]}),
+            "must only be used if x-kubernetes-list-type is map",
+        );
+        assert_one(
+            json!({"type": "object", "x-kubernetes-map-type": "loose"}),
+            "Unsupported value",
         );
     }
 

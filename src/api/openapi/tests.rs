@@ -592,6 +592,32 @@ fn errors_that_break_cost_bounds_stop_the_rules_but_invalid_values_do_not() {
     assert_eq!(run(json!({"n": "x"}))[1], NOTE);
 }
 
+#[test]
+fn list_type_map_entries_are_unique_by_key() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"status": {"type": "object", "properties": {"conditions": {
+            "type": "array",
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string"}, "status": {"type": "string"}
+            }}
+        }}}}
+    });
+    let mut ok = json!({"status": {"conditions": [{"type": "Ready"}, {"type": "Scaling"}]}});
+    validate_and_default(&schema, &mut ok, None, true).expect("distinct keys");
+    let mut dup =
+        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Ready"}]}});
+    let e = validate_and_default(&schema, &mut dup, None, true).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, FieldErrorKind::Duplicate);
+    assert_eq!(
+        e[0].to_string(),
+        r#"status.conditions[1]: Duplicate value: {"type":"Ready"}"#
+    );
+}
+
 mod properties {
     use kube::CustomResourceExt;
     use proptest::prelude::*;

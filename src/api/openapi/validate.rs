@@ -11,7 +11,7 @@ use regex::Regex;
 use serde_json::{Number, Value};
 
 use super::{
-    format, path,
+    format, lists, path,
     schema::{self, Additional},
 };
 use crate::api::{FieldError, FieldErrorKind};
@@ -351,6 +351,7 @@ fn check_array(schema: &Value, items: &[Value], value: &Value, at: &str, out: &m
             validate(item_schema, item, &path::index(at, i), embedded, out);
         }
     }
+    out.errors.extend(lists::duplicates(schema, items, at));
 }
 
 fn check_object(schema: &Value, value: &Value, at: &str, resource: bool, out: &mut Outcome) {
