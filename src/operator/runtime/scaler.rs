@@ -234,8 +234,8 @@ fn export(inner: &Inner, labels: &ObjectLabels, m: &QueueMetrics) {
         .get_or_create(labels)
         .set(m.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64()));
     // Counters of a served queue exist from 0, so rate() and alerts work before the first event.
-    metrics.redelivered.get_or_create(labels);
-    metrics.dead_lettered.get_or_create(labels);
+    metrics.redelivered.get_or_create(labels).inc_by(0);
+    metrics.dead_lettered.get_or_create(labels).inc_by(0);
 }
 
 /// Hands the observation to the reporter when the status interval has passed or something a
