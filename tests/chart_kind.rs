@@ -1,7 +1,8 @@
 //! The kind suite's manifests (tests/kind/) cannot be run here, so they are at least checked:
 //! the real kubectl applies them (server-side dry run, strict field validation) to the test API
 //! server serving the chart's CRDs, so a typo or a field the CRD rejects fails here, not an
-//! hour into a CI run. Skips, saying so, when kubectl is not on PATH.
+//! hour into a CI run. The JobQueue NOTES.txt shows a new user is checked the same way. Skips,
+//! saying so, when kubectl is not on PATH.
 
 #[path = "chart/helm.rs"]
 mod helm;
@@ -24,8 +25,34 @@ fn kubectl(server: &TestApiServer, cache: &std::path::Path, args: &[&str]) -> st
         .expect("run kubectl")
 }
 
+/// The manifest between `<<'YAML'` and `YAML` in NOTES.txt, de-indented.
+fn notes_manifest(notes: &str) -> String {
+    let start = notes
+        .find("<<'YAML'\n")
+        .expect("NOTES.txt shows a manifest")
+        + 8;
+    let body = &notes[start..];
+    let end = body
+        .find("\n     YAML")
+        .expect("the manifest ends with YAML");
+    let lines: Vec<&str> = body[..end].lines().collect();
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(l.get(indent..).unwrap_or(""));
+        out.push('\n');
+    }
+    assert!(out.contains("kind: JobQueue"), "{out}");
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kind_suite_manifests_are_valid_for_the_chart_crds() {
+async fn kind_suite_and_notes_manifests_are_valid_for_the_chart_crds() {
     let found = std::process::Command::new("kubectl")
         .args(["version", "--client"])
         .output()
@@ -66,6 +93,28 @@ async fn kind_suite_manifests_are_valid_for_the_chart_crds() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // What NOTES.txt tells a new user to apply next is accepted too.
+    let notes = helm::render(serde_json::json!({})).notes;
+    let example = notes_manifest(&notes);
+    let file = cache.path().join("notes.yaml");
+    std::fs::write(&file, example).unwrap();
+    let out = kubectl(
+        &server,
+        cache.path(),
+        &[
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the JobQueue in NOTES.txt was refused:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The same check can fail: a field the JobQueue schema does not have is refused.
     let bad = cache.path().join("bad.yaml");
