@@ -58,7 +58,7 @@ fn a_bad_field_is_named_and_the_other_resources_keep_running() {
         ("good.yaml", queue("good", "")),
     ]);
     let bad = local.path("bad.yaml").display().to_string();
-    let line = local.wait_line("JobQueue default/broken");
+    let line = local.wait_line("JobQueue default/broken: spec.scaling.metric");
     assert_eq!(
         line,
         format!(

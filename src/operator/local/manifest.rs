@@ -338,8 +338,8 @@ mod tests {
             "{QUEUE}spec:\n  workers: {{scaleTargetRef: {{name: x}}}}\n  scaling: {{maxReplicas: 2, metric: Fast}}\n"
         ));
         assert!(c.declared.is_empty());
+        // (The API server may add a line saying that CEL rules were skipped.)
         let lines = c.rejected[0].lines();
-        assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
             lines[0].starts_with("dir/q.yaml: JobQueue default/demo: spec.scaling.metric: Unsupported value: \"Fast\""),
             "{}",

@@ -164,7 +164,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = reclaimer.await;
     if let Some(d) = drawer {
         d.abort();
-        console.draw(&view.table());
     }
     console.release();
     console.line("stopped");

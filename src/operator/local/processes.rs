@@ -23,6 +23,9 @@ use super::sys;
 use crate::operator::runtime::{ObjectId, Workers, WorkersError};
 use crate::queue::metrics::ConsumerInfo;
 
+/// How long the output of an exited worker is awaited before its exit is reported.
+const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
+
 /// A worker process ended; whatever its consumer held must go to another worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exited {
@@ -297,11 +300,22 @@ async fn run_slot(mut t: SlotTask) {
             "{prefix} started pid {} as consumer {consumer}",
             child.id().unwrap_or(0)
         ));
+        let mut forwarders = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward(out, prefix.clone(), console.clone(), false));
+            forwarders.push(tokio::spawn(forward(
+                out,
+                prefix.clone(),
+                console.clone(),
+                false,
+            )));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward(err, prefix.clone(), console.clone(), true));
+            forwarders.push(tokio::spawn(forward(
+                err,
+                prefix.clone(),
+                console.clone(),
+                true,
+            )));
         }
         let ended = tokio::select! {
             status = child.wait() => Ended::Exited(status),
@@ -323,6 +337,9 @@ async fn run_slot(mut t: SlotTask) {
             queue: t.shared.queue.clone(),
             consumer,
         }));
+        // The process's last words come before our line about its end (bounded: a program it
+        // started may hold the pipes open).
+        let _ = tokio::time::timeout(OUTPUT_DRAIN, futures::future::join_all(forwarders)).await;
         let status = describe(&status);
         if *t.stop.borrow() != Stop::Run {
             console.line(&format!("{prefix} stopped ({status})"));
