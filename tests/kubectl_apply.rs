@@ -112,15 +112,9 @@ async fn kubectl_applies_the_crds_and_every_example() {
         .collect();
     namespaces.sort();
     namespaces.dedup();
-    let ns_dir = tempfile::tempdir().unwrap();
+    // `kubectl create` sends built-ins as protobuf.
     for ns in namespaces.iter().filter(|n| *n != "default") {
-        let f = ns_dir.path().join(format!("{ns}.yaml"));
-        std::fs::write(
-            &f,
-            format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-        )
-        .unwrap();
-        k.ok(&["apply", "-f", f.to_str().unwrap()]).await;
+        k.ok(&["create", "namespace", ns]).await;
     }
     for file in &examples {
         let path = file.to_str().unwrap();
@@ -150,6 +144,20 @@ async fn kubectl_gets_describes_and_deletes_jobqueues() {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;
+    let out = k
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "redis",
+            "--from-literal=url=redis://r:6379",
+        ])
+        .await;
+    assert!(out.contains("secret/redis created"), "{out}");
+    let url = k
+        .ok(&["get", "secret", "redis", "-o", "jsonpath={.data.url}"])
+        .await;
+    assert_eq!(url, "cmVkaXM6Ly9yOjYzNzk=", "base64 of the URL");
     k.ok(&["apply", "-f", "examples/quickstart/"]).await;
 
     // The operator's status write, then what `kubectl get` shows of it.

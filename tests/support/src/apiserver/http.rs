@@ -19,6 +19,7 @@ use super::events;
 use super::log::RequestRecord;
 use super::patch::PatchKind;
 use super::path::{self, Route, Target};
+use super::protobuf;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{DeleteOpts, Filter, Propagation, Store, WriteOpts};
@@ -206,6 +207,11 @@ impl Request {
     }
 
     fn json_body(&self) -> Result<Value, ApiError> {
+        if self.content_type().contains("protobuf") {
+            return protobuf::decode(&self.body).map_err(|e| ApiError::UnsupportedMediaType {
+                message: format!("this test API server reads protobuf only for Namespaces, Secrets and ConfigMaps: {e}"),
+            });
+        }
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     }

@@ -36,10 +36,13 @@
 //!   `additionalPrinterColumns` (JSONPath subset: fields, indexes, `[?(@.k=="v")]`); built-ins
 //!   get Name and Age only.
 //! - A request log ([`TestApiServer::requests`]).
+//! - JSON everywhere; protobuf request bodies only for Namespaces, Secrets and ConfigMaps (what
+//!   `kubectl create namespace|secret|configmap` send), answered in JSON. Other protobuf bodies
+//!   get 415 with a message pointing at `kubectl apply -f`.
 //!
 //! # What it does not do
 //! - No authentication, authorization (RBAC), admission webhooks, API priority and fairness,
-//!   aggregated discovery, protobuf, or conversion webhooks (all versions of a CRD share one
+//!   aggregated discovery, or conversion webhooks (all versions of a CRD share one
 //!   stored object; only `apiVersion` changes).
 //! - No controllers: Deployments create no Pods, no status is filled in by anyone but clients,
 //!   namespaces are emptied and removed at once on delete, pods are deleted without grace.
@@ -61,6 +64,7 @@ mod log;
 pub mod managed;
 pub mod patch;
 mod path;
+mod protobuf;
 mod resources;
 mod selector;
 mod store;

@@ -490,9 +490,12 @@ impl Store {
         };
         meta.insert("name".into(), json!(name));
         if rt.namespaced {
-            if let (Some(body_ns), Some(url_ns)) =
-                (meta.get("namespace").and_then(Value::as_str), ns)
-                && body_ns != url_ns
+            if let (Some(body_ns), Some(url_ns)) = (
+                meta.get("namespace")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty()),
+                ns,
+            ) && body_ns != url_ns
             {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request",
