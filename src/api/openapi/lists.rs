@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::path;
+use super::{path, schema};
 use crate::api::{FieldError, FieldErrorKind};
 
 pub(crate) const LIST_TYPE: &str = "x-kubernetes-list-type";
@@ -48,6 +48,94 @@ pub(crate) fn duplicates(schema: &Value, items: &[Value], at: &str) -> Vec<Field
         }
     }
     errors
+}
+
+/// `x-kubernetes-list-type`, `-list-map-keys` and `-map-type` fit the node they are on.
+pub(crate) fn schema_problems(s: &Value, at: &str, problems: &mut Vec<String>) {
+    let ty = schema::type_of(s);
+    let list_type = s.get(LIST_TYPE).map(|v| v.as_str().unwrap_or_default());
+    if let Some(lt) = list_type {
+        let key = LIST_TYPE;
+        if ty != Some("array") {
+            problems.push(format!(
+                "{at}.{key}: Invalid value: must only be used if type is array"
+            ));
+        }
+        if !["atomic", "set", "map"].contains(&lt) {
+            problems.push(format!("{at}.{key}: Unsupported value: {lt:?}: supported values: \"atomic\", \"set\", \"map\""));
+        }
+        let items = s.get("items").unwrap_or(&Value::Null);
+        let item_type = schema::type_of(items);
+        let atomic_item = items.get(MAP_TYPE).and_then(Value::as_str) == Some("atomic")
+            || items.get(LIST_TYPE).and_then(Value::as_str) == Some("atomic");
+        if lt == "set" && matches!(item_type, Some("object" | "array")) && !atomic_item {
+            problems.push(format!("{at}.items: Invalid value: must only be scalars or atomic lists/maps if x-kubernetes-list-type is set"));
+        }
+        if lt == "map" {
+            list_map_keys(s, items, at, problems);
+        }
+    }
+    if s.get(LIST_MAP_KEYS).is_some() && list_type != Some("map") {
+        problems.push(format!(
+            "{at}.{}: Forbidden: must only be used if x-kubernetes-list-type is map",
+            LIST_MAP_KEYS
+        ));
+    }
+    if let Some(mt) = s.get(MAP_TYPE) {
+        if ty != Some("object") {
+            problems.push(format!(
+                "{at}.{}: Invalid value: must only be used if type is object",
+                MAP_TYPE
+            ));
+        }
+        if !matches!(mt.as_str(), Some("granular" | "atomic")) {
+            problems.push(format!(
+                "{at}.{}: Unsupported value: {mt}: supported values: \"granular\", \"atomic\"",
+                MAP_TYPE
+            ));
+        }
+    }
+}
+
+/// The keys of a list-type map name scalar, always-present properties of its object items.
+fn list_map_keys(s: &Value, items: &Value, at: &str, problems: &mut Vec<String>) {
+    let key = LIST_MAP_KEYS;
+    let keys: Vec<&str> = s
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if keys.is_empty() {
+        problems.push(format!(
+            "{at}.{key}: Required value: must not be empty if x-kubernetes-list-type is map"
+        ));
+    }
+    if schema::type_of(items) != Some("object") {
+        problems.push(format!(
+            "{at}.items.type: Invalid value: must be object if x-kubernetes-list-type is map"
+        ));
+        return;
+    }
+    let required: Vec<&str> = items
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for k in keys {
+        match schema::properties(items).and_then(|p| p.get(k)) {
+            None => problems.push(format!(
+                "{at}.{key}: Invalid value: {k:?}: entries must all be names of item properties"
+            )),
+            Some(p) => {
+                if matches!(schema::type_of(p), Some("object" | "array")) {
+                    problems.push(format!("{at}.items.properties[{k}].type: Invalid value: must be a scalar type if used as x-kubernetes-list-map-keys"));
+                }
+                if !required.contains(&k) && p.get("default").is_none() {
+                    problems.push(format!("{at}.items.properties[{k}]: Required value: a x-kubernetes-list-map-keys entry must be required or have a default"));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

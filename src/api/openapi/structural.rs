@@ -3,9 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use kube::core::cel::cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
-
-use super::{defaults, lists, prune, schema, validate};
+use super::{cel, defaults, lists, prune, schema, validate};
 
 /// Every keyword of `JSONSchemaProps`; the API server silently drops anything else.
 const KEYWORDS: &[&str] = &[
@@ -164,12 +162,12 @@ fn node(s: &Value, at: &str, resource: bool, problems: &mut Vec<String>) {
     if resource {
         type_meta(s, at, problems);
     }
-    list_and_map_types(s, at, problems);
+    lists::schema_problems(s, at, problems);
     if let Some(d) = map.get("default") {
         check_default(s, d, at, problems);
     }
     if let Some(rules) = map.get(schema::VALIDATIONS) {
-        check_rules(rules, at, problems);
+        cel::rule_problems(rules, at, problems);
     }
     if let Some(props) = schema::properties(s) {
         for (name, child) in props {
@@ -358,96 +356,6 @@ fn type_meta(s: &Value, at: &str, problems: &mut Vec<String>) {
     }
 }
 
-/// `x-kubernetes-list-type`, `-list-map-keys` and `-map-type` fit the node they are on.
-fn list_and_map_types(s: &Value, at: &str, problems: &mut Vec<String>) {
-    let ty = schema::type_of(s);
-    let list_type = s
-        .get(lists::LIST_TYPE)
-        .map(|v| v.as_str().unwrap_or_default());
-    if let Some(lt) = list_type {
-        let key = lists::LIST_TYPE;
-        if ty != Some("array") {
-            problems.push(format!(
-                "{at}.{key}: Invalid value: must only be used if type is array"
-            ));
-        }
-        if !["atomic", "set", "map"].contains(&lt) {
-            problems.push(format!("{at}.{key}: Unsupported value: {lt:?}: supported values: \"atomic\", \"set\", \"map\""));
-        }
-        let items = s.get("items").unwrap_or(&Value::Null);
-        let item_type = schema::type_of(items);
-        let atomic_item = items.get(lists::MAP_TYPE).and_then(Value::as_str) == Some("atomic")
-            || items.get(lists::LIST_TYPE).and_then(Value::as_str) == Some("atomic");
-        if lt == "set" && matches!(item_type, Some("object" | "array")) && !atomic_item {
-            problems.push(format!("{at}.items: Invalid value: must only be scalars or atomic lists/maps if x-kubernetes-list-type is set"));
-        }
-        if lt == "map" {
-            list_map_keys(s, items, at, problems);
-        }
-    }
-    if s.get(lists::LIST_MAP_KEYS).is_some() && list_type != Some("map") {
-        problems.push(format!(
-            "{at}.{}: Forbidden: must only be used if x-kubernetes-list-type is map",
-            lists::LIST_MAP_KEYS
-        ));
-    }
-    if let Some(mt) = s.get(lists::MAP_TYPE) {
-        if ty != Some("object") {
-            problems.push(format!(
-                "{at}.{}: Invalid value: must only be used if type is object",
-                lists::MAP_TYPE
-            ));
-        }
-        if !matches!(mt.as_str(), Some("granular" | "atomic")) {
-            problems.push(format!(
-                "{at}.{}: Unsupported value: {mt}: supported values: \"granular\", \"atomic\"",
-                lists::MAP_TYPE
-            ));
-        }
-    }
-}
-
-/// The keys of a list-type map name scalar, always-present properties of its object items.
-fn list_map_keys(s: &Value, items: &Value, at: &str, problems: &mut Vec<String>) {
-    let key = lists::LIST_MAP_KEYS;
-    let keys: Vec<&str> = s
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|k| k.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if keys.is_empty() {
-        problems.push(format!(
-            "{at}.{key}: Required value: must not be empty if x-kubernetes-list-type is map"
-        ));
-    }
-    if schema::type_of(items) != Some("object") {
-        problems.push(format!(
-            "{at}.items.type: Invalid value: must be object if x-kubernetes-list-type is map"
-        ));
-        return;
-    }
-    let required: Vec<&str> = items
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    for k in keys {
-        match schema::properties(items).and_then(|p| p.get(k)) {
-            None => problems.push(format!(
-                "{at}.{key}: Invalid value: {k:?}: entries must all be names of item properties"
-            )),
-            Some(p) => {
-                if matches!(schema::type_of(p), Some("object" | "array")) {
-                    problems.push(format!("{at}.items.properties[{k}].type: Invalid value: must be a scalar type if used as x-kubernetes-list-map-keys"));
-                }
-                if !required.contains(&k) && p.get("default").is_none() {
-                    problems.push(format!("{at}.items.properties[{k}]: Required value: a x-kubernetes-list-map-keys entry must be required or have a default"));
-                }
-            }
-        }
-    }
-}
-
 /// A default must be pruned already and, with its own nested defaults, valid against its schema.
 fn check_default(s: &Value, default: &Value, at: &str, problems: &mut Vec<String>) {
     let mut holder = json!({ "default": default });
@@ -462,143 +370,6 @@ fn check_default(s: &Value, default: &Value, at: &str, problems: &mut Vec<String
     validate::validate(s, &holder["default"], "default", false, &mut out);
     for e in out.errors {
         problems.push(format!("{at}.default: Invalid value: {e}"));
-    }
-}
-
-/// Every CEL rule must compile, as the API server compiles them when the CRD is created.
-fn check_rules(rules: &Value, at: &str, problems: &mut Vec<String>) {
-    let Some(list) = rules.as_array() else {
-        problems.push(format!(
-            "{at}.{}: Invalid value: must be a list of rules",
-            schema::VALIDATIONS
-        ));
-        return;
-    };
-    for (i, rule) in list.iter().enumerate() {
-        if rule
-            .get("rule")
-            .and_then(Value::as_str)
-            .is_none_or(|r| r.trim().is_empty())
-        {
-            problems.push(format!(
-                "{at}.{}[{i}].rule: Required value",
-                schema::VALIDATIONS
-            ));
-            continue;
-        }
-        let compiled = kube::core::cel::compile_schema(&json!({ schema::VALIDATIONS: [rule] }));
-        for e in compiled.compilation_errors() {
-            problems.push(format!(
-                "{at}.{}[{i}].rule: Invalid value: {e}",
-                schema::VALIDATIONS
-            ));
-        }
-        for var in
-            undeclared_variables(rule.get("rule").and_then(Value::as_str).unwrap_or_default())
-        {
-            problems.push(format!(
-                "{at}.{}[{i}].rule: Invalid value: undeclared reference to '{var}' (only self and oldSelf are declared)",
-                schema::VALIDATIONS
-            ));
-        }
-    }
-}
-
-/// The free variables of a rule other than `self` and `oldSelf`, the only ones the API server
-/// declares for CRD rules. Comprehension variables (`self.all(x, ...)`) are bound by their macro,
-/// and type names and function namespaces (`int`, `sets.contains`) are not variables.
-fn undeclared_variables(rule: &str) -> Vec<String> {
-    let Ok(program) = kube::core::cel::cel::Program::compile(rule) else {
-        return Vec::new();
-    };
-    let mut free = std::collections::BTreeSet::new();
-    free_identifiers(program.expression(), &mut Vec::new(), &mut free);
-    free.into_iter()
-        .filter(|v| !DECLARED.contains(&v.as_str()))
-        .collect()
-}
-
-/// Identifiers a CRD rule may use without declaring them.
-const DECLARED: &[&str] = &[
-    "self",
-    "oldSelf",
-    "int",
-    "uint",
-    "double",
-    "bool",
-    "string",
-    "bytes",
-    "list",
-    "map",
-    "type",
-    "null_type",
-    "dyn",
-    "optional",
-    "sets",
-    "math",
-    "strings",
-    "base64",
-];
-
-fn free_identifiers(
-    e: &IdedExpr,
-    bound: &mut Vec<String>,
-    out: &mut std::collections::BTreeSet<String>,
-) {
-    match &e.expr {
-        Expr::Ident(name) => {
-            if !bound.contains(name) {
-                out.insert(name.clone());
-            }
-        }
-        Expr::Call(call) => {
-            if let Some(target) = &call.target {
-                free_identifiers(target, bound, out);
-            }
-            for arg in &call.args {
-                free_identifiers(arg, bound, out);
-            }
-        }
-        Expr::Comprehension(c) => {
-            free_identifiers(&c.iter_range, bound, out);
-            free_identifiers(&c.accu_init, bound, out);
-            let scope = bound.len();
-            bound.push(c.iter_var.clone());
-            bound.extend(c.iter_var2.clone());
-            bound.push(c.accu_var.clone());
-            for part in [&c.loop_cond, &c.loop_step, &c.result] {
-                free_identifiers(part, bound, out);
-            }
-            bound.truncate(scope);
-        }
-        Expr::List(list) => list
-            .elements
-            .iter()
-            .for_each(|x| free_identifiers(x, bound, out)),
-        Expr::Map(map) => map
-            .entries
-            .iter()
-            .for_each(|x| entry_identifiers(x, bound, out)),
-        Expr::Struct(st) => st
-            .entries
-            .iter()
-            .for_each(|x| entry_identifiers(x, bound, out)),
-        Expr::Select(sel) => free_identifiers(&sel.operand, bound, out),
-        Expr::Literal(_) | Expr::Unspecified => {}
-    }
-}
-
-fn entry_identifiers(
-    e: &IdedEntryExpr,
-    bound: &mut Vec<String>,
-    out: &mut std::collections::BTreeSet<String>,
-) {
-    match &e.expr {
-        EntryExpr::MapEntry(m) => {
-            free_identifiers(&m.key, bound, out);
-            free_identifiers(&m.value, bound, out);
-        }
-        EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out),
     }
 }
 
