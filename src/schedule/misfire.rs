@@ -362,3 +362,63 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn runs_in(cron: &CronSchedule, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+        1 + cron
+            .iter_after(tz, from)
+            .take_while(|t| *t <= to)
+            .take(MAX_COUNTED_MISSES as usize)
+            .count() as u64
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Every run from `due` to `now` is accounted for exactly once: fired now, counted as
+        /// missed, or (when the scheduler is merely late) left for the next decision; nothing
+        /// at or before a fired run is ever armed again.
+        #[test]
+        fn every_due_run_is_fired_missed_or_still_armed(
+            expr in proptest::sample::select(&["*/10 * * * * *", "*/7 * * * *", "0 */2 * * *", "30 9 * * MON-FRI", "0 0 1 * *"][..]),
+            zone in proptest::sample::select(&[Tz::UTC, Tz::Europe__Berlin, Tz::Australia__Lord_Howe][..]),
+            start in 1_767_225_600i64..1_798_761_600i64,
+            behind_ms in prop_oneof![0i64..20_000, 0i64..100_000_000],
+            skip in any::<bool>(),
+            deadline in proptest::option::of(0u64..100_000),
+            grace_ms in 0u64..20_000,
+        ) {
+            let cron = CronSchedule::parse(expr).unwrap();
+            let due = cron.next_after(zone, Utc.timestamp_opt(start, 0).unwrap()).unwrap();
+            let now = due + chrono::Duration::milliseconds(behind_ms);
+            let rules = MisfireRules {
+                policy: if skip { MisfirePolicy::Skip } else { MisfirePolicy::FireOnce },
+                starting_deadline: deadline.map(Duration::from_secs),
+                grace: Duration::from_millis(grace_ms),
+            };
+            let d = decide(&cron, zone, due, now, rules);
+            let next = d.next.expect("these expressions always fire again");
+            if let Some(f) = d.fire {
+                prop_assert!(f >= due && f <= now);
+                prop_assert!(next > f);
+                if skip { prop_assert_eq!(f, due, "Skip only fires on-time runs"); }
+            }
+            // Runs in [due, next) are decided now; the rest wait for `next`.
+            let decided = runs_in(&cron, zone, due, next - chrono::Duration::milliseconds(1));
+            let fired = d.fire.is_some() as u64;
+            if decided < MAX_COUNTED_MISSES {
+                prop_assert_eq!(fired + d.missed, decided, "{:?}", d);
+            }
+            if next <= now {
+                prop_assert_eq!(d.fire, Some(due), "catching up run by run");
+                prop_assert_eq!(d.missed, 0);
+            }
+        }
+    }
+}
