@@ -542,3 +542,34 @@ fn image_runs_the_operator_binary_as_a_numeric_non_root_user() {
         ".dockerignore keeps target/ out of the build context"
     );
 }
+
+#[test]
+fn chart_readme_documents_every_value() {
+    let chart = helm::chart_dir();
+    let readme = std::fs::read_to_string(chart.join("README.md")).unwrap();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
+    // A value is documented when its key path (or that of a map holding it) is in the README.
+    fn walk(path: &str, value: &serde_yaml::Value, readme: &str, missing: &mut Vec<String>) {
+        if readme.contains(&format!("`{path}`")) {
+            return;
+        }
+        match value {
+            serde_yaml::Value::Mapping(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let k = k.as_str().expect("string keys");
+                    walk(&format!("{path}.{k}"), v, readme, missing);
+                }
+            }
+            _ => missing.push(path.to_string()),
+        }
+    }
+    let mut missing = Vec::new();
+    for (k, v) in values.as_mapping().expect("values.yaml is a map") {
+        walk(k.as_str().unwrap(), v, &readme, &mut missing);
+    }
+    assert!(
+        missing.is_empty(),
+        "values not documented in charts/jobqueue-operator/README.md: {missing:?}"
+    );
+}
