@@ -1104,3 +1104,161 @@ async fn invalid_resources_are_reported() {
     .await;
     assert!(operator.is_running());
 }
+
+async fn kubectl(kubeconfig: &std::path::Path, cache: &std::path::Path, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("--request-timeout=20s")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("running kubectl");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The README's quickstart as a user runs it: `kubectl apply` of the example manifests (the
+/// Secret pointing at this test's Redis), the queue and the Berlin-time Schedule become ready
+/// with the next 07:30 Berlin run in status, `kubectl get` shows it, and `kubectl delete`
+/// returns once the finalizers ran (Retain: the stream stays, the schedule entry goes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_quickstart() {
+    let installed = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("SKIPPED: kubectl is not on PATH; install kubectl to run this test");
+        return;
+    }
+    let cluster = Cluster::start("kubectl_quickstart").await;
+    let redis = RedisServer::start();
+    let _operator = cluster.operator("redis://127.0.0.1:1", "op-a", &[]);
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let manifests = cluster.dir.path().join("quickstart");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    let jobqueue = std::fs::read_to_string(root.join("jobqueue.yaml")).expect("example");
+    let in_cluster_url = "redis://redis.default.svc.cluster.local:6379";
+    assert!(
+        jobqueue.contains(in_cluster_url),
+        "the example changed: {jobqueue}"
+    );
+    std::fs::write(
+        manifests.join("jobqueue.yaml"),
+        jobqueue.replace(in_cluster_url, &redis.url()),
+    )
+    .expect("write");
+    std::fs::copy(root.join("schedule.yaml"), manifests.join("schedule.yaml")).expect("copy");
+    let cache = tempfile::tempdir().expect("kubectl cache");
+    let kubeconfig = cluster.server.kubeconfig();
+    let dir = manifests.to_str().expect("utf-8 path");
+    kubectl(kubeconfig, cache.path(), &["apply", "-f", dir]).await;
+
+    cluster
+        .condition(
+            "JobQueue",
+            "emails",
+            "Ready",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    cluster
+        .condition(
+            "Schedule",
+            "daily-digest",
+            "Ready",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    let expected = jobqueue_operator::schedule::CronSchedule::parse("30 7 * * *")
+        .expect("cron")
+        .next_after(chrono_tz::Europe::Berlin, chrono::Utc::now())
+        .expect("a next run");
+    eventually(
+        Duration::from_secs(10),
+        "status.nextScheduleTime",
+        || async {
+            let obj = cluster
+                .schedules()
+                .get("daily-digest")
+                .await
+                .map_err(|e| e.to_string())?;
+            let next = obj
+                .data
+                .pointer("/status/nextScheduleTime")
+                .and_then(|v| v.as_str())
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            match next {
+                Some(t) if t == expected => Ok(()),
+                other => Err(format!("{other:?}, expected {expected}")),
+            }
+        },
+    )
+    .await;
+    let table = kubectl(kubeconfig, cache.path(), &["get", "jq", "emails"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ready = header
+        .iter()
+        .position(|h| *h == "READY")
+        .expect("READY column");
+    assert_eq!(row.get(ready), Some(&"True"), "{table}");
+
+    let keys = QueueKeys::new(default_stream("default", "emails"));
+    let mut conn = redis_conn(&redis.url()).await;
+    kubectl(
+        kubeconfig,
+        cache.path(),
+        &["delete", "-f", dir, "--timeout=30s"],
+    )
+    .await;
+    assert!(
+        cluster
+            .jobqueues()
+            .get_opt("emails")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        cluster
+            .schedules()
+            .get_opt("daily-digest")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(
+        existing_keys(&mut conn, &keys).await,
+        [keys.stream.clone()],
+        "Retain (the default) keeps the stream; the schedule entry is gone"
+    );
+    let entry: i64 = redis::cmd("EXISTS")
+        .arg(keys.schedule("daily-digest"))
+        .query_async(&mut conn)
+        .await
+        .expect("EXISTS");
+    assert_eq!(entry, 0);
+}

@@ -332,19 +332,47 @@ async fn scale_target(
 
 async fn cleanup(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileError> {
     let id = id_of(&jq);
+    // Where the queue was served: its Secret may be deleted in the same `kubectl delete -f`.
+    let served = ctx
+        .runtime
+        .queue_entry(&id)
+        .map(|e| (e.redis_url.clone(), e.config.clone()));
     ctx.runtime.remove_queue(&id);
-    if jq.spec.deletion_policy == DeletionPolicy::Delete {
-        let config = QueueConfig::try_from(jq.as_ref())
-            .map_err(|e| ReconcileError::NotReady(e.to_string()))?;
-        let (url, _) = resolve_redis(ctx, &jq).await.map_err(|e| {
-            ReconcileError::NotReady(format!("cannot delete the queue's data: {e}"))
-        })?;
-        let deleted = ctx
-            .runtime
-            .delete_queue_data(&url, &config)
-            .await
-            .map_err(|e| ReconcileError::Redis(format!("cannot delete the queue's data: {e}")))?;
-        tracing::info!(queue = %id, keys = deleted, "deleted the queue's data (deletionPolicy: Delete)");
+    let target = match served {
+        Some(t) => Ok(t),
+        None => {
+            let config = QueueConfig::try_from(jq.as_ref()).map_err(|e| e.to_string());
+            let url = resolve_redis(ctx, &jq).await.map_err(|e| e.to_string());
+            config.and_then(|c| url.map(|(u, _)| (u, c)))
+        }
+    };
+    match (jq.spec.deletion_policy, target) {
+        (DeletionPolicy::Delete, Ok((url, config))) => {
+            let deleted = ctx
+                .runtime
+                .delete_queue_data(&url, &config)
+                .await
+                .map_err(|e| {
+                    ReconcileError::Redis(format!("cannot delete the queue's data: {e}"))
+                })?;
+            tracing::info!(queue = %id, keys = deleted, "deleted the queue's data (deletionPolicy: Delete)");
+        }
+        (DeletionPolicy::Delete, Err(e)) => {
+            return Err(ReconcileError::NotReady(format!(
+                "cannot delete the queue's data: {e}"
+            )));
+        }
+        (DeletionPolicy::Retain, Ok((url, config))) => {
+            // The jobs stay; the schedules armed on the queue go (see remove_queue_schedules).
+            if let Err(e) = ctx.runtime.remove_queue_schedules(&url, &config).await {
+                return Err(ReconcileError::Redis(format!(
+                    "cannot remove the queue's schedules: {e}"
+                )));
+            }
+        }
+        (DeletionPolicy::Retain, Err(e)) => {
+            tracing::warn!(queue = %id, error = %e, "deleted queue: its Redis is unknown; schedules armed on it stay");
+        }
     }
     ctx.status.forget_jobqueue(&id);
     ctx.metrics

@@ -238,23 +238,36 @@ impl Runtime {
         config: &QueueConfig,
     ) -> Result<u64, QueueError> {
         let mut conn = self.inner.pool.get(redis_url).await?;
-        let mut deleted = provision::delete_queue(&mut conn, config).await?;
+        let deleted = provision::delete_queue(&mut conn, config).await?;
+        Ok(deleted + self.remove_queue_schedules(redis_url, config).await?)
+    }
+
+    /// Removes every schedule armed on a queue (it is being deleted: nothing may fire into it
+    /// again, even if a queue of the same name comes back; its Schedules then write anew).
+    /// Returns how many were removed.
+    pub async fn remove_queue_schedules(
+        &self,
+        redis_url: &str,
+        config: &QueueConfig,
+    ) -> Result<u64, QueueError> {
+        let mut conn = self.inner.pool.get(redis_url).await?;
         let names: Vec<String> = redis::cmd("ZRANGE")
             .arg(config.keys.schedules())
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
             .await
-            .unwrap_or_default();
+            .map_err(QueueError::during("listing the queue's schedules"))?;
+        let mut removed = 0;
         for name in names {
             if schedules::remove(&mut conn, &config.keys, &name)
                 .await
                 .is_ok()
             {
-                deleted += 1;
+                removed += 1;
             }
         }
-        Ok(deleted)
+        Ok(removed)
     }
 
     /// Whether the queue `id` is being served.
