@@ -50,6 +50,10 @@ fn a_killed_worker_s_job_goes_to_another_worker_at_once_with_attempt_2() {
         .into_iter()
         .rfind(|(i, _, _)| *i == holder)
         .expect("the holder's start line");
+    // The worker got its own consumer name (JOBQUEUE_CONSUMER) from the injected environment.
+    local.wait_line(&format!(
+        "[crash#{holder}] worker {consumer} (pid {pid}) reading {STREAM} as group workers"
+    ));
     assert_eq!(
         pending(&mut conn, STREAM, "workers"),
         vec![(consumer.clone(), "long-job".to_string(), 1)]
@@ -93,4 +97,49 @@ fn a_killed_worker_s_job_goes_to_another_worker_at_once_with_attempt_2() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(dead, 0);
+}
+
+#[test]
+fn a_worker_that_outlives_its_grace_period_is_killed() {
+    let queue = "apiVersion: jobqueue.io/v1alpha1
+kind: JobQueue
+metadata:
+  name: grace
+spec:
+  workers:
+    template:
+      spec:
+        terminationGracePeriodSeconds: 1
+        containers:
+          - name: worker
+            command: [python3, worker.py]
+";
+    let local = Local::start(&[("queue.yaml", queue.to_string())]);
+    local.wait_line("[grace#0] worker ");
+    let mut conn = local.conn();
+    enqueue(
+        &mut conn,
+        "jobqueue:{default/grace}",
+        "stuck",
+        r#"{"sleep": 3600}"#,
+    );
+    local.wait_line("[grace#0] got stuck attempt 1");
+    let (_, pid, _) = started(&local.lines(), "grace")[0].clone();
+    // The queue is no longer declared: its worker gets SIGTERM, ignores it while the job
+    // runs, and is killed once the grace period is over.
+    std::fs::remove_file(local.path("queue.yaml")).unwrap();
+    local.wait_line("JobQueue default/grace: no longer declared");
+    local.wait_line("[grace#0] stopped (signal 9)");
+    let lines: Vec<String> = local.lines().into_iter().map(|l| l.text).collect();
+    let term = lines
+        .iter()
+        .position(|l| l == "[grace#0] signal 15: finishing the job in hand, then exiting")
+        .expect("SIGTERM first");
+    let kill = lines
+        .iter()
+        .position(|l| l == "[grace#0] stopped (signal 9)")
+        .unwrap();
+    assert!(term < kill, "{lines:?}");
+    assert!(!alive(pid));
+    assert_eq!(local.count("[grace#0] acked"), 0);
 }

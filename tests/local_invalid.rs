@@ -165,3 +165,61 @@ fn bad_arguments_are_one_line_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn cluster_only_parts_are_explained_and_the_queue_is_still_served() {
+    let external = "apiVersion: jobqueue.io/v1alpha1
+kind: JobQueue
+metadata:
+  name: external
+spec:
+  workers:
+    scaleTargetRef: {name: mailer}
+  scaling: {maxReplicas: 3}
+";
+    let quickstart = |name: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new(REPO)
+                .join("examples/quickstart")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let local = Local::start(&[
+        ("external.yaml", external.to_string()),
+        (
+            "missing.yaml",
+            queue("missing", "").replace("[python3, worker.py]", "[no-such-program-7f3a]"),
+        ),
+        ("quickstart-queue.yaml", quickstart("jobqueue.yaml")),
+        ("quickstart-schedule.yaml", quickstart("schedule.yaml")),
+    ]);
+    let line = local.wait_line("JobQueue default/external: serving");
+    assert!(
+        line.ends_with("no local workers: workers.scaleTargetRef (Deployment mailer) is a cluster workload, which cannot be scaled locally"),
+        "{line}"
+    );
+    // The quickstart as kept for a cluster: the Secret is ignored, the URL comes from --redis,
+    // the image's entrypoint cannot run here, and its schedule is armed.
+    local.wait_line("ignored Secret default/redis");
+    local.wait_line("JobQueue default/emails: spec.redis.urlSecretRef names a Kubernetes Secret");
+    let line = local.wait_line("JobQueue default/emails: serving");
+    assert!(
+        line.contains(
+            "no local workers: spec.workers.template.spec.containers[0].command: Required value"
+        ),
+        "{line}"
+    );
+    local.wait_line("Schedule default/daily-digest: armed");
+    // A command that does not exist: said, and retried with backoff.
+    let line = local.wait_line("[missing#0] cannot start");
+    assert!(line.contains("no-such-program-7f3a"), "{line}");
+    local.wait_for("a second attempt", |lines| {
+        (lines
+            .iter()
+            .filter(|l| l.text.contains("[missing#0] cannot start"))
+            .count()
+            >= 2)
+            .then_some(())
+    });
+}

@@ -25,9 +25,11 @@ r = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
 stopping = False
 
 
-def stop(_signum, _frame):
+def stop(signum, _frame):
     global stopping
     stopping = True
+    # os.write, not print: a handler may interrupt a print, and buffered IO is not reentrant.
+    os.write(1, f"signal {signum}: finishing the job in hand, then exiting\n".encode())
 
 
 signal.signal(signal.SIGTERM, stop)
