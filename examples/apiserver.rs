@@ -24,6 +24,9 @@ struct Args {
     /// Where to write a kubeconfig (no credentials) pointing at the server.
     #[arg(long)]
     kubeconfig: PathBuf,
+    /// Print every resource request (verb, resource, namespace, name, field manager, status).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[tokio::main]
@@ -31,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let options = Options {
         port: args.port,
+        verbose: args.verbose,
         ..Options::default()
     };
     let server = TestApiServer::start_at(options, &args.kubeconfig)

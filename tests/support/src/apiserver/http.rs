@@ -34,6 +34,8 @@ pub struct Shared {
     pub changes: tokio::sync::watch::Sender<u64>,
     pub bookmark_interval: Duration,
     pub addr: SocketAddr,
+    /// Print each resource request to stderr (for people watching the standalone server).
+    pub verbose: bool,
 }
 
 impl Shared {
@@ -306,6 +308,9 @@ fn resource(
         }),
         code: response.status().as_u16(),
     };
+    if shared.verbose {
+        eprintln!("{record}");
+    }
     shared.log.lock().expect("log lock").push(record);
     if response.status() != StatusCode::OK || verb != Some("get") {
         shared.notify();

@@ -23,6 +23,30 @@ pub struct RequestRecord {
     pub code: u16,
 }
 
+impl std::fmt::Display for RequestRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        write!(
+            f,
+            "{} {} {}{} ns={} name={} sub={} manager={} patch={} -> {}",
+            self.verb,
+            if self.group.is_empty() {
+                "core"
+            } else {
+                &self.group
+            },
+            self.version,
+            format_args!("/{}", self.resource),
+            opt(&self.namespace),
+            opt(&self.name),
+            opt(&self.subresource),
+            opt(&self.field_manager),
+            opt(&self.patch_type),
+            self.code
+        )
+    }
+}
+
 impl RequestRecord {
     /// Whether this is `verb` on `resource` (plural), ignoring the rest.
     pub fn is(&self, verb: &str, resource: &str) -> bool {

@@ -98,6 +98,8 @@ pub struct Options {
     pub port: u16,
     pub history_limit: usize,
     pub bookmark_interval: Duration,
+    /// Print each resource request to stderr.
+    pub verbose: bool,
 }
 
 impl Default for Options {
@@ -106,6 +108,7 @@ impl Default for Options {
             port: 0,
             history_limit: DEFAULT_HISTORY,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+            verbose: false,
         }
     }
 }
@@ -156,6 +159,7 @@ impl TestApiServer {
             changes,
             bookmark_interval: options.bookmark_interval,
             addr,
+            verbose: options.verbose,
         });
         let app = Router::new()
             .fallback(http::handle)
