@@ -69,10 +69,11 @@ against a recording API server and checks every request it makes is granted here
 - apiGroups: ["jobqueue.io"]
   resources: ["jobqueues/status", "schedules/status"]
   verbs: ["patch"]
-# Worker Deployments made from workers.template (server-side apply creates and updates them).
+# Worker Deployments made from workers.template, by server-side apply (which Kubernetes
+# authorizes as create when the Deployment does not exist yet).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Replicas are read and set through the scale subresource (worker Deployments, and the kinds
 # workers.scaleTargetRef may name: rbac.scaleTargets).
 - apiGroups: ["apps"]
