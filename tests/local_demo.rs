@@ -146,7 +146,8 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
     assert_eq!(dead, 0);
 
     // Back to zero after the cooldown: every process started has stopped.
-    local.wait_line("ScaledToZero: scaled 1 → 0");
+    // (N → 0 in one step when the window and the cooldown end together.)
+    local.wait_line("ScaledToZero: scaled ");
     local.wait_for("every worker stopped", |lines| {
         let starts = started(lines, "demo");
         starts.iter().all(|(_, pid, _)| !alive(*pid)).then_some(())
