@@ -30,7 +30,11 @@ fn schema() -> Value {
                     "labels": {"type": "object", "minProperties": 1, "maxProperties": 2, "additionalProperties": {"type": "string"}},
                     "payload": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
                     "note": {"type": "string", "nullable": true},
-                    "raw": {"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true},
+                    "raw": {
+                        "type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true,
+                        "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                        "anyOf": [{"required": ["spec"]}, {"required": ["data"]}]
+                    },
                     "scaling": {
                         "type": "object",
                         "properties": {
@@ -343,7 +347,7 @@ fn embedded_resources_need_their_type() {
         json!({"raw": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}}),
     );
     assert_eq!(
-        errors(json!({"raw": {"metadata": {}}})),
+        errors(json!({"raw": {"metadata": {}, "data": {}}})),
         vec![
             "spec.raw.apiVersion: Required value: must not be empty",
             "spec.raw.kind: Required value: must not be empty",
@@ -351,12 +355,18 @@ fn embedded_resources_need_their_type() {
         ]
     );
     assert_eq!(
-        errors(json!({"raw": {"apiVersion": "v1", "kind": 3}})),
+        errors(json!({"raw": {"apiVersion": "v1", "kind": 3, "data": {}}})),
         vec!["spec.raw.kind: Invalid value: 3: must be a string"]
     );
     assert_eq!(
-        errors(json!({"raw": {"apiVersion": "", "kind": "Pod"}})),
+        errors(json!({"raw": {"apiVersion": "", "kind": "Pod", "spec": {}}})),
         vec![r#"spec.raw.apiVersion: Invalid value: "": must not be empty"#]
+    );
+    // The value validations of an embedded resource apply to it like to any object.
+    let neither = errors(json!({"raw": {"apiVersion": "v1", "kind": "Pod"}}));
+    assert!(
+        neither[0].contains("spec.raw in body must validate at least one schema (anyOf)"),
+        "{neither:?}"
     );
 }
 

@@ -115,7 +115,7 @@ pub(crate) fn validate(schema: &Value, value: &Value, at: &str, resource: bool, 
         Value::Object(_) => check_object(schema, value, at, resource, out),
         _ => {}
     }
-    check_junctors(schema, value, at, resource, out);
+    check_junctors(schema, value, at, out);
 }
 
 /// Returns whether the value's type allows further checks.
@@ -450,7 +450,7 @@ fn check_embedded_type_meta(map: &serde_json::Map<String, Value>, at: &str, out:
 }
 
 /// `allOf`/`anyOf`/`oneOf`/`not`: value validations over the same value.
-fn check_junctors(schema: &Value, value: &Value, at: &str, resource: bool, out: &mut Outcome) {
+fn check_junctors(schema: &Value, value: &Value, at: &str, out: &mut Outcome) {
     let name = field(at);
     let branches = |key: &str| {
         schema
@@ -459,9 +459,10 @@ fn check_junctors(schema: &Value, value: &Value, at: &str, resource: bool, out: 
             .map(Vec::as_slice)
             .unwrap_or(&[])
     };
+    // Type meta of an embedded resource is checked once, by the structural part, not per branch.
     let run = |branch: &Value| {
         let mut o = Outcome::default();
-        validate(branch, value, at, resource, &mut o);
+        validate(branch, value, at, false, &mut o);
         o
     };
     for branch in branches("allOf") {
