@@ -562,7 +562,7 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     cluster.gone("JobQueue", "reports").await;
     assert_eq!(
         existing_keys(&mut conn, &reports).await,
-        [reports.stream.clone()],
+        [reports.stream.as_str()],
         "Retain keeps the stream"
     );
     assert_eq!(
@@ -1252,7 +1252,7 @@ async fn kubectl_quickstart() {
     );
     assert_eq!(
         existing_keys(&mut conn, &keys).await,
-        [keys.stream.clone()],
+        [keys.stream.as_str()],
         "Retain (the default) keeps the stream; the schedule entry is gone"
     );
     let entry: i64 = redis::cmd("EXISTS")
