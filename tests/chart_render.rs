@@ -573,3 +573,17 @@ fn chart_readme_documents_every_value() {
         "values not documented in charts/jobqueue-operator/README.md: {missing:?}"
     );
 }
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    // The default image tag is the chart's appVersion: it must name this release of the binary.
+    let chart: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(helm::chart_dir().join("Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "set appVersion in charts/jobqueue-operator/Chart.yaml to the crate version"
+    );
+}
