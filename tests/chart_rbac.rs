@@ -1,9 +1,10 @@
 //! RBAC proven, not guessed: the real operator binary runs against the recording test API
 //! server and a real redis-server through every path that touches the Kubernetes API (a queue
-//! with a worker template and a Redis URL Secret scaling up and in, a queue scaling a user's
-//! Deployment, a Schedule, worker pods coming and going, everything deleted so finalizers run,
-//! leader election until SIGTERM releases the Lease). Every request it made must be granted by
-//! the chart's rendered RBAC for its ServiceAccount; granted rules it never used are listed.
+//! with a worker template and a Redis URL Secret scaling up and in, queues scaling a user's
+//! Deployment and StatefulSet, a Schedule, worker pods coming and going, everything deleted so
+//! finalizers run, leader election until SIGTERM releases the Lease). Every request it made
+//! must be granted by the chart's rendered RBAC for its ServiceAccount, watching all namespaces
+//! (ClusterRole) and watching a list (Roles); granted rules it never used are printed.
 
 #[path = "chart/helm.rs"]
 mod helm;
