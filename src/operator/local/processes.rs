@@ -49,6 +49,8 @@ pub struct LocalWorkers {
     state: Mutex<State>,
     /// Whether the runtime has scaled these workers yet.
     scaled: AtomicBool,
+    /// Set by [`Self::stop`]: a scale decision still in flight must not start new workers.
+    closed: AtomicBool,
 }
 
 struct Shared {
@@ -101,6 +103,7 @@ impl LocalWorkers {
             }),
             state: Mutex::default(),
             scaled: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         };
         workers.set_replicas(replicas, &[]);
         workers
@@ -141,6 +144,7 @@ impl LocalWorkers {
     pub async fn stop(&self, how: Stop) {
         let mut waiting: Vec<watch::Receiver<bool>> = {
             let mut state = lock(&self.state);
+            self.closed.store(true, Ordering::SeqCst);
             let slots = std::mem::take(&mut state.slots);
             state.retiring.extend(slots.into_values());
             for s in &state.retiring {
@@ -162,6 +166,9 @@ impl LocalWorkers {
 
     fn set_replicas(&self, replicas: u32, consumers: &[ConsumerInfo]) {
         let mut state = lock(&self.state);
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         state.retiring.retain(|s| !*s.done.borrow());
         let current = state.slots.len();
         let wanted = replicas as usize;
