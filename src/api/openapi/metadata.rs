@@ -1,14 +1,14 @@
 //! The ObjectMeta checks the API server applies to every custom resource, for the fields a
-//! hand-written manifest can get wrong: the name, the namespace, labels, annotations and
-//! misspelt metadata fields. (The schema may not describe metadata, so the schema pass skips it.)
+//! hand-written manifest can get wrong: the name, the namespace, labels and annotations. (A CRD
+//! schema may not describe metadata; fields ObjectMeta lacks are pruned like unknown fields.)
 
 use serde_json::{Map, Value};
 
 use super::validate;
 use crate::api::{FieldError, FieldErrorKind};
 
-/// ObjectMeta's fields; anything else under `metadata` is unknown to the API server.
-const FIELDS: &[&str] = &[
+/// ObjectMeta's fields; anything else under `metadata` is unknown to the API server (and pruned).
+pub(crate) const FIELDS: &[&str] = &[
     "name",
     "generateName",
     "namespace",
@@ -42,14 +42,6 @@ pub(crate) fn errors(object: &Value) -> Vec<FieldError> {
             return errors;
         }
     };
-    for key in meta.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-        errors.push(FieldError::new(
-            format!("metadata.{key}"),
-            FieldErrorKind::Unknown,
-            None,
-            "",
-        ));
-    }
     let text = |key: &str| meta.get(key).and_then(Value::as_str);
     for key in ["name", "generateName", "namespace"] {
         if let Some(v) = meta.get(key).filter(|v| !v.is_string()) {
@@ -197,16 +189,6 @@ mod tests {
         assert!(
             fields(json!({"name": "a", "namespace": "a.b"}))[0]
                 .starts_with("metadata.namespace: Invalid value")
-        );
-    }
-
-    #[test]
-    fn misspelt_metadata_fields_are_unknown() {
-        let e = errors(&json!({"metadata": {"name": "a", "lables": {}}}));
-        assert_eq!(e.len(), 1);
-        assert_eq!(
-            (e[0].field.as_str(), e[0].kind),
-            ("metadata.lables", FieldErrorKind::Unknown)
         );
     }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{
-    path,
+    metadata, path,
     schema::{self, Additional},
 };
 
@@ -31,8 +31,23 @@ fn walk(schema: &Value, value: &mut Value, at: &str, resource: bool, pruned: &mu
             for (key, child) in map.iter_mut() {
                 let child_at = path::child(at, key);
                 let declared = schema::properties(schema).and_then(|p| p.get(key));
-                if resource && TYPE_META.contains(&key.as_str()) && declared.is_none() {
-                    // ObjectMeta and type meta are handled by the API machinery, not the schema.
+                if resource && TYPE_META.contains(&key.as_str()) {
+                    // Type and object meta are decoded by the API machinery, not pruned by the
+                    // schema (which may only restrict metadata.name and generateName): what goes
+                    // is a field ObjectMeta does not have.
+                    if key == "metadata"
+                        && let Value::Object(meta) = child
+                    {
+                        let unknown: Vec<String> = meta
+                            .keys()
+                            .filter(|k| !metadata::FIELDS.contains(&k.as_str()))
+                            .cloned()
+                            .collect();
+                        for k in unknown {
+                            meta.remove(&k);
+                            pruned.push(path::child(&child_at, &k));
+                        }
+                    }
                     continue;
                 }
                 if let Some(s) = declared {
@@ -106,7 +121,7 @@ mod tests {
     #[test]
     fn drops_undeclared_fields_and_reports_their_paths() {
         let mut obj = json!({
-            "apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "anything": 1},
+            "apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}, "anything": 1},
             "extra": true,
             "spec": {
                 "name": "a", "nope": 1,
@@ -114,7 +129,7 @@ mod tests {
                 "items": [{"a": 1}, {"a": 2, "b": 3}],
                 "free": {"whatever": {"deep": 1}},
                 "half": {"kept": 1, "inner": {"gone": 1}},
-                "raw": {"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {"x": 1}, "y": 2}
+                "raw": {"apiVersion": "v1", "kind": "Pod", "metadata": {"nmae": "p"}, "spec": {"x": 1}, "y": 2}
             }
         });
         let pruned = prune(&schema(), &mut obj);
@@ -122,9 +137,11 @@ mod tests {
             pruned,
             vec![
                 "extra",
+                "metadata.anything",
                 "spec.half.inner.gone",
                 "spec.items[1].b",
                 "spec.nope",
+                "spec.raw.metadata.nmae",
                 "spec.raw.spec.x",
                 "spec.raw.y",
             ]
@@ -135,7 +152,7 @@ mod tests {
         assert_eq!(
             obj,
             json!({
-                "apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "anything": 1},
+                "apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}},
                 "spec": {
                     "name": "a",
                     "labels": {"k": "v"},
@@ -146,6 +163,16 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn a_schema_for_metadata_name_does_not_prune_the_rest_of_metadata() {
+        let schema = json!({"type": "object", "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 5}}}
+        }});
+        let mut obj = json!({"metadata": {"name": "n", "labels": {"a": "b"}, "finalizers": ["f"]}});
+        assert_eq!(prune(&schema, &mut obj), Vec::<String>::new());
+        assert_eq!(obj["metadata"]["labels"], json!({"a": "b"}));
     }
 
     #[test]

@@ -333,6 +333,21 @@ fn unknown_fields_are_pruned_or_reported_when_strict() {
 }
 
 #[test]
+fn metadata_fields_object_meta_lacks_are_unknown() {
+    let mut obj = spec_with(json!({}));
+    obj["metadata"]["lables"] = json!({"a": "b"});
+    let e = validate_and_default(&schema(), &mut obj.clone(), None, true).unwrap_err();
+    assert_eq!(
+        e.iter()
+            .map(|e| (e.field.as_str(), e.kind))
+            .collect::<Vec<_>>(),
+        vec![("metadata.lables", FieldErrorKind::Unknown)]
+    );
+    validate_and_default(&schema(), &mut obj, None, false).expect("pruned when not strict");
+    assert_eq!(obj["metadata"], json!({"name": "t"}));
+}
+
+#[test]
 fn preserve_unknown_fields_keeps_anything() {
     let obj = check(json!({"payload": {"any": {"thing": [1, "two"]}}})).expect("valid");
     assert_eq!(
