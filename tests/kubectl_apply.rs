@@ -289,3 +289,51 @@ async fn kubectl_shows_the_field_error_for_every_bad_manifest() {
         .await;
     assert!(listed.trim().is_empty(), "{listed}");
 }
+
+#[tokio::test]
+async fn kubectl_get_watch_prints_rows_as_objects_change() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let server = TestApiServer::start().await;
+    let Some(k) = Kubectl::new(&server) else {
+        return;
+    };
+    k.ok(&["apply", "-f", "crds/"]).await;
+    k.ok(&["apply", "-f", "examples/quickstart/jobqueue.yaml"])
+        .await;
+    let mut child = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&k.kubeconfig)
+        .arg("--cache-dir")
+        .arg(k.cache.path())
+        .args(["get", "jobqueues", "--watch"])
+        .current_dir(ROOT)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = std::time::Duration::from_secs(20);
+    let mut next_line = async || {
+        tokio::time::timeout(deadline, lines.next_line())
+            .await
+            .expect("kubectl printed within the deadline")
+            .unwrap()
+            .expect("kubectl is still running")
+    };
+    let header = next_line().await;
+    assert!(
+        header
+            .split_whitespace()
+            .eq(["NAME", "LAG", "PENDING", "REPLICAS", "READY", "AGE"]),
+        "{header}"
+    );
+    assert!(next_line().await.starts_with("emails"));
+    // kubectl watches from its list's resourceVersion, so this change reaches it even if the
+    // watch request is not open yet.
+    k.ok(&["label", "jobqueues", "emails", "team=mail"]).await;
+    let changed = next_line().await;
+    assert!(changed.starts_with("emails"), "{changed}");
+    child.kill().await.unwrap();
+}

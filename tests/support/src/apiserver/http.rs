@@ -346,6 +346,9 @@ fn dispatch(
                 .q("timeoutSeconds")
                 .and_then(|s| s.parse::<u64>().ok())
                 .map(Duration::from_secs),
+            table: req
+                .wants_table()
+                .then(|| req.q("includeObject").unwrap_or("Metadata").to_string()),
         };
         let convert: fn(&Value) -> Value = if req.is_view() {
             events::to_v1

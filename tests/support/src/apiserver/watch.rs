@@ -16,6 +16,8 @@ use super::error::ApiError;
 use super::http::Shared;
 use super::resources::ResourceType;
 use super::store::{EventType, Filter};
+use super::table;
+use chrono::Utc;
 
 /// What the client asked for.
 #[derive(Debug, Clone)]
@@ -25,6 +27,9 @@ pub struct WatchParams {
     pub bookmarks: bool,
     pub send_initial_events: bool,
     pub timeout: Option<Duration>,
+    /// The client asked for Tables (`kubectl get -w`): each event's object is a one-row Table
+    /// with this `includeObject`.
+    pub table: Option<String>,
 }
 
 fn line(type_: &str, object: Value) -> Bytes {
@@ -111,10 +116,19 @@ struct Source {
 }
 
 impl Source {
-    fn out(&self, obj: &Value) -> Value {
+    fn out(&self, obj: &Value, table: Option<&str>) -> Value {
         let mut o = (self.convert)(obj);
         o["apiVersion"] = json!(self.view.api_version());
-        o
+        match table {
+            None => o,
+            Some(include) => {
+                let rv = o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                table::table(&self.view, &[o], &rv, include, Utc::now())
+            }
+        }
     }
 }
 
@@ -139,7 +153,11 @@ async fn run(
         }
     };
     for obj in initial {
-        if tx.send(line("ADDED", src.out(&obj))).await.is_err() {
+        if tx
+            .send(line("ADDED", src.out(&obj, p.table.as_deref())))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -172,7 +190,10 @@ async fn run(
             }
             let seen = translate(&p.filter, e.type_, &e.namespace, &e.object, e.old.as_ref());
             if let Some(t) = seen
-                && tx.send(line(t, src.out(&e.object))).await.is_err()
+                && tx
+                    .send(line(t, src.out(&e.object, p.table.as_deref())))
+                    .await
+                    .is_err()
             {
                 return;
             }
