@@ -503,3 +503,47 @@ async fn the_loop_fires_schedules_of_queues_in_different_cluster_slots() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_broken_queue_does_not_hold_back_the_others() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let [broken_set, broken_stream, healthy] =
+        ["broken-set", "broken-stream", "healthy"].map(|q| QueueKeys::new(default_stream("ns", q)));
+    let upserted = t("2026-05-04T10:00:00.500Z");
+    for keys in [&broken_stream, &healthy] {
+        schedules::upsert(
+            &mut conn,
+            keys,
+            &ScheduleDefinition::new("s", "* * * * * *"),
+            upserted,
+        )
+        .await
+        .unwrap();
+    }
+    // Another program's keys of the wrong type where the schedules zset and a stream belong.
+    let () = conn
+        .set(broken_set.schedules(), "not a zset")
+        .await
+        .unwrap();
+    let () = conn
+        .set(&broken_stream.stream, "not a stream")
+        .await
+        .unwrap();
+
+    let mut scheduler = Scheduler::new(conn.clone(), SchedulerConfig::default());
+    scheduler
+        .handle()
+        .set_queues([&broken_set, &broken_stream, &healthy].map(queue).to_vec());
+    let report = scheduler.tick(t("2026-05-04T10:00:01.200Z")).await.unwrap();
+    assert_eq!((report.fired, report.errors), (1, 2), "{report:?}");
+    let fired = jobs(&mut conn, &healthy.stream).await;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].scheduled_for, ms("2026-05-04T10:00:01Z"));
+    // The failed run stays armed for the next pass rather than being lost.
+    assert_eq!(
+        score(&mut conn, &broken_stream, "s").await,
+        Some(ms("2026-05-04T10:00:01Z"))
+    );
+    assert_eq!(report.next_due_ms, Some(ms("2026-05-04T10:00:01Z")));
+}

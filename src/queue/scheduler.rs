@@ -160,19 +160,27 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         let queues = self.handle.queues();
         let mut report = TickReport::default();
         let now_ms = now.timestamp_millis();
-        for queue in queues.iter() {
-            let due =
-                schedules::due(&mut self.conn, &queue.keys, now_ms, self.config.batch).await?;
-            if due.len() >= self.config.batch {
-                report.more_due = true;
+        let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
+        let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await?;
+        for (queue, due) in queues.iter().zip(due) {
+            // One queue's trouble (a foreign key in its place, a failed round trip) is logged
+            // and retried on the next pass; it does not hold back the other queues.
+            let result = match due {
+                Ok(due) if due.is_empty() => continue,
+                Ok(due) => {
+                    if due.len() >= self.config.batch {
+                        report.more_due = true;
+                    }
+                    self.fire_due(queue, &due, now, &mut report).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                report.errors += 1;
+                tracing::warn!(stream = queue.keys.stream, error = %e, "cannot fire this queue's schedules");
             }
-            self.fire_due(queue, &due, now, &mut report).await?;
         }
-        for queue in queues.iter() {
-            if let Some(ms) = schedules::earliest(&mut self.conn, &queue.keys).await? {
-                report.next_due_ms = Some(report.next_due_ms.map_or(ms, |m: i64| m.min(ms)));
-            }
-        }
+        report.next_due_ms = schedules::earliest_many(&mut self.conn, &all_keys).await?;
         Ok(report)
     }
 

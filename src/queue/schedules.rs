@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
-use super::keys::QueueKeys;
+use super::keys::{QueueKeys, slot};
 use crate::api::{ConcurrencyPolicy, MisfirePolicy, ScheduleSpec};
 use crate::schedule::{CronError, CronSchedule, TimeZoneError, parse_time_zone};
 
@@ -534,42 +534,102 @@ fn decode_fire(req: &FireRequest, reply: Value) -> Result<FireOutcome, ScheduleE
     })
 }
 
-/// Names and next fire times (unix ms) of the schedules due at or before `now_ms`, earliest
-/// first, at most `limit`.
-pub async fn due<C: ConnectionLike>(
+/// For each queue, the names and armed runs (unix ms) of the schedules due at or before
+/// `now_ms`, earliest first, at most `limit` per queue: one round trip for all queues. A
+/// queue whose key is unusable (another program's key of another type) fails on its own.
+#[allow(clippy::type_complexity)]
+pub async fn due_many<C: ConnectionLike>(
     conn: &mut C,
-    keys: &QueueKeys,
+    queues: &[&QueueKeys],
     now_ms: i64,
     limit: usize,
-) -> Result<Vec<(String, i64)>, ScheduleError> {
-    let entries: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
-        .arg(keys.schedules())
-        .arg("-inf")
-        .arg(now_ms)
-        .arg("WITHSCORES")
-        .arg("LIMIT")
-        .arg(0)
-        .arg(limit)
-        .query_async(conn)
-        .await
-        .map_err(during("ZRANGEBYSCORE schedules"))?;
-    Ok(entries.into_iter().map(|(n, s)| (n, s as i64)).collect())
+) -> Result<Vec<Result<Vec<(String, i64)>, ScheduleError>>, ScheduleError> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let op = "ZRANGEBYSCORE schedules";
+    let replies = query_per_queue(conn, queues, |pipe, keys| {
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(keys.schedules())
+            .arg("-inf")
+            .arg(now_ms)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+    })
+    .await
+    .map_err(during(op))?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| {
+            let entries: Vec<(String, f64)> = match reply {
+                Value::ServerError(e) => return Err(during(op)(e.into())),
+                v => redis::from_redis_value(v).map_err(|e| protocol(op, &e.to_string()))?,
+            };
+            Ok(entries.into_iter().map(|(n, s)| (n, s as i64)).collect())
+        })
+        .collect())
 }
 
-/// The earliest armed run of a queue (unix ms), if any.
-pub async fn earliest<C: ConnectionLike>(
+/// The earliest armed run (unix ms) across `queues`, if any: one round trip for all queues.
+pub async fn earliest_many<C: ConnectionLike>(
     conn: &mut C,
-    keys: &QueueKeys,
+    queues: &[&QueueKeys],
 ) -> Result<Option<i64>, ScheduleError> {
-    let first: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(keys.schedules())
-        .arg(0)
-        .arg(0)
-        .arg("WITHSCORES")
-        .query_async(conn)
-        .await
-        .map_err(during("ZRANGE schedules"))?;
-    Ok(first.first().map(|(_, s)| *s as i64))
+    if queues.is_empty() {
+        return Ok(None);
+    }
+    let replies = query_per_queue(conn, queues, |pipe, keys| {
+        pipe.cmd("ZRANGE")
+            .arg(keys.schedules())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES");
+    })
+    .await
+    .map_err(during("ZRANGE schedules"))?;
+    // A queue with an unusable key is reported by `due_many`; here it just has no run.
+    Ok(replies
+        .into_iter()
+        .filter_map(|r| redis::from_redis_value::<Vec<(String, f64)>>(r).ok())
+        .filter_map(|r| r.first().map(|(_, s)| *s as i64))
+        .min())
+}
+
+/// Sends one command per queue and returns one reply per queue (a failing command yields a
+/// `Value::ServerError` in its place). One pipeline for all queues on a single server; Redis
+/// Cluster rejects a pipeline that spans slots, so there it is one pipeline per slot.
+async fn query_per_queue<C: ConnectionLike>(
+    conn: &mut C,
+    queues: &[&QueueKeys],
+    command: impl Fn(&mut redis::Pipeline, &QueueKeys),
+) -> redis::RedisResult<Vec<Value>> {
+    let pipeline_of = |group: &[&QueueKeys]| {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for keys in group {
+            command(&mut pipe, keys);
+        }
+        pipe
+    };
+    match pipeline_of(queues).query_async::<Vec<Value>>(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot) => {}
+        other => return other,
+    }
+    let mut by_slot: HashMap<u16, Vec<usize>> = HashMap::new();
+    for (i, keys) in queues.iter().enumerate() {
+        by_slot.entry(slot(&keys.schedules())).or_default().push(i);
+    }
+    let mut replies = vec![Value::Nil; queues.len()];
+    for indices in by_slot.values() {
+        let group: Vec<&QueueKeys> = indices.iter().map(|&i| queues[i]).collect();
+        let values: Vec<Value> = pipeline_of(&group).query_async(conn).await?;
+        for (&i, v) in indices.iter().zip(values) {
+            replies[i] = v;
+        }
+    }
+    Ok(replies)
 }
 
 fn misfire_str(p: MisfirePolicy) -> &'static str {
