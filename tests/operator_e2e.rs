@@ -876,7 +876,7 @@ async fn redis_crash_and_restart() {
         )
         .await;
     let keys = QueueKeys::new(default_stream("default", "q"));
-    {
+    let saved = {
         let mut conn = redis_conn(&redis.url()).await;
         eventually(Duration::from_secs(15), "2 scheduled jobs", || {
             let mut conn = conn.clone();
@@ -887,12 +887,72 @@ async fn redis_crash_and_restart() {
             }
         })
         .await;
+
+        // Status writes (each second here: the schedule fires, the queue grows) trigger no
+        // reconciles: only spec, deletion and queue readiness do.
+        let addr = operator.http_addr().await;
+        let reconciles = || async move {
+            let (_, body) = http_get(addr, "/metrics").await;
+            let (samples, _) = parse_metrics(&body);
+            ["jobqueue", "schedule"].map(|c| {
+                value(
+                    &samples,
+                    "jobqueue_reconcile_duration_seconds_count",
+                    &[("controller", c)],
+                )
+                .unwrap_or(0.0)
+            })
+        };
+        let status_writes = || {
+            cluster
+                .server
+                .requests()
+                .iter()
+                .filter(|r| r.verb == "patch" && r.subresource.as_deref() == Some("status"))
+                .count()
+        };
+        let before = reconciles().await;
+        let writes = status_writes();
+        eventually(Duration::from_secs(15), "6 more status writes", || async {
+            match status_writes() - writes {
+                n if n >= 6 => Ok(()),
+                n => Err(format!("{n}")),
+            }
+        })
+        .await;
+        assert_eq!(
+            reconciles().await,
+            before,
+            "status writes caused reconciles"
+        );
+
+        // Drift: the group deleted behind the operator's back is recreated, with an Event.
+        let () = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(&keys.stream)
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .map(|_: i64| ())
+            .expect("XGROUP DESTROY");
+        cluster
+            .event("JobQueue", "q", "ConsumerGroupRecreated", &["\"workers\""])
+            .await;
+        let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&keys.stream)
+            .query_async(&mut conn)
+            .await
+            .expect("XINFO GROUPS");
+        assert_eq!(groups.groups.len(), 1);
+
         // A crash of a Redis with snapshots: what is written after the snapshot is lost.
         let () = redis::cmd("SAVE")
             .query_async(&mut conn)
             .await
             .expect("SAVE");
-    }
+        jobs(&mut conn, &keys.stream).await
+    };
     redis.kill();
     let down = cluster
         .condition(
@@ -957,6 +1017,16 @@ async fn redis_crash_and_restart() {
     assert!(status.success(), "{status}");
     let beat = runs(&mut conn, &keys, "beat").await;
     assert_accounted("beat", &beat);
+    let after: Vec<String> = jobs(&mut conn, &keys.stream)
+        .await
+        .into_iter()
+        .map(|j| j.entry_id)
+        .collect();
+    let before: Vec<String> = saved.into_iter().map(|j| j.entry_id).collect();
+    assert!(
+        before.len() >= 2 && after.starts_with(&before),
+        "the snapshot's jobs survive the restart: {before:?} vs {after:?}"
+    );
     let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(&keys.stream)
