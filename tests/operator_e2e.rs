@@ -519,6 +519,31 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     assert!(events >= 2.0, "{body}");
     assert_eq!(scale_writes as f64, events, "scale writes vs scale events");
 
+    // The worker Deployment deleted behind the operator's back comes back, owned again.
+    let uid = deployments
+        .get("emails-workers")
+        .await
+        .expect("get")
+        .metadata
+        .uid;
+    deployments
+        .delete("emails-workers", &DeleteParams::default())
+        .await
+        .expect("deleting the worker Deployment");
+    eventually(
+        Duration::from_secs(15),
+        "the worker Deployment recreated",
+        || async {
+            match deployments.get_opt("emails-workers").await {
+                Ok(Some(d)) if d.metadata.uid != uid && d.metadata.owner_references.is_some() => {
+                    Ok(())
+                }
+                other => Err(format!("{:?}", other.map(|d| d.map(|d| d.metadata.uid)))),
+            }
+        },
+    )
+    .await;
+
     // 4. Deletion: Delete removes the keys, Retain keeps them, a Schedule's entry goes away.
     let reports = QueueKeys::new(default_stream("default", "reports"));
     assert!(
