@@ -1,6 +1,7 @@
 //! Manifests edited, added and removed while `run --local` runs: maxReplicas 4 → 2 takes
 //! effect without a restart (and stops the idle workers, not the busy ones), a new file's queue
-//! is served, a removed file's queue is no longer served.
+//! is served, a removed file's queue is no longer served (and its data deleted under
+//! `deletionPolicy: Delete`).
 
 mod local_common;
 
@@ -114,7 +115,9 @@ fn max_replicas_4_to_2_takes_effect_without_restart_and_stops_idle_workers() {
     );
 
     // A file added: its queue is served; removed: no longer served (data kept).
-    let extra = queue(1).replace("name: edit", "name: extra");
+    let extra = queue(1)
+        .replace("name: edit", "name: extra")
+        .replacen("spec:\n", "spec:\n  deletionPolicy: Delete\n", 1);
     local.write("extra.yaml", &extra);
     local.wait_line("JobQueue default/extra: serving");
     let exists: bool = redis::cmd("EXISTS")
@@ -123,5 +126,14 @@ fn max_replicas_4_to_2_takes_effect_without_restart_and_stops_idle_workers() {
         .unwrap();
     assert!(exists, "provisioned");
     std::fs::remove_file(local.path("extra.yaml")).unwrap();
-    local.wait_line("JobQueue default/extra: no longer declared");
+    let line = local.wait_line("JobQueue default/extra: no longer declared");
+    assert!(
+        line.contains("deleted its"),
+        "deletionPolicy: Delete: {line}"
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("jobqueue:{default/extra}")
+        .query(&mut conn)
+        .unwrap();
+    assert!(!exists, "deleted with deletionPolicy: Delete");
 }
