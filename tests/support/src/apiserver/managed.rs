@@ -286,6 +286,16 @@ pub fn apply(
             .any(|e| e.fields.iter().any(|q| overlap(p, q)));
         if !shared {
             remove(&mut out, p);
+            // Maps that only held the removed field go with it, unless someone owns them.
+            for len in (1..p.len()).rev() {
+                let parent = &p[..len];
+                let owned =
+                    es.iter().any(|e| e.fields.contains(parent)) || applied.contains(parent);
+                if owned || !is_empty_map(get(&out, parent)) {
+                    break;
+                }
+                remove(&mut out, parent);
+            }
         }
     }
     for p in &applied {
@@ -441,5 +451,57 @@ mod tests {
         // Now a's apply of r=1 conflicts with the update.
         let err = apply(&new, &json!({"spec": {"r": 1, "s": 1}}), &w("a"), false).unwrap_err();
         assert_eq!(err[0].manager, "kubectl-edit");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                any::<i64>().prop_map(|n| json!(n)),
+                "[a-z]{0,3}".prop_map(|s| json!(s)),
+                proptest::collection::vec(any::<bool>(), 0..3).prop_map(|l| json!(l)),
+            ];
+            let tree = leaf.prop_recursive(3, 12, 3, |inner| {
+                proptest::collection::btree_map("[a-c]", inner, 1..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect()))
+            });
+            proptest::collection::btree_map("[a-c]", tree, 0..3)
+                .prop_map(|m| json!({"spec": Value::Object(m.into_iter().collect())}))
+        }
+
+        proptest! {
+            /// Ownership survives its round trip through managedFields.
+            #[test]
+            fn fields_v1_round_trips_leaf_sets(c in config()) {
+                let set = leaves(&c);
+                prop_assert_eq!(from_fields_v1(&to_fields_v1(&set)), set);
+            }
+
+            /// Applying a configuration sets every field it names to the applied value, and
+            /// applying it again changes nothing.
+            #[test]
+            fn apply_is_idempotent_and_sets_the_applied_values(a in config(), b in config()) {
+                let live = apply(&json!({"metadata": {}}), &a, &w("m"), false).unwrap();
+                let once = apply(&live, &b, &w("m"), false).unwrap();
+                for p in leaves(&b) {
+                    if is_empty_map(get(&b, &p)) {
+                        // An applied empty map only asks for the map to exist.
+                        prop_assert!(get(&once, &p).is_some_and(Value::is_object));
+                    } else {
+                        prop_assert_eq!(get(&once, &p), get(&b, &p));
+                    }
+                }
+                let twice = apply(&once, &b, &w("m"), false).unwrap();
+                prop_assert_eq!(&twice, &once);
+                // What only `a` applied is gone: the manager stopped applying it.
+                for p in leaves(&a).difference(&leaves(&b)) {
+                    if !leaves(&b).iter().any(|q| overlap(p, q)) {
+                        prop_assert!(get(&once, p).is_none(), "{:?} survived in {}", p, once);
+                    }
+                }
+            }
+        }
     }
 }

@@ -258,4 +258,36 @@ mod tests {
         assert!(m("spec.nodeName="), "missing fields read as empty");
         assert!(FieldSelector::parse("nonsense").is_err());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn label_set() -> impl Strategy<Value = BTreeMap<String, String>> {
+            proptest::collection::btree_map("[a-c]", "[x-z]", 0..3)
+        }
+
+        proptest! {
+            /// Each operator means what its set-based equivalent means, and negations negate.
+            #[test]
+            fn operators_agree_with_their_definitions(
+                labels in label_set(), k in "[a-c]", v in "[x-z]", w in "[x-z]"
+            ) {
+                let m = |s: String| LabelSelector::parse(&s).unwrap().matches(&labels);
+                let value = labels.get(&k);
+                prop_assert_eq!(m(format!("{k}={v}")), value == Some(&v));
+                prop_assert_eq!(m(format!("{k}=={v}")), m(format!("{k}={v}")));
+                prop_assert_eq!(m(format!("{k}!={v}")), !m(format!("{k}={v}")));
+                prop_assert_eq!(m(format!("{k} in ({v})")), m(format!("{k}={v}")));
+                prop_assert_eq!(m(format!("{k} notin ({v},{w})")), !m(format!("{k} in ({v},{w})")));
+                prop_assert_eq!(m(format!("!{k}")), !m(k.clone()));
+                prop_assert_eq!(m(k.clone()), value.is_some());
+                prop_assert_eq!(
+                    m(format!("{k}={v},!{k}")),
+                    false,
+                    "a key cannot be both present with a value and absent"
+                );
+            }
+        }
+    }
 }
