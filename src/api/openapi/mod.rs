@@ -148,6 +148,13 @@ pub fn strict_decoding_message(errors: &[FieldError]) -> Option<String> {
     (!unknown.is_empty()).then(|| format!("strict decoding error: {}", unknown.join(", ")))
 }
 
+/// The ObjectMeta errors the API server reports for a custom resource on create: a missing or
+/// malformed name, a malformed namespace, bad label keys or values, bad annotation keys.
+/// ([`validate_resource`] includes them; a server validating other CRDs can call this.)
+pub fn check_metadata(object: &Value) -> Vec<FieldError> {
+    metadata::errors(object)
+}
+
 /// The `openAPIV3Schema` of `version` in a CustomResourceDefinition given as JSON.
 pub fn crd_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
     crd.pointer("/spec/versions")?
