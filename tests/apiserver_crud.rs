@@ -688,3 +688,31 @@ async fn recorded_events_are_visible_through_both_event_apis() {
             .any(|r| r.is("patch", "events") && r.group == "events.k8s.io")
     );
 }
+
+#[tokio::test]
+async fn server_side_dry_run_validates_without_storing() {
+    let server = TestApiServer::start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answer = api.create(&dry, &cm("dry", json!({}))).await.unwrap();
+    assert_eq!(answer.metadata.name.as_deref(), Some("dry"));
+    assert!(api.get_opt("dry").await.unwrap().is_none());
+    // Validation still runs.
+    let e = api
+        .create(&dry, &cm("Bad Name", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 422);
+    api.create(&PostParams::default(), &cm("real", json!({})))
+        .await
+        .unwrap();
+    let dp = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    api.delete("real", &dp).await.unwrap();
+    assert!(api.get_opt("real").await.unwrap().is_some());
+}
