@@ -6,8 +6,9 @@ use std::{borrow::Cow, fmt, str::FromStr, time::Duration as StdDuration};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The pattern the CRD schema enforces, so the API server rejects a bad duration before the
-/// operator ever sees it (same grammar as Go's `time.ParseDuration`, minus negatives).
-pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$";
+/// operator ever sees it (Go's `time.ParseDuration` grammar minus negatives and `µs`, which the
+/// CEL `duration()` of the CRD's rules does not accept everywhere; `us` is the same unit).
+pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$";
 
 /// A non-negative duration such as `5m` or `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
