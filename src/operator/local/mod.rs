@@ -4,6 +4,7 @@
 //! [`apply`]), where status goes (a terminal view or log lines: [`view`], [`console`]) and what
 //! gets scaled (local processes: [`processes`], [`launch`], [`choice`]).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let mut files = Files::new(root);
     let mut catalog = Catalog::default();
+    let mut said: BTreeSet<String> = BTreeSet::new();
     let mut pending = false;
     let mut retry_at = Instant::now();
     let signal = shutdown_signal();
@@ -121,12 +123,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             )),
             Poll::Changed => {
                 let (next, findings) = catalog::build(files.contents(), &catalog);
-                for e in &findings.errors {
-                    console.error(&format!("error: {e}"));
+                // What was said after the previous change and still holds is not repeated.
+                let lines: BTreeSet<String> = findings
+                    .errors
+                    .iter()
+                    .map(|e| format!("error: {e}"))
+                    .chain(findings.notes.iter().map(|n| format!("note: {n}")))
+                    .collect();
+                for line in lines.difference(&said) {
+                    console.error(line);
                 }
-                for n in &findings.notes {
-                    console.error(&format!("note: {n}"));
-                }
+                said = lines;
                 if next != catalog {
                     catalog = next;
                     pending = true;
