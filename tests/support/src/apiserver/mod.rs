@@ -9,14 +9,17 @@
 //!   enough for kubectl to leave field validation to the server).
 //! - Built-ins: namespaces (`default`, `kube-system`, `kube-public`, `kube-node-lease` exist
 //!   from the start), secrets, configmaps, services, serviceaccounts, pods, events (core, and
-//!   `events.k8s.io/v1` as a view of the same objects), deployments and statefulsets (with `/status` and `/scale`),
+//!   `events.k8s.io/v1` as a view of the same objects, so Events recorded by kube-runtime show
+//!   in `kubectl describe`), deployments and statefulsets (with `/status` and `/scale`),
 //!   coordination.k8s.io leases, and apiextensions.k8s.io CustomResourceDefinitions.
 //! - Custom resources for every served version of every CRD as soon as the CRD is created
 //!   (scope, short names, categories, `/status` and `/scale` subresources, printer columns);
-//!   deleting the CRD deletes its objects.
+//!   a CRD whose schema is not structural is refused (422); deleting the CRD deletes its
+//!   objects.
 //! - get, list (label selectors: full grammar; field selectors: `=`, `==`, `!=` on any dotted
 //!   path; `limit`/`continue`), create (also `generateName`), update with resourceVersion
-//!   preconditions (409 Conflict when stale), patch (JSON merge, JSON patch, strategic merge
+//!   preconditions (409 Conflict when stale; a custom resource's PUT must carry one, as in the
+//!   real server; built-ins allow unconditional updates), patch (JSON merge, JSON patch, strategic merge
 //!   as described in [`patch`], server-side apply as described in [`managed`]), delete with
 //!   preconditions, finalizers (deletionTimestamp set; the object goes when its last
 //!   finalizer is removed), ownerReference garbage collection, `dryRun=All`.
@@ -33,8 +36,8 @@
 //!   `fieldValidation=Strict` (kubectl's default) rejects unknown fields, otherwise they are
 //!   pruned.
 //! - A `kubectl get` Table (`Accept: application/json;as=Table;...`) with a CRD's
-//!   `additionalPrinterColumns` (JSONPath subset: fields, indexes, `[?(@.k=="v")]`); built-ins
-//!   get Name and Age only.
+//!   `additionalPrinterColumns` (JSONPath subset: fields, indexes, `[?(@.k=="v")]`), also as
+//!   one-row Tables in watches (`kubectl get --watch`); built-ins get Name and Age only.
 //! - A request log ([`TestApiServer::requests`]).
 //! - JSON everywhere; protobuf request bodies only for Namespaces, Secrets and ConfigMaps (what
 //!   `kubectl create namespace|secret|configmap` send), answered in JSON. Other protobuf bodies
@@ -45,7 +48,8 @@
 //!   aggregated discovery, or conversion webhooks (all versions of a CRD share one
 //!   stored object; only `apiVersion` changes).
 //! - No controllers: Deployments create no Pods, no status is filled in by anyone but clients,
-//!   namespaces are emptied and removed at once on delete, pods are deleted without grace.
+//!   a deleted namespace is emptied at once (and goes when its last object has gone), pods
+//!   are deleted without a grace period.
 //! - Garbage collection is synchronous and Foreground propagation behaves like Background.
 //! - Strategic merge knows only `name` as a list merge key; server-side apply treats lists as
 //!   atomic and owns only labels, annotations, finalizers and ownerReferences of metadata.
@@ -55,6 +59,8 @@
 //!   fields; the few semantic differences of the real conversion are not reproduced.
 //! - `continue` tokens do not pin a snapshot, and a list at an exact older resourceVersion is
 //!   410 Gone (no watch cache).
+//! - The OpenAPI documents carry no schemas, so `kubectl explain` does not work and kubectl
+//!   does no client-side schema validation (the server validates).
 
 mod discovery;
 mod error;
