@@ -4,6 +4,8 @@
 mod schedule_support;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -34,6 +36,8 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
 
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let lost = Arc::new(AtomicUsize::new(0));
     for _ in 0..LOOPS {
         let scheduler = Scheduler::new(
             connect(&server.url()).await.unwrap(),
@@ -45,9 +49,16 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
         }]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
-        tasks.push(tokio::spawn(scheduler.run(async move {
-            let _ = stopped.await;
-        })));
+        let (fired, lost) = (fired.clone(), lost.clone());
+        tasks.push(tokio::spawn(scheduler.run_observed(
+            async move {
+                let _ = stopped.await;
+            },
+            move |report| {
+                fired.fetch_add(report.fired, Ordering::Relaxed);
+                lost.fetch_add(report.lost_races, Ordering::Relaxed);
+            },
+        )));
     }
     // The scenario's duration, not a synchronisation: the loops run on their own meanwhile.
     tokio::time::sleep(RUN_FOR).await;
@@ -62,6 +73,12 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
     let all = jobs(&mut conn, &keys.stream).await;
     let ids: HashSet<&str> = all.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids.len(), all.len(), "duplicate job ids");
+    // The loops really raced, and every fire they reported is one job in the stream.
+    assert!(
+        lost.load(Ordering::Relaxed) > 0,
+        "no loop ever lost a race: the test did not exercise the compare-and-set"
+    );
+    assert_eq!(fired.load(Ordering::Relaxed), all.len());
     let per_schedule = by_schedule(&all);
     assert_eq!(per_schedule.len(), SCHEDULES, "every schedule fired");
 

@@ -137,7 +137,12 @@ pub struct Scheduler<C> {
     handle: SchedulerHandle,
     config: SchedulerConfig,
     cache: HashMap<(String, String), Compiled>,
+    /// The cache is dropped now and then so that removed schedules do not linger in memory.
+    cache_since: std::time::Instant,
 }
+
+/// How long compiled definitions are kept before they are read again.
+const CACHE_LIFETIME: Duration = Duration::from_secs(600);
 
 impl<C: ConnectionLike + Send> Scheduler<C> {
     /// A loop that serves no queue until [`SchedulerHandle::set_queues`] is called.
@@ -147,6 +152,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             handle: SchedulerHandle::default(),
             config,
             cache: HashMap::new(),
+            cache_since: std::time::Instant::now(),
         }
     }
 
@@ -157,6 +163,10 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
 
     /// Fires everything due at `now` on every queue, once.
     pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
+        if self.cache_since.elapsed() > CACHE_LIFETIME {
+            self.cache.clear();
+            self.cache_since = std::time::Instant::now();
+        }
         let queues = self.handle.queues();
         let mut report = TickReport::default();
         let now_ms = now.timestamp_millis();
@@ -289,11 +299,25 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
 
     /// Runs until `shutdown` completes. Redis errors are logged and retried; they never end
     /// the loop.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_observed(shutdown, |_| {}).await
+    }
+
+    /// [`run`](Self::run), handing every pass's report to `observe` (for metrics: fires,
+    /// misses, skips, errors).
+    pub async fn run_observed(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        mut observe: impl FnMut(&TickReport),
+    ) {
         tokio::pin!(shutdown);
         loop {
             let now = Utc::now();
-            let wait = match self.tick(now).await {
+            let result = self.tick(now).await;
+            if let Ok(report) = &result {
+                observe(report);
+            }
+            let wait = match result {
                 Ok(report) if report.more_due => Duration::ZERO,
                 Ok(report) => {
                     let until_due = report.next_due_ms.map_or(self.config.max_sleep, |ms| {

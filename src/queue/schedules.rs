@@ -16,7 +16,9 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
 use super::keys::{QueueKeys, slot};
-use crate::api::{ConcurrencyPolicy, MisfirePolicy, ScheduleSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{ConcurrencyPolicy, MisfirePolicy, ScheduleSpec, ScheduleStatus};
 use crate::schedule::{CronError, CronSchedule, TimeZoneError, parse_time_zone};
 
 /// Channel on which every upsert or removal is announced (message: the stream key), so that
@@ -308,6 +310,24 @@ pub struct ScheduleState {
     pub last_entry_id: Option<String>,
     pub missed_runs: u64,
     pub skipped_runs: u64,
+}
+
+impl ScheduleState {
+    /// Copies this state into a Schedule's status; `observedGeneration` and `conditions` are
+    /// the controller's to set.
+    pub fn apply_to(&self, status: &mut ScheduleStatus) {
+        let time = |t: Option<DateTime<Utc>>| {
+            t.and_then(|t| {
+                k8s_openapi::jiff::Timestamp::from_millisecond(t.timestamp_millis()).ok()
+            })
+            .map(Time)
+        };
+        status.last_schedule_time = time(self.last_schedule_time);
+        status.next_schedule_time = time(self.next_schedule_time);
+        status.last_job_id = self.last_job_id.clone();
+        status.missed_runs = i64::try_from(self.missed_runs).unwrap_or(i64::MAX);
+        status.skipped_runs = i64::try_from(self.skipped_runs).unwrap_or(i64::MAX);
+    }
 }
 
 /// Reads one schedule; `None` if it does not exist.
@@ -689,6 +709,35 @@ mod tests {
         def.payload = "{not json".into();
         assert!(err(def).starts_with("schedule \"s\": spec.payload: not valid JSON"));
         assert!(err(ScheduleDefinition::new("", "* * * * *")).contains("metadata.name"));
+    }
+
+    #[test]
+    fn state_fills_the_status_fields_it_owns() {
+        let state = ScheduleState {
+            last_schedule_time: DateTime::from_timestamp_millis(1_767_225_600_000),
+            next_schedule_time: DateTime::from_timestamp_millis(1_767_225_660_000),
+            last_job_id: Some("sched-s-1767225600000".into()),
+            last_entry_id: Some("1767225600003-0".into()),
+            missed_runs: 4,
+            skipped_runs: 2,
+        };
+        let mut status = ScheduleStatus {
+            observed_generation: Some(3),
+            ..Default::default()
+        };
+        state.apply_to(&mut status);
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "observedGeneration": 3,
+                "lastScheduleTime": "2026-01-01T00:00:00Z",
+                "nextScheduleTime": "2026-01-01T00:01:00Z",
+                "lastJobId": "sched-s-1767225600000",
+                "missedRuns": 4,
+                "skippedRuns": 2,
+            })
+        );
     }
 
     #[test]
