@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -39,9 +39,19 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The store; a request that panicked while holding it does not take the server down.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The request log.
+    pub fn log(&self) -> MutexGuard<'_, Vec<RequestRecord>> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Wakes the watches after a write.
     pub fn notify(&self) {
-        let rv = self.store.lock().expect("store lock").resource_version();
+        let rv = self.store().resource_version();
         self.changes.send_replace(rv);
     }
 }
@@ -84,7 +94,7 @@ pub async fn handle(
         })
         .unwrap_or_default();
     let route = {
-        let store = shared.store.lock().expect("store lock");
+        let store = shared.store();
         path::route(uri.path(), |g, v, p| {
             store.find_type(g, v, p).is_some_and(|t| t.namespaced)
         })
@@ -93,7 +103,7 @@ pub async fn handle(
         Some(v) => json_response(200, &v),
         None => error_response(&not_found_path()),
     };
-    let types = || shared.store.lock().expect("store lock").types().to_vec();
+    let types = || shared.store().types().to_vec();
     match route {
         Route::Version => json_response(200, &discovery::version()),
         Route::Health => Response::new(Body::from("ok")),
@@ -248,20 +258,14 @@ fn resource(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let rt = shared.store.lock().expect("store lock").find_type(
-        &target.group,
-        &target.version,
-        &target.plural,
-    );
+    let rt = shared
+        .store()
+        .find_type(&target.group, &target.version, &target.plural);
     let Some(rt) = rt else {
         return error_response(&not_found_path());
     };
     let storage = if rt.group == "events.k8s.io" {
-        let core = shared
-            .store
-            .lock()
-            .expect("store lock")
-            .find_type("", "v1", "events");
+        let core = shared.store().find_type("", "v1", "events");
         core.expect("core events are built in")
     } else {
         rt.clone()
@@ -311,7 +315,7 @@ fn resource(
     if shared.verbose {
         eprintln!("{record}");
     }
-    shared.log.lock().expect("log lock").push(record);
+    shared.log().push(record);
     if response.status() != StatusCode::OK || verb != Some("get") {
         shared.notify();
     }
@@ -357,7 +361,7 @@ fn dispatch(
         };
         return watch::serve(shared.clone(), rt.clone(), view.clone(), convert, params);
     }
-    let mut store = shared.store.lock().expect("store lock");
+    let mut store = shared.store();
     let ns = req.ns();
     let name = req.name();
     let opts = req.write_opts();
@@ -611,7 +615,7 @@ fn scale(
     patch_type: Option<PatchKind>,
 ) -> Result<Response, ApiError> {
     let rt = &req.rt;
-    let mut store = shared.store.lock().expect("store lock");
+    let mut store = shared.store();
     let (ns, name) = (req.ns(), req.name());
     let current = store.get(rt, ns, name)?;
     let now = scale_of(rt, &current);

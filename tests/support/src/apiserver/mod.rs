@@ -209,44 +209,36 @@ impl TestApiServer {
 
     /// Every resource request so far, in order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.log.lock().expect("log lock").clone()
+        self.shared.log().clone()
     }
 
     /// Forgets the request log.
     pub fn clear_requests(&self) {
-        self.shared.log.lock().expect("log lock").clear();
+        self.shared.log().clear();
     }
 
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        self.shared
-            .store
-            .lock()
-            .expect("store lock")
-            .resource_version()
+        self.shared.store().resource_version()
     }
 
     /// Drops the watch history: a watch from any resourceVersion handed out so far gets 410
     /// Gone (like etcd compaction).
     pub fn compact(&self) {
-        self.shared.store.lock().expect("store lock").compact();
+        self.shared.store().compact();
         self.shared.notify();
     }
 
     /// Ends every open watch; clients re-watch from their last resourceVersion.
     pub fn expire_watches(&self) {
-        self.shared
-            .store
-            .lock()
-            .expect("store lock")
-            .expire_watches();
+        self.shared.store().expire_watches();
         self.shared.notify();
     }
 
     /// Both at once, atomically: open watches end and can only resume after a relist.
     pub fn compact_and_expire_watches(&self) {
         {
-            let mut store = self.shared.store.lock().expect("store lock");
+            let mut store = self.shared.store();
             store.compact();
             store.expire_watches();
         }
@@ -256,9 +248,7 @@ impl TestApiServer {
 
 impl Drop for TestApiServer {
     fn drop(&mut self) {
-        if let Ok(mut store) = self.shared.store.lock() {
-            store.expire_watches();
-        }
+        self.shared.store().expire_watches();
         self.shared.changes.send_replace(u64::MAX);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

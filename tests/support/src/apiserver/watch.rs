@@ -142,7 +142,7 @@ async fn run(
     let mut changes = shared.changes.subscribe();
     let deadline = p.timeout.map(|t| Instant::now() + t);
     let (epoch, mut last, initial) = {
-        let store = shared.store.lock().expect("store lock");
+        let store = shared.store();
         let epoch = store.watch_epoch();
         match from {
             Some(rv) => (epoch, rv, Vec::new()),
@@ -170,7 +170,7 @@ async fn run(
     loop {
         changes.borrow_and_update();
         let batch = {
-            let store = shared.store.lock().expect("store lock");
+            let store = shared.store();
             if store.watch_epoch() != epoch {
                 return;
             }
