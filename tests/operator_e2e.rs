@@ -1357,3 +1357,76 @@ async fn kubectl_quickstart() {
         .expect("EXISTS");
     assert_eq!(entry, 0);
 }
+
+/// A leader that loses its Lease (another holder took it over) stops everything at once: no
+/// schedule fires and nothing is scaled by it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_the_lease_stops_its_loops() {
+    let cluster = Cluster::start("a_replica_that_loses_the_lease_stops_its_loops").await;
+    let redis = RedisServer::start();
+    let mut conn = redis_conn(&redis.url()).await;
+    let operator = cluster.operator(&redis.url(), "op-a", &[]);
+    cluster
+        .create("JobQueue", "q", json!({"redis": {"url": redis.url()}}))
+        .await;
+    cluster
+        .create(
+            "Schedule",
+            "beat",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "q"}}),
+        )
+        .await;
+    let keys = QueueKeys::new(default_stream("default", "q"));
+    eventually(Duration::from_secs(20), "2 scheduled jobs", || {
+        let mut conn = conn.clone();
+        let keys = keys.clone();
+        async move {
+            let n = jobs(&mut conn, &keys.stream).await.len();
+            if n >= 2 { Ok(()) } else { Err(format!("{n}")) }
+        }
+    })
+    .await;
+
+    // Someone else holds the lease now (as after a network partition healed).
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cluster.client.clone(), "default");
+    let now = k8s_openapi::jiff::Timestamp::now();
+    leases
+        .patch(
+            "jobqueue-operator",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {
+                "holderIdentity": "another-replica",
+                "leaseDurationSeconds": 3600,
+                "acquireTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now),
+                "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now),
+            }})),
+        )
+        .await
+        .expect("taking the lease");
+    let addr = operator.http_addr().await;
+    eventually(Duration::from_secs(15), "op-a to step down", || async {
+        let (_, body) = http_get(addr, "/metrics").await;
+        match value(&parse_metrics(&body).0, "jobqueue_leader", &[]) {
+            Some(0.0) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let stepped_down = chrono::Utc::now().timestamp_millis();
+    // Absence can only be shown over a window: three runs of the every-second schedule.
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(3) {
+        let late: Vec<i64> = jobs(&mut conn, &keys.stream)
+            .await
+            .iter()
+            .map(|j| j.enqueued_at)
+            .filter(|t| *t > stepped_down + 500)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "jobs enqueued after op-a lost the lease at {stepped_down}: {late:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

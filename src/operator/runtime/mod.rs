@@ -336,25 +336,19 @@ impl Runtime {
         janitor::reclaim_consumer(&self.inner, id, consumer).await
     }
 
-    /// Runs the loops until `shutdown` completes, then stops the schedulers.
+    /// Runs the loops until `shutdown` completes, then stops them and the schedulers. Dropping
+    /// the future stops them too (a leader that loses its lease is cancelled, and nothing it
+    /// started may keep firing or scaling).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
-        let scaler = tokio::spawn(scaler::run(self.inner.clone()));
-        let janitor = tokio::spawn(janitor::run(self.inner.clone()));
-        let statuses = tokio::spawn(schedule_status::run(self.inner.clone()));
+        let _stop = StopOnDrop {
+            inner: self.inner.clone(),
+            loops: vec![
+                tokio::spawn(scaler::run(self.inner.clone())),
+                tokio::spawn(janitor::run(self.inner.clone())),
+                tokio::spawn(schedule_status::run(self.inner.clone())),
+            ],
+        };
         shutdown.await;
-        let _ = self.inner.shutdown.send(true);
-        scaler.abort();
-        janitor.abort();
-        statuses.abort();
-        let runs: Vec<SchedulerRun> = lock(&self.inner.schedulers)
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
-        for run in runs {
-            for t in run.tasks {
-                t.abort();
-            }
-        }
     }
 
     /// Points the scheduler of `url` at the queues currently served there, starting it on
@@ -404,6 +398,30 @@ impl Runtime {
             ));
         }
         schedulers.insert(url.to_string(), SchedulerRun { handle, tasks });
+    }
+}
+
+/// Stops the runtime's loops and schedulers when dropped.
+struct StopOnDrop {
+    inner: Arc<Inner>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.inner.shutdown.send(true);
+        for t in &self.loops {
+            t.abort();
+        }
+        let runs: Vec<SchedulerRun> = lock(&self.inner.schedulers)
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for run in runs {
+            for t in run.tasks {
+                t.abort();
+            }
+        }
     }
 }
 
