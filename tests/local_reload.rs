@@ -115,9 +115,11 @@ fn max_replicas_4_to_2_takes_effect_without_restart_and_stops_idle_workers() {
     );
 
     // A file added: its queue is served; removed: no longer served (data kept).
-    let extra = queue(1)
-        .replace("name: edit", "name: extra")
-        .replacen("spec:\n", "spec:\n  deletionPolicy: Delete\n", 1);
+    let extra = queue(1).replace("name: edit", "name: extra").replacen(
+        "spec:\n",
+        "spec:\n  deletionPolicy: Delete\n",
+        1,
+    );
     local.write("extra.yaml", &extra);
     local.wait_line("JobQueue default/extra: serving");
     let exists: bool = redis::cmd("EXISTS")
