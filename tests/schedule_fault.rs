@@ -28,7 +28,7 @@ impl SchedulerProcess {
             .args(["schedule", "run", "--redis", url, "--stream", stream])
             // The boundary between "late" and "missed while down" is kept far from this test's
             // timings (5 s between runs, 10 s down).
-            .args(["--misfire-grace", "1s"])
+            .args(["--misfire-grace", "2s"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
