@@ -244,6 +244,35 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     cluster
         .condition("Schedule", "tick", "Ready", "True", Duration::from_secs(30))
         .await;
+    // Its status names a job that is in the stream, for the time it was scheduled for.
+    let reports_stream = default_stream("default", "reports");
+    eventually(
+        Duration::from_secs(10),
+        "the Schedule's last job in status",
+        || {
+            let mut conn = conn.clone();
+            let stream = reports_stream.clone();
+            let api = cluster.schedules();
+            async move {
+                let obj = api.get("tick").await.map_err(|e| e.to_string())?;
+                let status = obj.data.get("status").cloned().unwrap_or_default();
+                let last_id = status.get("lastJobId").and_then(|v| v.as_str());
+                let last_time = status
+                    .get("lastScheduleTime")
+                    .and_then(|v| v.as_str())
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.timestamp_millis());
+                let next = status.get("nextScheduleTime").and_then(|v| v.as_str());
+                let all = jobs(&mut conn, &stream).await;
+                let found = all.iter().find(|j| Some(j.id.as_str()) == last_id);
+                match found {
+                    Some(j) if j.scheduled_for == last_time && next.is_some() => Ok(()),
+                    _ => Err(format!("{status}")),
+                }
+            }
+        },
+    )
+    .await;
 
     // 2. 5,000 jobs → 8 replicas within two poll intervals (plus slack).
     let mut pipe = redis::pipe();
@@ -1068,7 +1097,8 @@ async fn invalid_resources_are_reported() {
     let cluster = Cluster::start("invalid_resources_are_reported").await;
     let redis = RedisServer::start();
     secret(&cluster, "nokey", &[("other", &redis.url())]).await;
-    let mut operator = cluster.operator(&redis.url(), "op-a", &[]);
+    // Watching one namespace (a Role instead of a ClusterRole in the chart).
+    let mut operator = cluster.operator(&redis.url(), "op-a", &["--namespace", "default"]);
 
     cluster
         .create(
