@@ -110,7 +110,7 @@ impl RunArgs {
 
 /// Runs the operator (or local mode) until SIGTERM / Ctrl-C.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    crate::operator::telemetry::init(args.log_format);
+    crate::operator::telemetry::init(args.log_format, args.local.is_some());
     match &args.local {
         Some(_) => crate::operator::local::run(args).await,
         None => crate::operator::cluster::run(args).await,

@@ -12,10 +12,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter (`info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
+/// Installs the global subscriber. `RUST_LOG` overrides the default filter: `info` for the
+/// operator, `warn` in local mode (whose console already prints every decision).
+pub fn init(format: LogFormat, quiet: bool) {
+    let default = if quiet {
+        "warn"
+    } else {
+        "info,kube=warn,tower=warn,hyper=warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
