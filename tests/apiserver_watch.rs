@@ -216,12 +216,12 @@ async fn a_resource_version_older_than_the_history_is_410_gone() {
 
 /// Drains a watcher until `want` holds for an event, failing after the deadline. Errors the
 /// watcher reports (it carries on after them, as controllers do) are returned separately.
-async fn until_with_errors<S>(
+async fn until_with_errors<S, K>(
     stream: &mut S,
-    mut want: impl FnMut(&Event<ConfigMap>) -> bool,
-) -> (Vec<Event<ConfigMap>>, Vec<watcher::Error>)
+    mut want: impl FnMut(&Event<K>) -> bool,
+) -> (Vec<Event<K>>, Vec<watcher::Error>)
 where
-    S: Stream<Item = Result<Event<ConfigMap>, watcher::Error>> + Unpin,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Unpin,
 {
     let (mut seen, mut errors) = (Vec::new(), Vec::new());
     loop {
@@ -381,4 +381,23 @@ async fn watcher_sees_deletion_through_finalizers() {
     until(&mut w, |e| named(e, "delete", "f")).await;
     let remaining: Vec<ConfigMap> = api.list(&ListParams::default()).await.unwrap().items;
     assert!(remaining.is_empty());
+}
+
+#[tokio::test]
+async fn metadata_only_reads_and_watches_work() {
+    let server = TestApiServer::start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &cm("m", json!({"app": "w"})))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("m").await.unwrap();
+    assert_eq!(meta.metadata.labels.unwrap()["app"], "w");
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.types.kind, "PartialObjectMetadataList");
+    let mut w = watcher::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    let (init, errors) = until_with_errors(&mut w, |e| matches!(e, Event::InitDone)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(init.len(), 3, "Init, one object, InitDone: {init:?}");
 }

@@ -24,7 +24,7 @@ use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{DeleteOpts, Filter, Propagation, Store, WriteOpts};
 use super::table;
-use super::watch::{self, WatchParams};
+use super::watch::{self, Render, WatchParams};
 
 /// State shared by every request.
 pub struct Shared {
@@ -210,12 +210,27 @@ impl Request {
         }
     }
 
-    fn wants_table(&self) -> bool {
+    fn accepts(&self, what: &str) -> bool {
         self.headers
             .get_all("accept")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|a| a.contains("as=Table"))
+            .any(|a| a.contains(what))
+    }
+
+    fn wants_table(&self) -> bool {
+        self.accepts("as=Table")
+    }
+
+    /// The form objects are answered in, from the `Accept` header.
+    fn render(&self) -> Render {
+        if self.wants_table() {
+            Render::Table(self.q("includeObject").unwrap_or("Metadata").to_string())
+        } else if self.accepts("as=PartialObjectMetadata") {
+            Render::Metadata
+        } else {
+            Render::Object
+        }
     }
 
     fn json_body(&self) -> Result<Value, ApiError> {
@@ -350,9 +365,7 @@ fn dispatch(
                 .q("timeoutSeconds")
                 .and_then(|s| s.parse::<u64>().ok())
                 .map(Duration::from_secs),
-            table: req
-                .wants_table()
-                .then(|| req.q("includeObject").unwrap_or("Metadata").to_string()),
+            render: req.render(),
         };
         let convert: fn(&Value) -> Value = if req.is_view() {
             events::to_v1
@@ -383,6 +396,8 @@ fn dispatch(
                         Utc::now(),
                     ),
                 )
+            } else if req.render() == Render::Metadata {
+                (200, table::partial_metadata(&obj))
             } else {
                 (200, obj)
             }
@@ -420,6 +435,12 @@ fn dispatch(
                 let mut meta = json!({"resourceVersion": rv});
                 if let Some(c) = next {
                     meta["continue"] = json!(c);
+                }
+                if req.render() == Render::Metadata {
+                    let items: Vec<Value> = items.iter().map(table::partial_metadata).collect();
+                    let list = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                                      "metadata": meta, "items": items});
+                    return Ok(json_response(200, &list));
                 }
                 (
                     200,

@@ -130,6 +130,15 @@ fn cell(obj: &Value, c: &PrinterColumn, now: DateTime<Utc>) -> Value {
     }
 }
 
+/// An object reduced to its metadata, as `PartialObjectMetadata`.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
 /// The Table for a list of objects of one type; `include_object` is the `includeObject`
 /// query parameter (`None`, `Metadata` (default) or `Object`).
 pub fn table(
@@ -160,13 +169,7 @@ pub fn table(
             match include_object {
                 "None" => {}
                 "Object" => row["object"] = o.clone(),
-                _ => {
-                    row["object"] = json!({
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
-                    })
-                }
+                _ => row["object"] = partial_metadata(o),
             }
             row
         })

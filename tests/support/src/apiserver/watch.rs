@@ -27,9 +27,18 @@ pub struct WatchParams {
     pub bookmarks: bool,
     pub send_initial_events: bool,
     pub timeout: Option<Duration>,
-    /// The client asked for Tables (`kubectl get -w`): each event's object is a one-row Table
-    /// with this `includeObject`.
-    pub table: Option<String>,
+    /// The form of each event's object.
+    pub render: Render,
+}
+
+/// What form the client asked objects in (its `Accept` header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Render {
+    Object,
+    /// A one-row Table with this `includeObject` (`kubectl get --watch`).
+    Table(String),
+    /// `PartialObjectMetadata` (kube-runtime's metadata watchers).
+    Metadata,
 }
 
 fn line(type_: &str, object: Value) -> Bytes {
@@ -116,12 +125,13 @@ struct Source {
 }
 
 impl Source {
-    fn out(&self, obj: &Value, table: Option<&str>) -> Value {
+    fn out(&self, obj: &Value, render: &Render) -> Value {
         let mut o = (self.convert)(obj);
         o["apiVersion"] = json!(self.view.api_version());
-        match table {
-            None => o,
-            Some(include) => {
+        match render {
+            Render::Object => o,
+            Render::Metadata => table::partial_metadata(&o),
+            Render::Table(include) => {
                 let rv = o["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or("")
@@ -154,7 +164,7 @@ async fn run(
     };
     for obj in initial {
         if tx
-            .send(line("ADDED", src.out(&obj, p.table.as_deref())))
+            .send(line("ADDED", src.out(&obj, &p.render)))
             .await
             .is_err()
         {
@@ -191,7 +201,7 @@ async fn run(
             let seen = translate(&p.filter, e.type_, &e.namespace, &e.object, e.old.as_ref());
             if let Some(t) = seen
                 && tx
-                    .send(line(t, src.out(&e.object, p.table.as_deref())))
+                    .send(line(t, src.out(&e.object, &p.render)))
                     .await
                     .is_err()
             {
