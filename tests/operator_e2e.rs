@@ -1176,6 +1176,111 @@ async fn invalid_resources_are_reported() {
         .condition("JobQueue", "good", "Ready", "True", Duration::from_secs(10))
         .await;
 
+    // scaleTargetRef: a missing workload is named; an existing one is scaled, not replaced,
+    // and its adopted stream keeps its data.
+    cluster
+        .create(
+            "JobQueue",
+            "external",
+            json!({
+                "redis": {"url": redis.url()},
+                "stream": "media:{thumbnails}",
+                "startFrom": "Beginning",
+                "workers": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "thumbnail-worker"}},
+                "scaling": {"maxReplicas": 3, "targetPerReplica": 10, "pollInterval": "1s"}
+            }),
+        )
+        .await;
+    let c = cluster
+        .condition(
+            "JobQueue",
+            "external",
+            "Ready",
+            "False",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(c.reason, "ScaleTargetNotFound");
+    assert!(c.message.contains("thumbnail-worker"), "{:?}", c.message);
+    let mut conn = redis_conn(&redis.url()).await;
+    for i in 0..25 {
+        let _: String = redis::cmd("XADD")
+            .arg("media:{thumbnails}")
+            .arg("*")
+            .arg("id")
+            .arg(format!("t{i}"))
+            .arg("payload")
+            .arg("{}")
+            .query_async(&mut conn)
+            .await
+            .expect("XADD");
+    }
+    let mine: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "thumbnail-worker", "labels": {"team": "media"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "thumbnail-worker"}},
+            "template": {"metadata": {"labels": {"app": "thumbnail-worker"}},
+                         "spec": {"containers": [{"name": "w", "image": "thumbs:1"}]}}
+        }
+    }))
+    .expect("deployment");
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
+    deployments
+        .create(&PostParams::default(), &mine)
+        .await
+        .expect("creating the user's Deployment");
+    // Nothing watches the user's Deployment: the 30 s retry finds it, or a spec change does.
+    cluster
+        .jobqueues()
+        .patch(
+            "external",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"scaling": {"maxReplicas": 4}}})),
+        )
+        .await
+        .expect("bumping the spec");
+    cluster
+        .condition(
+            "JobQueue",
+            "external",
+            "Ready",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the user's Deployment scaled to 3",
+        || async {
+            match replicas(&cluster, "thumbnail-worker").await {
+                3 => Ok(()),
+                r => Err(format!("{r}")),
+            }
+        },
+    )
+    .await;
+    let after = deployments.get("thumbnail-worker").await.expect("get");
+    assert!(after.metadata.owner_references.is_none(), "not taken over");
+    assert_eq!(
+        after
+            .spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers[0]
+            .image
+            .as_deref(),
+        Some("thumbs:1")
+    );
+    let length: i64 = redis::cmd("XLEN")
+        .arg("media:{thumbnails}")
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+    assert_eq!(length, 25, "the adopted stream keeps its data");
+
     // A Redis nobody listens on: RedisReachable=False with the reason, an Event, and the
     // failed reconciles counted on /metrics; the operator keeps running.
     cluster
