@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
@@ -396,7 +397,8 @@ async fn metadata_only_reads_and_watches_work() {
     let list = api.list_metadata(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.types.kind, "PartialObjectMetadataList");
-    let mut w = watcher::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    let meta_api: Api<PartialObjectMeta<ConfigMap>> = Api::default_namespaced(server.client());
+    let mut w = watcher::watcher(meta_api, watcher::Config::default()).boxed();
     let (init, errors) = until_with_errors(&mut w, |e| matches!(e, Event::InitDone)).await;
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(init.len(), 3, "Init, one object, InitDone: {init:?}");
