@@ -15,7 +15,7 @@
 //! - Custom resources for every served version of every CRD as soon as the CRD is created
 //!   (scope, short names, categories, `/status` and `/scale` subresources, printer columns);
 //!   a CRD whose schema is not structural is refused (422); deleting the CRD deletes its
-//!   objects.
+//!   objects at once, finalizers notwithstanding (the real server waits for them).
 //! - get, list (label selectors: full grammar; field selectors: `=`, `==`, `!=` on any dotted
 //!   path; `limit`/`continue`), create (also `generateName`), update with resourceVersion
 //!   preconditions (409 Conflict when stale; a custom resource's PUT must carry one, as in the
