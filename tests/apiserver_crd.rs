@@ -319,3 +319,47 @@ async fn deleting_a_crd_removes_its_objects_and_its_endpoint() {
     assert_eq!(s.code, 422);
     assert!(s.message.contains("metadata.name"), "{}", s.message);
 }
+
+#[tokio::test]
+async fn a_deleted_crd_waits_for_its_objects_finalizers() {
+    let server = TestApiServer::start().await;
+    install_crds(&server).await;
+    let api = queues(&server);
+    let mut held = queue("held", minimal_spec());
+    held.metadata.finalizers = Some(vec!["jobqueue.io/cleanup".into()]);
+    api.create(&PostParams::default(), &held).await.unwrap();
+    api.create(&PostParams::default(), &queue("free", minimal_spec()))
+        .await
+        .unwrap();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    crds.delete("jobqueues.jobqueue.io", &DeleteParams::default())
+        .await
+        .unwrap();
+    let crd = crds.get("jobqueues.jobqueue.io").await.unwrap();
+    assert!(
+        crd.metadata.deletion_timestamp.is_some(),
+        "terminating while objects remain"
+    );
+    assert!(api.get_opt("free").await.unwrap().is_none());
+    let h = api.get("held").await.unwrap();
+    assert!(h.metadata.deletion_timestamp.is_some());
+    let e = api
+        .create(&PostParams::default(), &queue("late", minimal_spec()))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e).code, 405);
+
+    // The operator's finalizer runs and is removed: the object, then the CRD, go.
+    let release = json!({"metadata": {"finalizers": null}});
+    api.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    assert!(
+        crds.get_opt("jobqueues.jobqueue.io")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(api_error(api.get("held").await.unwrap_err()).code, 404);
+}

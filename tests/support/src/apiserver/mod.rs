@@ -14,8 +14,9 @@
 //!   coordination.k8s.io leases, and apiextensions.k8s.io CustomResourceDefinitions.
 //! - Custom resources for every served version of every CRD as soon as the CRD is created
 //!   (scope, short names, categories, `/status` and `/scale` subresources, printer columns);
-//!   a CRD whose schema is not structural is refused (422); deleting the CRD deletes its
-//!   objects at once, finalizers notwithstanding (the real server waits for them).
+//!   a CRD whose schema is not structural is refused (422); a deleted CRD deletes its objects
+//!   and goes when the last one has gone (their finalizers are honoured), refusing creates
+//!   meanwhile.
 //! - get, list (label selectors: full grammar; field selectors: `=`, `==`, `!=` on any dotted
 //!   path; `limit`/`continue`), create (also `generateName`), update with resourceVersion
 //!   preconditions (409 Conflict when stale; a custom resource's PUT must carry one, as in the

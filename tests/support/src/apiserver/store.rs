@@ -524,6 +524,16 @@ impl Store {
         }
         validate::name(rt, &name)?;
         self.check_namespace(rt, ns)?;
+        if rt.custom
+            && self
+                .crd_of(&rt.group, &rt.plural)
+                .is_some_and(|(_, crd)| crd.pointer("/metadata/deletionTimestamp").is_some())
+        {
+            return Err(ApiError::MethodNotAllowed {
+                message: "create not allowed while custom resource definition is terminating"
+                    .into(),
+            });
+        }
         if rt.status
             && let Some(m) = obj.as_object_mut()
         {
@@ -899,7 +909,13 @@ impl Store {
             self.orphan_dependents(&uid);
         }
         let terminating_ns = rt.plural == "namespaces" && rt.group.is_empty();
-        if !finalizers(&old).is_empty() || terminating_ns {
+        let instances = if rt.group == "apiextensions.k8s.io" {
+            self.crd_instances(&old)
+        } else {
+            Vec::new()
+        };
+        let terminating_crd = !instances.is_empty();
+        if !finalizers(&old).is_empty() || terminating_ns || terminating_crd {
             if old.pointer("/metadata/deletionTimestamp").is_some() {
                 return Ok(Self::view(rt, &old));
             }
@@ -915,6 +931,18 @@ impl Store {
             let out = self.commit(rt, EventType::Modified, new, Some(old));
             if terminating_ns {
                 self.empty_namespace(name);
+            }
+            if terminating_crd {
+                // As the real server's customresourcecleanup finalizer: the CRD goes once its
+                // objects have gone, each honouring its own finalizers.
+                for (crt, o) in instances {
+                    let ns = meta_str(&o, "namespace").map(str::to_string);
+                    let n = meta_str(&o, "name").unwrap_or_default().to_string();
+                    let _ = self.delete(&crt, ns.as_deref(), &n, &DeleteOpts::default());
+                }
+                if let Some((g, p)) = crd_names(&out) {
+                    self.finish_crd(&g, &p);
+                }
             }
             return Ok(out);
         }
@@ -978,6 +1006,52 @@ impl Store {
         }
         if let Some(ns) = meta_str(removed, "namespace").filter(|_| rt.namespaced) {
             self.finish_namespace(ns);
+        }
+        if rt.custom {
+            self.finish_crd(&rt.group, &rt.plural);
+        }
+    }
+
+    /// The stored objects of a CRD's resource.
+    fn crd_instances(&self, crd: &Value) -> Vec<(ResourceType, Value)> {
+        let Some((group, plural)) = crd_names(crd) else {
+            return Vec::new();
+        };
+        let Some(rt) = self
+            .types
+            .iter()
+            .filter(|t| t.custom && t.group == group && t.plural == plural)
+            .max_by_key(|t| t.storage)
+            .cloned()
+        else {
+            return Vec::new();
+        };
+        self.objects
+            .get(&(group, plural))
+            .map(|b| b.values().map(|o| (rt.clone(), o.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    fn crd_of(&self, group: &str, plural: &str) -> Option<(ResourceType, Value)> {
+        let crt = self.builtin("apiextensions.k8s.io", "customresourcedefinitions");
+        let crd = self.lookup(&crt, "", &format!("{plural}.{group}"))?.clone();
+        Some((crt, crd))
+    }
+
+    /// Removes a terminating CRD whose last object has gone.
+    fn finish_crd(&mut self, group: &str, plural: &str) {
+        let Some((crt, crd)) = self.crd_of(group, plural) else {
+            return;
+        };
+        let empty = self
+            .objects
+            .get(&(group.to_string(), plural.to_string()))
+            .is_none_or(BTreeMap::is_empty);
+        if crd.pointer("/metadata/deletionTimestamp").is_some()
+            && empty
+            && finalizers(&crd).is_empty()
+        {
+            self.commit(&crt, EventType::Deleted, crd.clone(), Some(crd));
         }
     }
 
@@ -1100,4 +1174,12 @@ fn structural(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
         message: format!("{} \"{name}\" is invalid: {joined}", rt.qualified_kind()),
         details: json!({"name": name, "group": rt.group, "kind": rt.kind, "causes": causes}),
     })
+}
+
+/// `(spec.group, spec.names.plural)` of a CRD.
+fn crd_names(crd: &Value) -> Option<(String, String)> {
+    Some((
+        crd.pointer("/spec/group")?.as_str()?.to_string(),
+        crd.pointer("/spec/names/plural")?.as_str()?.to_string(),
+    ))
 }
