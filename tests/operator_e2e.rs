@@ -1176,6 +1176,90 @@ async fn invalid_resources_are_reported() {
         .condition("JobQueue", "good", "Ready", "True", Duration::from_secs(10))
         .await;
 
+    // A Schedule moved to another queue (then to a missing one) fires only where it points:
+    // its entry leaves the queue it was on.
+    cluster
+        .create("JobQueue", "other", json!({"redis": {"url": redis.url()}}))
+        .await;
+    cluster
+        .create(
+            "Schedule",
+            "mover",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "good"}}),
+        )
+        .await;
+    let good = QueueKeys::new(default_stream("default", "good"));
+    let other = QueueKeys::new(default_stream("default", "other"));
+    let mut conn = redis_conn(&redis.url()).await;
+    let fired_into = |keys: QueueKeys| {
+        let conn = conn.clone();
+        async move {
+            eventually(
+                Duration::from_secs(15),
+                "a job of the moved schedule",
+                || {
+                    let mut conn = conn.clone();
+                    let stream = keys.stream.clone();
+                    async move {
+                        let n = jobs(&mut conn, &stream).await.len();
+                        if n > 0 {
+                            Ok(())
+                        } else {
+                            Err(format!("none in {stream}"))
+                        }
+                    }
+                },
+            )
+            .await
+        }
+    };
+    fired_into(good.clone()).await;
+    let schedules = cluster.schedules();
+    let point_at = |queue: &'static str| {
+        let schedules = schedules.clone();
+        async move {
+            schedules
+                .patch(
+                    "mover",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(json!({"spec": {"queueRef": {"name": queue}}})),
+                )
+                .await
+                .expect("moving the Schedule")
+        }
+    };
+    point_at("other").await;
+    fired_into(other.clone()).await;
+    let armed = |keys: QueueKeys| {
+        let mut conn = conn.clone();
+        async move {
+            let n: i64 = redis::cmd("EXISTS")
+                .arg(keys.schedule("mover"))
+                .query_async(&mut conn)
+                .await
+                .expect("EXISTS");
+            n == 1
+        }
+    };
+    assert!(
+        !armed(good.clone()).await,
+        "the schedule still fires into its old queue"
+    );
+    point_at("missing").await;
+    cluster
+        .condition(
+            "Schedule",
+            "mover",
+            "Ready",
+            "False",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert!(
+        !armed(other.clone()).await,
+        "a schedule pointing at a missing queue still fires"
+    );
+
     // scaleTargetRef: a missing workload is named; an existing one is scaled, not replaced,
     // and its adopted stream keeps its data.
     cluster
@@ -1202,7 +1286,6 @@ async fn invalid_resources_are_reported() {
         .await;
     assert_eq!(c.reason, "ScaleTargetNotFound");
     assert!(c.message.contains("thumbnail-worker"), "{:?}", c.message);
-    let mut conn = redis_conn(&redis.url()).await;
     for i in 0..25 {
         let _: String = redis::cmd("XADD")
             .arg("media:{thumbnails}")

@@ -108,6 +108,10 @@ async fn apply(s: Arc<Schedule>, ctx: &Context) -> Result<Action, ReconcileError
             "JobQueue {:?} not found in namespace {:?} (spec.queueRef.name)",
             queue.name, queue.namespace
         );
+        // It may have fired into another queue before its queueRef changed.
+        if let Err(e) = ctx.runtime.remove_schedule(&id, &queue).await {
+            return Err(ReconcileError::Redis(e.to_string()));
+        }
         set_ready(ctx, &s, false, "QueueNotFound", message).await;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }

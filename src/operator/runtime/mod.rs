@@ -288,6 +288,14 @@ impl Runtime {
         queue: &ObjectId,
         def: &ScheduleDefinition,
     ) -> Result<(), RuntimeError> {
+        // Pointed at another queue: it must stop firing into the one it was written to.
+        let moved_from = lock(&self.inner.schedules)
+            .get(id)
+            .map(|s| s.queue.clone())
+            .filter(|q| q != queue);
+        if let Some(old) = moved_from {
+            self.remove_schedule(id, &old).await?;
+        }
         let entry = self
             .queue_entry(queue)
             .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
@@ -313,21 +321,28 @@ impl Runtime {
         Ok(())
     }
 
-    /// Removes a schedule from Redis (it never fires again).
+    /// Removes a schedule from Redis (it never fires again): from `queue`, and from the queue
+    /// it was last written to if that is another one.
     pub async fn remove_schedule(
         &self,
         id: &ObjectId,
         queue: &ObjectId,
     ) -> Result<(), RuntimeError> {
+        let written_to = lock(&self.inner.schedules)
+            .get(id)
+            .map(|s| s.queue.clone())
+            .filter(|q| q != queue);
+        for q in std::iter::once(queue).chain(written_to.as_ref()) {
+            let Some(entry) = self.queue_entry(q) else {
+                continue;
+            };
+            let mut conn = self.inner.pool.get(&entry.redis_url).await?;
+            schedules::remove(&mut conn, &entry.config.keys, &id.name).await?;
+        }
         lock(&self.inner.schedules).remove(id);
         self.inner
             .metrics
             .forget_schedule(&ObjectLabels::new(&id.namespace, &id.name));
-        let Some(entry) = self.queue_entry(queue) else {
-            return Ok(());
-        };
-        let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-        schedules::remove(&mut conn, &entry.config.keys, &id.name).await?;
         Ok(())
     }
 
