@@ -129,8 +129,42 @@ impl Endpoint {
     }
 }
 
+/// TLS settings beyond what a `rediss://` URL says (which trusts the system's roots). From a
+/// JobQueue's `spec.redis.tls`.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct TlsOptions {
+    /// A PEM bundle of CA certificates to trust instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accept any server certificate (development only).
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsOptions {
+    /// Whether these are the defaults (nothing beyond the URL).
+    pub fn is_default(&self) -> bool {
+        self.ca_pem.is_none() && !self.insecure_skip_verify
+    }
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field(
+                "ca_pem",
+                &self.ca_pem.as_ref().map(|c| format!("<{} bytes>", c.len())),
+            )
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish()
+    }
+}
+
 /// Connects to the Redis (or Redis Cluster) named by `url` and checks it answers PING.
 pub async fn connect(url: &str) -> Result<RedisConn> {
+    connect_with(url, &TlsOptions::default()).await
+}
+
+/// [`connect`] with TLS settings; they need a `rediss://` (or `rediss+cluster://`) URL.
+pub async fn connect_with(url: &str, tls: &TlsOptions) -> Result<RedisConn> {
     let endpoint = Endpoint::parse(url)?;
     let unreachable = |error| QueueError::Unreachable {
         endpoint: endpoint.display(),
@@ -140,9 +174,36 @@ pub async fn connect(url: &str) -> Result<RedisConn> {
         url: mask_password(url),
         reason: e.to_string(),
     };
+    let secure = |u: &str| u.starts_with("rediss://");
+    let tls_url = |u: &str| -> Result<String> {
+        if tls.is_default() {
+            return Ok(u.to_string());
+        }
+        if !secure(u) {
+            return Err(QueueError::InvalidUrl {
+                url: mask_password(url),
+                reason: "TLS settings (spec.redis.tls) need a rediss:// URL".into(),
+            });
+        }
+        // redis-rs reads "skip verification" from the URL fragment.
+        Ok(if tls.insecure_skip_verify && !u.ends_with("#insecure") {
+            format!("{u}#insecure")
+        } else {
+            u.to_string()
+        })
+    };
+    let certificates = tls.ca_pem.as_ref().map(|ca| redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.clone()),
+    });
     let mut conn = match &endpoint {
         Endpoint::Single(u) => {
-            let client = redis::Client::open(u.as_str()).map_err(invalid)?;
+            let u = tls_url(u)?;
+            let client = match &certificates {
+                Some(certs) => redis::Client::build_with_tls(u.as_str(), certs.clone()),
+                None => redis::Client::open(u.as_str()),
+            }
+            .map_err(invalid)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -155,13 +216,19 @@ pub async fn connect(url: &str) -> Result<RedisConn> {
             )
         }
         Endpoint::Cluster(seeds) => {
-            let client =
+            let seeds = seeds
+                .iter()
+                .map(|s| tls_url(s))
+                .collect::<Result<Vec<_>>>()?;
+            let mut builder =
                 redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
-                    .retries(2)
-                    .build()
-                    .map_err(invalid)?;
+                    .retries(2);
+            if let Some(certs) = certificates {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build().map_err(invalid)?;
             RedisConn::Cluster(client.get_async_connection().await.map_err(unreachable)?)
         }
     };

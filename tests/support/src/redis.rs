@@ -440,3 +440,87 @@ fn ping(port: u16) -> bool {
         .query::<String>(&mut con)
         .is_ok_and(|r| r == "PONG")
 }
+
+/// A standalone server that also listens with TLS, with certificates made for this test by a
+/// throw-away CA (the plain port stays for the harness's readiness check).
+pub struct TlsRedisServer {
+    server: RedisServer,
+    tls_port: u16,
+    ca_pem: String,
+    // Dropped after the server: its certificate files.
+    _certs: tempfile::TempDir,
+}
+
+impl TlsRedisServer {
+    /// Starts the server; its certificate is valid for 127.0.0.1 and signed by [`Self::ca_pem`].
+    pub fn start() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("generating a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "jobqueue test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-signing the CA");
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let server_key = KeyPair::generate().expect("generating a server key");
+        let mut server_params =
+            CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("server params");
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
+        let server_cert = server_params
+            .signed_by(&server_key, &issuer)
+            .expect("signing the server certificate");
+
+        let certs = tempfile::Builder::new()
+            .prefix("jobqueue-tls-")
+            .tempdir()
+            .expect("temporary directory");
+        let write = |name: &str, pem: String| {
+            let path = certs.path().join(name);
+            std::fs::write(&path, pem).expect("writing a certificate file");
+            path.display().to_string()
+        };
+        let ca_file = write("ca.crt", ca_cert.pem());
+        let cert_file = write("server.crt", server_cert.pem());
+        let key_file = write("server.key", server_key.serialize_pem());
+        let tls_port = free_port();
+        let server = RedisServer::start_with(
+            vec![
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                cert_file,
+                "--tls-key-file".into(),
+                key_file,
+                "--tls-ca-cert-file".into(),
+                ca_file,
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+            |_| Vec::new(),
+        );
+        TlsRedisServer {
+            server,
+            tls_port,
+            ca_pem: ca_cert.pem(),
+            _certs: certs,
+        }
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`.
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+
+    /// The PEM of the CA that signed the server's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The underlying server (plain port, log).
+    pub fn server(&self) -> &RedisServer {
+        &self.server
+    }
+}
