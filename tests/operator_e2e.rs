@@ -515,6 +515,21 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
         zero_after >= COOLDOWN,
         "scaled to zero {zero_after:?} after the backlog hit zero, before the {COOLDOWN:?} cooldown"
     );
+    // Before scaling in, the worker pods were ranked for removal (idle ones go first).
+    let ranked = pods
+        .get("emails-workers-test")
+        .await
+        .expect("the worker pod");
+    let cost = ranked
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("controller.kubernetes.io/pod-deletion-cost"));
+    assert!(
+        cost.is_some_and(|c| c.parse::<i64>().is_ok()),
+        "no pod-deletion-cost before the scale-in: {:?}",
+        ranked.metadata.annotations
+    );
     let to_zero = cluster
         .event("JobQueue", "emails", "ScaledToZero", &["→ 0"])
         .await;
@@ -1647,4 +1662,93 @@ async fn a_replica_that_loses_the_lease_stops_its_loops() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A queue on a three-node Redis Cluster: provisioned, scaled from its backlog, and fed by a
+/// Schedule, like on a single server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_on_a_redis_cluster() {
+    let cluster = Cluster::start("queue_on_a_redis_cluster").await;
+    let redis = jobqueue_test_support::redis::RedisCluster::start();
+    let _operator = cluster.operator("redis://127.0.0.1:1", "op-a", &["--log-format", "json"]);
+    cluster
+        .create(
+            "JobQueue",
+            "sharded",
+            json!({
+                "redis": {"url": redis.url()},
+                "workers": {"template": {"spec": {"containers": [{"name": "w", "image": "w:1"}]}}},
+                "scaling": {"maxReplicas": 2, "targetPerReplica": 10, "pollInterval": "1s"}
+            }),
+        )
+        .await;
+    cluster
+        .create(
+            "Schedule",
+            "beat",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "sharded"}}),
+        )
+        .await;
+    cluster
+        .condition(
+            "JobQueue",
+            "sharded",
+            "Ready",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    cluster
+        .condition("Schedule", "beat", "Ready", "True", Duration::from_secs(30))
+        .await;
+
+    let keys = QueueKeys::new(default_stream("default", "sharded"));
+    let client = redis::cluster::ClusterClient::new(redis.seed_urls()).expect("cluster client");
+    let mut conn = client
+        .get_async_connection()
+        .await
+        .expect("cluster connection");
+    for i in 0..15 {
+        let _: String = redis::cmd("XADD")
+            .arg(&keys.stream)
+            .arg("*")
+            .arg("id")
+            .arg(format!("c{i}"))
+            .arg("payload")
+            .arg("{}")
+            .query_async(&mut conn)
+            .await
+            .expect("XADD");
+    }
+    eventually(Duration::from_secs(10), "2 replicas", || async {
+        match replicas(&cluster, "sharded-workers").await {
+            2 => Ok(()),
+            r => Err(format!("{r}")),
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(10), "scheduled jobs", || {
+        let mut conn = conn.clone();
+        let stream = keys.stream.clone();
+        async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let scheduled = reply
+                .ids
+                .iter()
+                .filter(|e| e.map.contains_key("scheduled_for"))
+                .count();
+            if scheduled >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{scheduled}"))
+            }
+        }
+    })
+    .await;
 }

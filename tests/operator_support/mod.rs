@@ -418,11 +418,19 @@ impl Operator {
             &format!("{} to serve HTTP", self.identity),
             || async {
                 let log = self.log();
-                log.split("bound=")
+                // Text (`bound=ADDR`) or JSON (`"bound":"ADDR"`) logs.
+                let text = log
+                    .split("bound=")
                     .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|rest| rest.split_whitespace().next());
+                let json = log.lines().find_map(|line| {
+                    let v: Value = serde_json::from_str(line).ok()?;
+                    v.get("bound")?.as_str().map(str::to_string)
+                });
+                text.map(str::to_string)
+                    .or(json)
                     .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| "no bound= in its log yet".to_string())
+                    .ok_or_else(|| "no bound address in its log yet".to_string())
             },
         )
         .await
