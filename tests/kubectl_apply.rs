@@ -158,6 +158,18 @@ async fn kubectl_gets_describes_and_deletes_jobqueues() {
         .ok(&["get", "secret", "redis", "-o", "jsonpath={.data.url}"])
         .await;
     assert_eq!(url, "cmVkaXM6Ly9yOjYzNzk=", "base64 of the URL");
+    let secrets = k.ok(&["get", "secrets"]).await;
+    let row: Vec<&str> = secrets
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..3],
+        ["redis", "Opaque", "1"],
+        "NAME TYPE DATA: {secrets}"
+    );
     k.ok(&["apply", "-f", "examples/quickstart/"]).await;
 
     // The operator's status write, then what `kubectl get` shows of it.

@@ -575,8 +575,18 @@ fn delete_opts(req: &Request) -> Result<DeleteOpts, ApiError> {
     })
 }
 
-/// The few defaults of built-in types the operator's logic depends on.
+/// The few defaults of built-in types that clients see.
 fn builtin_defaults(rt: &ResourceType, obj: &mut Value) {
+    if rt.group.is_empty()
+        && rt.plural == "secrets"
+        && obj.is_object()
+        && obj
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        obj["type"] = json!("Opaque");
+    }
     if rt.group == "apps"
         && (rt.plural == "deployments" || rt.plural == "statefulsets")
         && obj.get("spec").is_some_and(Value::is_object)

@@ -38,7 +38,9 @@
 //!   pruned.
 //! - A `kubectl get` Table (`Accept: application/json;as=Table;...`) with a CRD's
 //!   `additionalPrinterColumns` (JSONPath subset: fields, indexes, `[?(@.k=="v")]`), also as
-//!   one-row Tables in watches (`kubectl get --watch`); built-ins get Name and Age only.
+//!   one-row Tables in watches (`kubectl get --watch`); the built-ins get the main columns of
+//!   the real server's (Deployments READY/UP-TO-DATE/AVAILABLE, Pods READY/STATUS/RESTARTS,
+//!   Events TYPE/REASON/OBJECT/MESSAGE, ...), computed from what clients wrote.
 //! - A request log ([`TestApiServer::requests`]).
 //! - JSON everywhere; protobuf request bodies only for Namespaces, Secrets and ConfigMaps (what
 //!   `kubectl create namespace|secret|configmap` send), answered in JSON. Other protobuf bodies
@@ -55,7 +57,8 @@
 //! - Strategic merge knows only `name` as a list merge key; server-side apply treats lists as
 //!   atomic and owns only labels, annotations, finalizers and ownerReferences of metadata.
 //! - Validation covers only custom resources (and object names); built-ins are stored as sent,
-//!   apart from `spec.replicas` defaulting to 1 on Deployments and StatefulSets.
+//!   apart from `spec.replicas` defaulting to 1 on Deployments and StatefulSets and a Secret's
+//!   `type` to `Opaque`.
 //! - `events.k8s.io/v1` Events are a view of core Events (as in the real server) by renaming
 //!   fields; the few semantic differences of the real conversion are not reproduced.
 //! - `continue` tokens do not pin a snapshot, and a list at an exact older resourceVersion is

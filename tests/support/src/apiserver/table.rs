@@ -130,6 +130,121 @@ fn cell(obj: &Value, c: &PrinterColumn, now: DateTime<Utc>) -> Value {
     }
 }
 
+/// The columns the real server prints for the built-ins people look at while the operator
+/// works (before Age): `(name, type)`.
+fn builtin_columns(rt: &ResourceType) -> &'static [(&'static str, &'static str)] {
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("apps", "deployments") => &[
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+        ],
+        ("apps", "statefulsets") => &[("Ready", "string")],
+        ("", "pods") => &[
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "string"),
+        ],
+        ("", "namespaces") => &[("Status", "string")],
+        ("", "secrets") => &[("Type", "string"), ("Data", "integer")],
+        ("", "configmaps") => &[("Data", "integer")],
+        ("coordination.k8s.io", "leases") => &[("Holder", "string")],
+        ("", "events") | ("events.k8s.io", "events") => &[
+            ("Type", "string"),
+            ("Reason", "string"),
+            ("Object", "string"),
+            ("Message", "string"),
+        ],
+        _ => &[],
+    }
+}
+
+fn builtin_cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
+    let int = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let text = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let len = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_object)
+            .map_or(0, serde_json::Map::len)
+    };
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("apps", "deployments") => vec![
+            json!(format!(
+                "{}/{}",
+                int("/status/readyReplicas"),
+                int("/spec/replicas")
+            )),
+            json!(int("/status/updatedReplicas")),
+            json!(int("/status/availableReplicas")),
+        ],
+        ("apps", "statefulsets") => vec![json!(format!(
+            "{}/{}",
+            int("/status/readyReplicas"),
+            int("/spec/replicas")
+        ))],
+        ("", "pods") => {
+            let statuses = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let ready = statuses
+                .iter()
+                .filter(|c| c["ready"] == json!(true))
+                .count();
+            let containers = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let restarts: i64 = statuses
+                .iter()
+                .filter_map(|c| c["restartCount"].as_i64())
+                .sum();
+            let phase = text("/status/phase");
+            vec![
+                json!(format!("{ready}/{containers}")),
+                json!(if phase.is_empty() {
+                    "Pending".into()
+                } else {
+                    phase
+                }),
+                json!(restarts.to_string()),
+            ]
+        }
+        ("", "namespaces") => vec![json!(text("/status/phase"))],
+        ("", "secrets") => vec![json!(text("/type")), json!(len("/data"))],
+        ("", "configmaps") => vec![json!(len("/data") + len("/binaryData"))],
+        ("coordination.k8s.io", "leases") => vec![json!(text("/spec/holderIdentity"))],
+        ("", "events") | ("events.k8s.io", "events") => {
+            let regarding = o.get("involvedObject").or_else(|| o.get("regarding"));
+            let field = |k: &str| {
+                regarding
+                    .and_then(|r| r.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let message = o.get("message").or_else(|| o.get("note"));
+            vec![
+                json!(text("/type")),
+                json!(text("/reason")),
+                json!(format!(
+                    "{}/{}",
+                    field("kind").to_lowercase(),
+                    field("name")
+                )),
+                json!(message.and_then(Value::as_str).unwrap_or("")),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// An object reduced to its metadata, as `PartialObjectMetadata`.
 pub fn partial_metadata(obj: &Value) -> Value {
     json!({
@@ -149,6 +264,11 @@ pub fn table(
     now: DateTime<Utc>,
 ) -> Value {
     let mut columns = rt.columns.clone();
+    let computed = if rt.custom {
+        &[][..]
+    } else {
+        builtin_columns(rt)
+    };
     if columns.is_empty() {
         columns.push(age_column());
     }
@@ -156,6 +276,9 @@ pub fn table(
         "name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace.",
     })];
+    defs.extend(computed.iter().map(|(name, type_)| {
+        json!({"name": name, "type": type_, "format": "", "description": "", "priority": 0})
+    }));
     defs.extend(columns.iter().map(|c| {
         json!({"name": c.name, "type": c.type_, "format": c.format,
                "description": c.description, "priority": c.priority})
@@ -164,6 +287,9 @@ pub fn table(
         .iter()
         .map(|o| {
             let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            if !computed.is_empty() {
+                cells.extend(builtin_cells(rt, o));
+            }
             cells.extend(columns.iter().map(|c| cell(o, c, now)));
             let mut row = json!({"cells": cells});
             match include_object {
@@ -218,11 +344,42 @@ mod tests {
     }
 
     #[test]
+    fn built_ins_get_the_columns_kubectl_users_expect() {
+        let rt = builtins()
+            .into_iter()
+            .find(|r| r.plural == "deployments")
+            .unwrap();
+        let d = json!({"metadata": {"name": "w"}, "spec": {"replicas": 3},
+                       "status": {"readyReplicas": 1, "updatedReplicas": 3}});
+        let t = table(&rt, &[d], "1", "None", Utc::now());
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Name", "Ready", "Up-to-date", "Available", "Age"]);
+        assert_eq!(t["rows"][0]["cells"], json!(["w", "1/3", 3, 0, null]));
+        let ev = builtins()
+            .into_iter()
+            .find(|r| r.plural == "events" && r.group.is_empty())
+            .unwrap();
+        let e = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "ScaledUp",
+                       "involvedObject": {"kind": "JobQueue", "name": "q"}, "message": "1 → 4"});
+        let t = table(&ev, &[e], "1", "None", Utc::now());
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["e", "Normal", "ScaledUp", "jobqueue/q", "1 → 4", null])
+        );
+    }
+
+    #[test]
     fn table_has_name_columns_and_partial_metadata() {
         let mut rt = builtins()
             .into_iter()
             .find(|r| r.plural == "secrets")
             .unwrap();
+        rt.custom = true; // as if from a CRD: only its printer columns
         rt.columns = vec![PrinterColumn {
             name: "Lag".into(),
             type_: "integer".into(),
