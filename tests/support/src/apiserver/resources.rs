@@ -98,7 +98,12 @@ fn builtin(gvkp: [&str; 4], namespaced: bool, short_names: &[&str], sub: Sub) ->
         singular: kind.to_lowercase(),
         namespaced,
         short_names: short_names.iter().map(|s| s.to_string()).collect(),
-        categories: Vec::new(),
+        // `kubectl get all` lists these, as on a real cluster.
+        categories: if matches!(plural, "pods" | "services" | "deployments" | "statefulsets") {
+            vec!["all".into()]
+        } else {
+            Vec::new()
+        },
         status: sub != Sub::Plain,
         scale: (sub == Sub::StatusAndScale).then(|| ScalePaths {
             spec_replicas: ".spec.replicas".into(),
