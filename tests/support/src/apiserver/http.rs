@@ -26,6 +26,9 @@ use super::store::{DeleteOpts, Filter, Propagation, Store, WriteOpts};
 use super::table;
 use super::watch::{self, Render, WatchParams};
 
+/// Requests kept in the log; far more than any test makes.
+const LOG_LIMIT: usize = 200_000;
+
 /// State shared by every request.
 pub struct Shared {
     pub store: Mutex<Store>,
@@ -330,7 +333,13 @@ fn resource(
     if shared.verbose {
         eprintln!("{record}");
     }
-    shared.log().push(record);
+    let mut log = shared.log();
+    if log.len() >= LOG_LIMIT {
+        // A long-running standalone server keeps the newest half.
+        log.drain(..LOG_LIMIT / 2);
+    }
+    log.push(record);
+    drop(log);
     if response.status() != StatusCode::OK || verb != Some("get") {
         shared.notify();
     }
