@@ -169,6 +169,14 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
         reply.groups.into_iter().map(|g| g.name).collect()
     };
     assert_eq!(groups, ["workers"]);
+    cluster
+        .event(
+            "JobQueue",
+            "emails",
+            "Provisioned",
+            &["created", "\"workers\""],
+        )
+        .await;
 
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
     let deployment = eventually(Duration::from_secs(10), "the worker Deployment", || async {
@@ -663,6 +671,8 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
 /// Every-second run times of a schedule's jobs, and its stored counters.
 struct Runs {
     seconds: Vec<i64>,
+    /// When each run's job was enqueued, by scheduled time.
+    enqueued: BTreeMap<i64, i64>,
     missed: i64,
     /// The armed next run (exclusive end of what must be accounted for).
     next: i64,
@@ -709,6 +719,10 @@ async fn runs(
     };
     Runs {
         seconds,
+        enqueued: mine
+            .iter()
+            .map(|j| (j.scheduled_for.expect("scheduled_for"), j.enqueued_at))
+            .collect(),
         missed: num("missed_runs"),
         next: num("next_schedule_time"),
     }
@@ -902,7 +916,12 @@ async fn schedules_fire_exactly_once_across_a_leader_sigkill() {
             "FireOnce has no catch-up for the gap {a}..{b}: {:?}",
             once.seconds
         );
-        let inside: Vec<_> = once_set.range(a + 1000..b - 1000).collect();
+        // (A run the killed leader fired just before dying, for FireOnce but not yet for Skip,
+        // is not part of the new leader's decision.)
+        let inside: Vec<_> = once_set
+            .range(a + 1000..b - 1000)
+            .filter(|t| once.enqueued[t] > killed_at)
+            .collect();
         assert!(
             inside.is_empty(),
             "FireOnce fired more than one run of the gap {a}..{b}: {inside:?}"
