@@ -211,7 +211,8 @@ impl TestApiServer {
         kube::Client::try_from(config).expect("a kube client for the test server")
     }
 
-    /// Every resource request so far, in order.
+    /// Every resource request so far, in order (a server that has logged 200,000 forgets
+    /// the oldest half).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.log().clone()
     }
