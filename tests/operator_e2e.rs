@@ -1689,7 +1689,7 @@ async fn a_replica_that_loses_the_lease_stops_its_loops() {
 async fn queue_on_a_redis_cluster() {
     let cluster = Cluster::start("queue_on_a_redis_cluster").await;
     let redis = jobqueue_test_support::redis::RedisCluster::start();
-    let _operator = cluster.operator("redis://127.0.0.1:1", "op-a", &["--log-format", "json"]);
+    let operator = cluster.operator("redis://127.0.0.1:1", "op-a", &["--log-format", "json"]);
     cluster
         .create(
             "JobQueue",
@@ -1770,4 +1770,38 @@ async fn queue_on_a_redis_cluster() {
         }
     })
     .await;
+
+    // Steady state with an owned Deployment: status keeps being written, nothing reconciles
+    // (a reconcile re-applies the Deployment; that must not wake the controller again).
+    let addr = operator.http_addr().await;
+    let reconciles = || async move {
+        let (_, body) = http_get(addr, "/metrics").await;
+        value(
+            &parse_metrics(&body).0,
+            "jobqueue_reconcile_duration_seconds_count",
+            &[("controller", "jobqueue")],
+        )
+    };
+    let status_writes = || {
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.verb == "patch" && r.subresource.as_deref() == Some("status"))
+            .count()
+    };
+    let before = reconciles().await;
+    let writes = status_writes();
+    eventually(Duration::from_secs(15), "4 more status writes", || async {
+        match status_writes() - writes {
+            n if n >= 4 => Ok(()),
+            n => Err(format!("{n}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        reconciles().await,
+        before,
+        "the operator keeps reconciling an unchanged queue"
+    );
 }
