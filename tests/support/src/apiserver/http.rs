@@ -21,6 +21,7 @@ use super::patch::PatchKind;
 use super::path::{self, Route, Target};
 use super::protobuf;
 use super::resources::ResourceType;
+use super::scale;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{DeleteOpts, Filter, Propagation, Store, WriteOpts};
 use super::table;
@@ -59,7 +60,7 @@ impl Shared {
     }
 }
 
-fn json_response(code: u16, body: &Value) -> Response {
+pub(super) fn json_response(code: u16, body: &Value) -> Response {
     Response::builder()
         .status(code)
         .header("content-type", "application/json")
@@ -128,20 +129,21 @@ pub async fn handle(
     }
 }
 
-struct Request {
+/// One resource request, parsed.
+pub(super) struct Request {
     target: Target,
     /// The type the client addressed.
-    rt: ResourceType,
+    pub(super) rt: ResourceType,
     /// The type the objects are stored as (differs for events.k8s.io Events, a view of core
     /// Events).
     storage: ResourceType,
     query: HashMap<String, String>,
     headers: HeaderMap,
-    body: Bytes,
+    pub(super) body: Bytes,
 }
 
 impl Request {
-    fn q(&self, k: &str) -> Option<&str> {
+    pub(super) fn q(&self, k: &str) -> Option<&str> {
         self.query.get(k).map(String::as_str)
     }
 
@@ -149,14 +151,14 @@ impl Request {
         matches!(self.q(k), Some("true" | "1"))
     }
 
-    fn ns(&self) -> Option<&str> {
+    pub(super) fn ns(&self) -> Option<&str> {
         self.target
             .namespace
             .as_deref()
             .filter(|_| self.rt.namespaced)
     }
 
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         self.target.name.as_deref().unwrap_or_default()
     }
 
@@ -196,7 +198,7 @@ impl Request {
         })
     }
 
-    fn write_opts(&self) -> WriteOpts {
+    pub(super) fn write_opts(&self) -> WriteOpts {
         let agent = self
             .headers
             .get("user-agent")
@@ -236,7 +238,7 @@ impl Request {
         }
     }
 
-    fn json_body(&self) -> Result<Value, ApiError> {
+    pub(super) fn json_body(&self) -> Result<Value, ApiError> {
         if self.content_type().contains("protobuf") {
             return protobuf::decode(&self.body).map_err(|e| ApiError::UnsupportedMediaType {
                 message: format!("this test API server reads protobuf only for Namespaces, Secrets and ConfigMaps: {e}"),
@@ -357,7 +359,7 @@ fn dispatch(
     let sub = req.target.subresource.as_deref();
     match sub {
         None | Some("status") => {}
-        Some("scale") if rt.scale.is_some() => return scale(shared, verb, req, patch_type),
+        Some("scale") if rt.scale.is_some() => return scale::serve(shared, verb, req, patch_type),
         Some(_) => return Err(not_found_path()),
     }
     if sub == Some("status") && !rt.status {
@@ -603,121 +605,4 @@ fn builtin_defaults(rt: &ResourceType, obj: &mut Value) {
     {
         obj["spec"]["replicas"] = json!(1);
     }
-}
-
-fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.trim_start_matches('.')
-        .split('.')
-        .try_fold(obj, |v, k| v.get(k))
-}
-
-fn selector_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Object(_) => v
-            .get("matchLabels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
-}
-
-fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
-    let paths = rt.scale.as_ref().expect("only called for scalable types");
-    let m = &obj["metadata"];
-    let mut scale = json!({
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
-                     "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
-        "spec": {"replicas": at_path(obj, &paths.spec_replicas).cloned().unwrap_or(json!(0))},
-        "status": {"replicas": at_path(obj, &paths.status_replicas).cloned().unwrap_or(json!(0))},
-    });
-    if let Some(sel) = paths
-        .label_selector
-        .as_deref()
-        .and_then(|p| at_path(obj, p))
-    {
-        scale["status"]["selector"] = json!(selector_string(sel));
-    }
-    scale
-}
-
-fn scale(
-    shared: &Arc<Shared>,
-    verb: &str,
-    req: &Request,
-    patch_type: Option<PatchKind>,
-) -> Result<Response, ApiError> {
-    let rt = &req.rt;
-    let mut store = shared.store();
-    let (ns, name) = (req.ns(), req.name());
-    let current = store.get(rt, ns, name)?;
-    let now = scale_of(rt, &current);
-    let desired = match (verb, patch_type) {
-        ("get", _) => return Ok(json_response(200, &now)),
-        ("update", _) => req.json_body()?,
-        ("patch", Some(k @ (PatchKind::Merge | PatchKind::Json | PatchKind::Strategic))) => {
-            super::patch::apply_patch(k, &now, &req.json_body()?)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-        }
-        ("patch", Some(PatchKind::Apply)) => {
-            let cfg: Value = serde_yaml::from_slice(&req.body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-            let mut d = now.clone();
-            if let Some(r) = cfg.pointer("/spec/replicas") {
-                d["spec"]["replicas"] = r.clone();
-            }
-            d
-        }
-        _ => {
-            return Err(ApiError::MethodNotAllowed {
-                message: format!("{verb} is not supported on the scale subresource"),
-            });
-        }
-    };
-    if let Some(rv) = desired
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        && !rv.is_empty()
-        && Some(rv)
-            != current
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-    {
-        return Err(ApiError::stale(&rt.group, &rt.plural, name));
-    }
-    let replicas = desired
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| {
-            ApiError::Invalid {
-                message: format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
-                                 desired.pointer("/spec/replicas").cloned().unwrap_or(Value::Null)),
-                details: json!({"name": name, "group": "autoscaling", "kind": "Scale",
-                                "causes": [{"reason": "FieldValueInvalid", "field": "spec.replicas",
-                                            "message": "must be greater than or equal to 0"}]}),
-            }
-        })?;
-    let spec_path = &rt.scale.as_ref().expect("scalable").spec_replicas;
-    let mut patch = json!(replicas);
-    for k in spec_path.trim_start_matches('.').split('.').rev() {
-        patch = json!({ k: patch });
-    }
-    let updated = store.patch(
-        rt,
-        ns,
-        name,
-        None,
-        PatchKind::Merge,
-        &patch,
-        &req.write_opts(),
-    )?;
-    Ok(json_response(200, &scale_of(rt, &updated)))
 }

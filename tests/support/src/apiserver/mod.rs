@@ -76,6 +76,7 @@ pub mod patch;
 mod path;
 mod protobuf;
 mod resources;
+mod scale;
 mod selector;
 mod store;
 mod table;
