@@ -1190,6 +1190,30 @@ async fn invalid_resources_are_reported() {
         )
         .await;
     assert_eq!(e.type_.as_deref(), Some("Warning"));
+    // A queue that never got provisioned can be deleted even with deletionPolicy Delete.
+    cluster
+        .create(
+            "JobQueue",
+            "never",
+            json!({"redis": {"urlSecretRef": {"name": "absent", "key": "url"}}, "deletionPolicy": "Delete"}),
+        )
+        .await;
+    let c = cluster
+        .condition(
+            "JobQueue",
+            "never",
+            "Ready",
+            "False",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(c.message.contains("absent"), "{:?}", c.message);
+    cluster
+        .jobqueues()
+        .delete("never", &DeleteParams::default())
+        .await
+        .expect("deleting");
+    cluster.gone("JobQueue", "never").await;
 
     for (name, _, reason, words) in &bad {
         let c = cluster

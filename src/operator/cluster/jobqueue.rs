@@ -358,9 +358,15 @@ async fn cleanup(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileEr
             tracing::info!(queue = %id, keys = deleted, "deleted the queue's data (deletionPolicy: Delete)");
         }
         (DeletionPolicy::Delete, Err(e)) => {
-            return Err(ReconcileError::NotReady(format!(
-                "cannot delete the queue's data: {e}"
-            )));
+            // Never provisioned (its status names no stream): there is nothing to delete, and
+            // waiting for a Secret that may never come would block the deletion forever.
+            let provisioned = jq.status.as_ref().is_some_and(|s| s.stream.is_some());
+            if provisioned {
+                return Err(ReconcileError::NotReady(format!(
+                    "cannot delete the queue's data: {e}"
+                )));
+            }
+            tracing::info!(queue = %id, error = %e, "deleted queue was never provisioned; nothing to delete");
         }
         (DeletionPolicy::Retain, Ok((url, config))) => {
             // The jobs stay; the schedules armed on the queue go (see remove_queue_schedules).
