@@ -1,10 +1,16 @@
 //! End to end (issue 7): the real `jobqueue-operator run` binary against the test API server
 //! and private redis-server processes. Each test is one story a cluster admin relies on:
-//! provisioning and the worker Deployment, autoscaling up and (after the cooldown) to zero,
-//! schedules firing exactly once across a leader SIGKILL, deletion policies, a Redis crash,
-//! invalid resources, and the HTTP endpoints.
+//! - provisioning, the owned worker Deployment, scaling 0 → 8 → 0 (after the cooldown) with
+//!   Events, a lost worker's jobs handed out again at once, `/metrics`, `/healthz`, `/readyz`,
+//!   and the deletion policies;
+//! - every-second Schedules firing exactly once while the leader of two replicas is SIGKILLed
+//!   (Skip and FireOnce accounted run by run), and a replica that loses its Lease going quiet;
+//! - Redis SIGKILLed and restarted from its snapshot; a queue on a Redis Cluster;
+//! - resources the schema cannot reject (bad cron, zone, queue, Secret key, scale target,
+//!   unreachable Redis), and the README quickstart through `kubectl` where it is installed.
 //!
 //! Conditions are awaited by bounded polling; nothing sleeps in place of synchronisation.
+//! Every test leaves the operator's API accesses in `target/rbac-observed/<test>.json`.
 
 mod operator_support;
 
