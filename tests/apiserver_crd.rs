@@ -363,3 +363,62 @@ async fn a_deleted_crd_waits_for_its_objects_finalizers() {
     );
     assert_eq!(api_error(api.get("held").await.unwrap_err()).code, 404);
 }
+
+#[tokio::test]
+async fn custom_resource_updates_need_a_resource_version() {
+    let server = TestApiServer::start().await;
+    install_crds(&server).await;
+    let api = queues(&server);
+    let mut q = api
+        .create(&PostParams::default(), &queue("q", minimal_spec()))
+        .await
+        .unwrap();
+    q.metadata.resource_version = None;
+    let s = api_error(
+        api.replace("q", &PostParams::default(), &q)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message.contains("metadata.resourceVersion"),
+        "{}",
+        s.message
+    );
+}
+
+#[tokio::test]
+async fn every_served_version_of_a_crd_serves_the_same_objects() {
+    let server = TestApiServer::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    let version = |name: &str, storage: bool| {
+        json!({"name": name, "served": true, "storage": storage,
+               "schema": {"openAPIV3Schema": {"type": "object",
+                   "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}})
+    };
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "widgets.example.io"},
+        "spec": {"group": "example.io", "scope": "Cluster",
+                 "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+                 "versions": [version("v1", true), version("v1beta1", false)]}
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let api_at = |v: &str| -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("example.io", v, "Widget");
+        Api::all_with(server.client(), &ApiResource::from_gvk(&gvk))
+    };
+    let w: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.io/v1beta1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"size": 3}
+    }))
+    .unwrap();
+    api_at("v1beta1")
+        .create(&PostParams::default(), &w)
+        .await
+        .unwrap();
+    let got = api_at("v1").get("w").await.unwrap();
+    assert_eq!(got.types.unwrap().api_version, "example.io/v1");
+    assert_eq!(got.data["spec"]["size"], 3);
+    assert!(got.metadata.namespace.is_none(), "cluster-scoped");
+}
