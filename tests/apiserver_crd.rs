@@ -132,6 +132,17 @@ async fn invalid_custom_resources_are_422_with_field_causes() {
     assert_eq!(s.details.unwrap().causes[0].field, "spec.scaling.metric");
     let stored = queues(&server).get("ok").await.unwrap();
     assert_eq!(stored.data["spec"]["scaling"]["metric"], "Backlog");
+
+    // Metadata is checked too: label values follow the Kubernetes rules.
+    let bad_label = json!({"metadata": {"labels": {"team": "not a valid value!"}}});
+    let e = queues(&server)
+        .patch("ok", &PatchParams::default(), &Patch::Merge(&bad_label))
+        .await
+        .unwrap_err();
+    let s = api_error(e);
+    assert_eq!(s.code, 422);
+    let field = &s.details.unwrap().causes[0].field;
+    assert!(field.starts_with("metadata.labels"), "{field}");
 }
 
 #[tokio::test]

@@ -66,8 +66,9 @@ pub fn name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// Validates a custom resource against its version's schema, applying defaults (and pruning
-/// unknown fields unless `strict`, where they are errors). Built-ins are not schema-checked.
+/// Validates a custom resource's metadata (names, label and annotation keys and values) and
+/// the rest against its version's schema, applying defaults (and pruning unknown fields unless
+/// `strict`, where they are errors). Built-ins are not checked this way.
 pub fn custom_resource(
     rt: &ResourceType,
     object: &mut Value,
@@ -82,16 +83,21 @@ pub fn custom_resource(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    openapi::validate_and_default(schema, object, old, strict).map_err(|errors| {
-        // As in the real server, strict decoding fails before validation runs (400, not 422).
-        match openapi::strict_decoding_message(&errors) {
-            Some(m) => ApiError::bad_request(format!(
-                "{kind} in version \"{v}\" cannot be handled as a {kind}: {m}",
-                kind = rt.kind,
-                v = rt.version
-            )),
-            None => invalid(rt, &name, &errors),
-        }
+    let mut errors = openapi::check_metadata(object);
+    if let Err(e) = openapi::validate_and_default(schema, object, old, strict) {
+        errors.extend(e);
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    // As in the real server, strict decoding fails before validation runs (400, not 422).
+    Err(match openapi::strict_decoding_message(&errors) {
+        Some(m) => ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: {m}",
+            kind = rt.kind,
+            v = rt.version
+        )),
+        None => invalid(rt, &name, &errors),
     })
 }
 
