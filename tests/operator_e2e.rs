@@ -1835,3 +1835,62 @@ async fn queue_on_a_redis_cluster() {
         "the operator keeps reconciling an unchanged queue"
     );
 }
+
+/// A queue on a TLS Redis with a private CA from a Secret (`spec.redis.tls.caSecretRef`)
+/// becomes Ready; without the CA the server is not trusted and the condition says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_redis_with_a_private_ca() {
+    let cluster = Cluster::start("tls_redis_with_a_private_ca").await;
+    let plain = RedisServer::start();
+    let tls = jobqueue_test_support::redis::TlsRedisServer::start();
+    secret(&cluster, "redis-ca", &[("ca.crt", tls.ca_pem())]).await;
+    let _operator = cluster.operator(&plain.url(), "op-tls", &[]);
+
+    cluster
+        .create(
+            "JobQueue",
+            "trusted",
+            json!({"redis": {"url": tls.url(), "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}}}}),
+        )
+        .await;
+    cluster
+        .create(
+            "JobQueue",
+            "untrusted",
+            json!({"redis": {"url": tls.url()}}),
+        )
+        .await;
+
+    cluster
+        .condition(
+            "JobQueue",
+            "trusted",
+            "Ready",
+            "True",
+            Duration::from_secs(30),
+        )
+        .await;
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}", tls.server().port()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let groups: redis::Value = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(default_stream("default", "trusted"))
+        .query_async(&mut conn)
+        .await
+        .expect("the stream was provisioned over TLS");
+    assert!(format!("{groups:?}").contains("workers"), "{groups:?}");
+
+    let refused = cluster
+        .condition(
+            "JobQueue",
+            "untrusted",
+            "Ready",
+            "False",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(refused.reason, "RedisUnreachable", "{refused:?}");
+}

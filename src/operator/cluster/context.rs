@@ -10,6 +10,7 @@ use crate::api::JobQueue;
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
 use crate::operator::workload::RedisUrlSource;
+use crate::queue::conn::TlsOptions;
 
 use super::pods::PodIndex;
 use super::status::StatusWriter;
@@ -85,12 +86,30 @@ pub async fn resolve_redis(
             RedisUrlSource::Plain(ctx.default_redis.clone()),
         ));
     };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let bytes = read_secret_key(ctx, &namespace, sref).await?;
+    let url = String::from_utf8(bytes)
+        .map_err(|_| UrlError::NotText(sref.name.clone(), sref.key.clone()))?;
+    Ok((
+        url.trim().to_string(),
+        RedisUrlSource::Secret {
+            name: sref.name.clone(),
+            key: sref.key.clone(),
+        },
+    ))
+}
+
+/// The value of one key of a Secret in `namespace`.
+async fn read_secret_key(
+    ctx: &Context,
+    namespace: &str,
+    sref: &crate::api::SecretKeyRef,
+) -> Result<Vec<u8>, UrlError> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = secrets
         .get_opt(&sref.name)
         .await?
-        .ok_or_else(|| UrlError::SecretNotFound(sref.name.clone(), namespace.clone()))?;
-    let bytes = secret
+        .ok_or_else(|| UrlError::SecretNotFound(sref.name.clone(), namespace.to_string()))?;
+    secret
         .data
         .as_ref()
         .and_then(|d| d.get(&sref.key))
@@ -102,16 +121,23 @@ pub async fn resolve_redis(
                 .and_then(|d| d.get(&sref.key))
                 .map(|s| s.clone().into_bytes())
         })
-        .ok_or_else(|| UrlError::KeyMissing(sref.name.clone(), sref.key.clone()))?;
-    let url = String::from_utf8(bytes)
-        .map_err(|_| UrlError::NotText(sref.name.clone(), sref.key.clone()))?;
-    Ok((
-        url.trim().to_string(),
-        RedisUrlSource::Secret {
-            name: sref.name.clone(),
-            key: sref.key.clone(),
-        },
-    ))
+        .ok_or_else(|| UrlError::KeyMissing(sref.name.clone(), sref.key.clone()))
+}
+
+/// The TLS settings of `spec.redis.tls` (the CA bundle read from its Secret).
+pub async fn resolve_tls(ctx: &Context, jq: &JobQueue) -> Result<TlsOptions, UrlError> {
+    let Some(tls) = jq.spec.redis.as_ref().and_then(|r| r.tls.as_ref()) else {
+        return Ok(TlsOptions::default());
+    };
+    let namespace = jq.meta().namespace.clone().unwrap_or_default();
+    let ca_pem = match &tls.ca_secret_ref {
+        Some(sref) => Some(read_secret_key(ctx, &namespace, sref).await?),
+        None => None,
+    };
+    Ok(TlsOptions {
+        ca_pem,
+        insecure_skip_verify: tls.insecure_skip_verify,
+    })
 }
 
 /// Publishes an Event about `obj` (failures are logged: an Event is never worth a retry).

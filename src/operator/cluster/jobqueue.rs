@@ -20,7 +20,7 @@ use crate::operator::workload::{deployment_name, worker_deployment};
 use crate::queue::config::QueueConfig;
 use crate::scaling::Policy;
 
-use super::context::{Context, ReconcileError, UrlError, publish, resolve_redis};
+use super::context::{Context, ReconcileError, UrlError, publish, resolve_redis, resolve_tls};
 use super::reporter::{REASON_PROVISIONED, REASON_REDIS_UNREACHABLE};
 use super::status::FIELD_MANAGER;
 use super::workers::KubeWorkers;
@@ -162,9 +162,25 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
         }
     };
 
+    let tls = match resolve_tls(ctx, &jq).await {
+        Ok(t) => t,
+        Err(UrlError::Kube(e)) => return Err(e.into()),
+        Err(e) => {
+            ctx.runtime.remove_queue(&id);
+            not_ready(
+                ctx,
+                &jq,
+                "RedisSecretMissing",
+                format!("spec.redis.tls.caSecretRef: {e}"),
+            )
+            .await;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+    };
     let entry = QueueEntry {
         id: id.clone(),
         redis_url: url,
+        tls,
         config: config.clone(),
         scaling: policy.map(|(policy, poll_interval)| ScalingSettings {
             policy,

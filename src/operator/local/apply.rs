@@ -158,6 +158,17 @@ impl Applier {
         let entry = QueueEntry {
             id: id.clone(),
             redis_url: url.clone(),
+            // A CA Secret cannot be read without a cluster; skipping verification can be honoured.
+            tls: crate::queue::conn::TlsOptions {
+                ca_pem: None,
+                insecure_skip_verify: decl
+                    .resource
+                    .spec
+                    .redis
+                    .as_ref()
+                    .and_then(|r| r.tls.as_ref())
+                    .is_some_and(|t| t.insecure_skip_verify),
+            },
             config: decl.config.clone(),
             scaling: decl.scaling.clone(),
             workers: workers.clone().map(|w| w as Arc<dyn Workers>),

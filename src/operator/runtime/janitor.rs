@@ -22,8 +22,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let mut by_url: BTreeMap<String, Vec<QueueWithMetrics>> =
-            BTreeMap::new();
+        let mut by_url: BTreeMap<String, Vec<QueueWithMetrics>> = BTreeMap::new();
         for slot in lock(&inner.queues).values() {
             by_url
                 .entry(slot.entry.redis_url.clone())

@@ -43,6 +43,8 @@ pub use workers::{Workers, WorkersError};
 pub struct QueueEntry {
     pub id: ObjectId,
     pub redis_url: String,
+    /// TLS settings for `redis_url` beyond what the URL says.
+    pub tls: crate::queue::conn::TlsOptions,
     pub config: QueueConfig,
     pub scaling: Option<ScalingSettings>,
     pub workers: Option<Arc<dyn Workers>>,
@@ -166,6 +168,7 @@ impl Runtime {
         &self,
         entry: QueueEntry,
     ) -> Result<(Provisioned, Option<Drift>), QueueError> {
+        self.inner.pool.set_tls(&entry.redis_url, &entry.tls).await;
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         let was_served = lock(&self.inner.queues).get(&entry.id).is_some_and(|s| {
             s.entry.redis_url == entry.redis_url && s.entry.config.keys == entry.config.keys

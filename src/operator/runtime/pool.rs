@@ -1,17 +1,19 @@
 //! One shared connection per Redis endpoint (the connections multiplex and reconnect by
-//! themselves, so a pool of one per URL is enough).
+//! themselves, so a pool of one per URL is enough). TLS settings (a private CA, skipping
+//! verification) belong to the endpoint: the last queue to declare them for a URL sets them.
 
 use std::collections::HashMap;
 
 use tokio::sync::Mutex;
 
-use crate::queue::conn::{RedisConn, connect};
+use crate::queue::conn::{RedisConn, TlsOptions, connect_with};
 use crate::queue::error::QueueError;
 
 /// Connections by URL.
 #[derive(Default)]
 pub struct RedisPool {
     conns: Mutex<HashMap<String, RedisConn>>,
+    tls: std::sync::Mutex<HashMap<String, TlsOptions>>,
 }
 
 impl RedisPool {
@@ -21,7 +23,8 @@ impl RedisPool {
             return Ok(c.clone());
         }
         // Connect without holding the lock: an unreachable endpoint must not stall the others.
-        let conn = connect(url).await?;
+        let tls = self.tls_lock().get(url).cloned().unwrap_or_default();
+        let conn = connect_with(url, &tls).await?;
         Ok(self
             .conns
             .lock()
@@ -29,6 +32,28 @@ impl RedisPool {
             .entry(url.to_string())
             .or_insert(conn)
             .clone())
+    }
+
+    /// Sets the TLS settings used for `url`; a change drops the current connection so the
+    /// next use connects with them.
+    pub async fn set_tls(&self, url: &str, tls: &TlsOptions) {
+        let changed = {
+            let mut map = self.tls_lock();
+            let current = map.get(url).cloned().unwrap_or_default();
+            if tls.is_default() {
+                map.remove(url);
+            } else {
+                map.insert(url.to_string(), tls.clone());
+            }
+            current != *tls
+        };
+        if changed {
+            self.forget(url).await;
+        }
+    }
+
+    fn tls_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TlsOptions>> {
+        self.tls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops the connection for `url` when `error` says the connection itself failed, so the
