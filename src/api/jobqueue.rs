@@ -18,7 +18,6 @@ use crate::queue::keys::{QueueKeys, default_stream};
     kind = "JobQueue",
     namespaced,
     shortname = "jq",
-    category = "jobqueue",
     status = "JobQueueStatus",
     derive = "PartialEq",
     doc = "A job queue: a Redis stream, its consumer group, retries, dead letters and autoscaled workers.",

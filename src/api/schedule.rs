@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
     kind = "Schedule",
     namespaced,
     shortname = "jqs",
-    category = "jobqueue",
     status = "ScheduleStatus",
     derive = "PartialEq",
     doc = "A cron schedule that enqueues a job into a JobQueue, exactly once per run.",
