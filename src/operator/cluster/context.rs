@@ -8,9 +8,11 @@ use kube::{Api, Client, Resource};
 
 use crate::api::JobQueue;
 use crate::operator::metrics::Metrics;
+use crate::operator::metrics::{ControllerLabels, ErrorLabels};
 use crate::operator::runtime::Runtime;
 use crate::operator::workload::RedisUrlSource;
 use crate::queue::conn::TlsOptions;
+use kube::runtime::controller::Action;
 
 use super::pods::PodIndex;
 use super::status::StatusWriter;
@@ -162,4 +164,54 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing an event failed");
     }
+}
+
+/// Runs one reconcile of `obj` behind the finalizer `finalizer_name` (so deletion waits for
+/// `Cleanup`) and records its duration under `controller`.
+pub async fn reconcile_with_finalizer<K, F, Fut>(
+    ctx: &Context,
+    controller: &str,
+    finalizer_name: &str,
+    obj: Arc<K>,
+    handle: F,
+) -> Result<Action, ReconcileError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    F: FnOnce(kube::runtime::finalizer::Event<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ReconcileError>>,
+{
+    use kube::runtime::finalizer::{Error, finalizer};
+    let started = std::time::Instant::now();
+    let namespace = obj.meta().namespace.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, finalizer_name, obj, handle)
+        .await
+        .map_err(|e| match e {
+            Error::ApplyFailed(e) | Error::CleanupFailed(e) => e,
+            other => ReconcileError::Finalizer(other.to_string()),
+        });
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&ControllerLabels {
+            controller: controller.into(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// What a failed reconcile does: counted by kind, logged, retried after 5 s.
+pub fn retry_after_error(ctx: &Context, controller: &str, error: &ReconcileError) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            controller: controller.into(),
+            reason: error.kind().into(),
+        })
+        .inc();
+    tracing::warn!(controller, %error, "reconcile failed");
+    Action::requeue(std::time::Duration::from_secs(5))
 }

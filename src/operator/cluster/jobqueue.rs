@@ -3,7 +3,7 @@
 //! `deletionPolicy` with a finalizer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
@@ -11,16 +11,18 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 
 use crate::api::{DeletionPolicy, JobQueue, conditions, join_field_errors, validate};
-use crate::operator::metrics::{ControllerLabels, ErrorLabels};
 use crate::operator::runtime::{ObjectId, QueueEntry, ScalingSettings, Workers};
 use crate::operator::workload::{deployment_name, worker_deployment};
 use crate::queue::config::QueueConfig;
 use crate::scaling::Policy;
 
-use super::context::{Context, ReconcileError, UrlError, publish, resolve_redis, resolve_tls};
+use super::context::{
+    Context, ReconcileError, UrlError, publish, reconcile_with_finalizer, resolve_redis,
+    resolve_tls, retry_after_error,
+};
 use super::reporter::{REASON_PROVISIONED, REASON_REDIS_UNREACHABLE};
 use super::status::FIELD_MANAGER;
 use super::workers::KubeWorkers;
@@ -37,41 +39,18 @@ fn id_of(jq: &JobQueue) -> ObjectId {
 
 /// Entry point for the kube-runtime Controller.
 pub async fn reconcile(jq: Arc<JobQueue>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    let api: Api<JobQueue> =
-        Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, jq, |event| async {
+    reconcile_with_finalizer(&ctx, "jobqueue", FINALIZER, jq, |event| async {
         match event {
             Finalizer::Apply(jq) => apply(jq, &ctx).await,
             Finalizer::Cleanup(jq) => cleanup(jq, &ctx).await,
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => ReconcileError::Finalizer(other.to_string()),
-    });
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&ControllerLabels {
-            controller: "jobqueue".into(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    result
 }
 
 /// Retry policy for failed reconciles.
 pub fn error_policy(_jq: Arc<JobQueue>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            controller: "jobqueue".into(),
-            reason: error.kind().into(),
-        })
-        .inc();
-    tracing::warn!(%error, "JobQueue reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    retry_after_error(&ctx, "jobqueue", error)
 }
 
 /// Sets `Ready=False` with `reason` and publishes a Warning Event saying the same.

@@ -3,20 +3,21 @@
 //! it with a finalizer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 
 use crate::api::{JobQueue, Schedule, conditions, join_field_errors, validate};
-use crate::operator::metrics::{ControllerLabels, ErrorLabels};
 use crate::operator::runtime::{ObjectId, RuntimeError};
 use crate::queue::schedules::ScheduleDefinition;
 
-use super::context::{Context, ReconcileError, publish};
+use super::context::{
+    Context, ReconcileError, publish, reconcile_with_finalizer, retry_after_error,
+};
 
 /// Finalizer that removes the schedule from Redis.
 pub const FINALIZER: &str = "jobqueue.io/schedule";
@@ -31,41 +32,18 @@ fn ids(s: &Schedule) -> (ObjectId, ObjectId) {
 
 /// Entry point for the kube-runtime Controller.
 pub async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    let api: Api<Schedule> =
-        Api::namespaced(ctx.client.clone(), &s.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, s, |event| async {
+    reconcile_with_finalizer(&ctx, "schedule", FINALIZER, s, |event| async {
         match event {
             Finalizer::Apply(s) => apply(s, &ctx).await,
             Finalizer::Cleanup(s) => cleanup(s, &ctx).await,
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => ReconcileError::Finalizer(other.to_string()),
-    });
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&ControllerLabels {
-            controller: "schedule".into(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    result
 }
 
 /// Retry policy for failed reconciles.
 pub fn error_policy(_s: Arc<Schedule>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            controller: "schedule".into(),
-            reason: error.kind().into(),
-        })
-        .inc();
-    tracing::warn!(%error, "Schedule reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    retry_after_error(&ctx, "schedule", error)
 }
 
 async fn set_ready(ctx: &Context, s: &Schedule, ready: bool, reason: &str, message: String) {
