@@ -23,7 +23,7 @@ use super::context::{
     Context, ReconcileError, UrlError, publish, reconcile_with_finalizer, resolve_redis,
     resolve_tls, retry_after_error,
 };
-use super::reporter::{REASON_PROVISIONED, REASON_REDIS_UNREACHABLE};
+use super::reporter::{REASON_PROVISIONED, REASON_REDIS_UNREACHABLE, mark_reachable};
 use super::status::FIELD_MANAGER;
 use super::workers::KubeWorkers;
 
@@ -182,15 +182,7 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
                 s.observed_generation = generation;
                 s.stream = Some(config.stream().to_string());
                 s.consumer_group = Some(config.group.clone());
-                conditions::set(
-                    &mut s.conditions,
-                    conditions::REDIS_REACHABLE,
-                    true,
-                    "Connected",
-                    "Redis answers",
-                    generation,
-                    now,
-                );
+                mark_reachable(&mut s.conditions, generation, now);
                 let message = format!(
                     "stream {:?} with group {:?} is ready",
                     config.stream(),

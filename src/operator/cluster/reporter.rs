@@ -24,6 +24,23 @@ pub struct KubeReporter {
     pub recorder: Recorder,
 }
 
+/// `RedisReachable=True`: Redis answered.
+pub fn mark_reachable(
+    list: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    conditions::set(
+        list,
+        conditions::REDIS_REACHABLE,
+        true,
+        "Connected",
+        "Redis answers",
+        generation,
+        now,
+    );
+}
+
 fn to_time(t: std::time::SystemTime) -> Option<Time> {
     Timestamp::try_from(t).ok().map(Time)
 }
@@ -48,15 +65,7 @@ impl Reporter for KubeReporter {
                     s.consumers = count(m.consumers.len() as u64);
                     s.dead_letter_length = count(m.dead_letter_length);
                     s.delayed = count(m.delayed);
-                    conditions::set(
-                        &mut s.conditions,
-                        conditions::REDIS_REACHABLE,
-                        true,
-                        "Connected",
-                        "Redis answers",
-                        generation,
-                        now,
-                    );
+                    mark_reachable(&mut s.conditions, generation, now);
                     let ready_lost_to_redis = s.conditions.iter().any(|c| {
                         c.type_ == conditions::READY && c.reason == REASON_REDIS_UNREACHABLE
                     });
@@ -93,15 +102,7 @@ impl Reporter for KubeReporter {
                     );
                 }
                 QueueHealth::Error(e) => {
-                    conditions::set(
-                        &mut s.conditions,
-                        conditions::REDIS_REACHABLE,
-                        true,
-                        "Connected",
-                        "Redis answers",
-                        generation,
-                        now,
-                    );
+                    mark_reachable(&mut s.conditions, generation, now);
                     tracing::warn!(queue = %queue, error = %e, "reading the queue failed");
                 }
             }
