@@ -1,0 +1,185 @@
+//! Figure 4: the operator process's memory and CPU with 1,000 JobQueues (each with a worker
+//! template, so 1,000 owned Deployments, and `pollInterval: 1s` scaling) and 1,000 Schedules
+//! (each firing twice a minute, spread over the minute) against the test API server and one
+//! private redis-server.
+//!
+//! Each run starts from nothing (a fresh test API server and redis-server, the 2,000 resources
+//! created), then starts `jobqueue-operator run`, waits until every JobQueue and Schedule
+//! reports `Ready=True` for its generation, and measures a steady-state window. CPU is
+//! utime + stime from /proc/<pid>/stat; memory is VmHWM (peak RSS) and VmRSS from
+//! /proc/<pid>/status. The window also counts the operator's API requests (the test API
+//! server's request log) and the commands Redis ran (INFO commandstats), per second.
+//!
+//! Run: `cargo bench --bench operator_footprint`
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, wait_for};
+use jobqueue_test_support::redis::RedisServer;
+use serde_json::json;
+
+const QUEUES: usize = 1000;
+const RUNS: usize = 3;
+const STEADY: Duration = Duration::from_secs(20);
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run());
+}
+
+struct Sample {
+    startup_s: f64,
+    startup_cpu_s: f64,
+    steady_cpu_pct: f64,
+    peak_rss_mib: f64,
+    rss_mib: f64,
+    api_per_s: f64,
+    redis_per_s: f64,
+}
+
+async fn run() {
+    println!("## Figure 4: operator memory and CPU with 1,000 JobQueues and 1,000 Schedules\n");
+    println!("Machine: {}", common::machine());
+    println!("Load average at start: {:.2}\n", common::load());
+    let mut samples = Vec::new();
+    let mut breakdown = String::new();
+    for run in 0..RUNS {
+        let redis = RedisServer::start();
+        let cluster = Cluster::start().await;
+        create_resources(&cluster, &redis.url()).await;
+        let mut operator = cluster.operator("redis://127.0.0.1:1", &format!("bench-{run}"));
+        let pid = operator.pid();
+        let started = Instant::now();
+        wait_for(
+            Duration::from_secs(300),
+            Duration::from_secs(1),
+            "every JobQueue and Schedule Ready",
+            || async {
+                cluster.ready_count("JobQueue").await == QUEUES
+                    && cluster.ready_count("Schedule").await == QUEUES
+            },
+        )
+        .await;
+        assert!(operator.running(), "operator exited:\n{}", operator.log());
+        let startup = started.elapsed();
+        let cpu_ready = common::process_cpu(pid).expect("/proc stat");
+        let requests_before = cluster.server.requests().len();
+        let commands_before = redis_commands(&redis.url()).await;
+        let window = Instant::now();
+        tokio::time::sleep(STEADY).await;
+        let cpu_end = common::process_cpu(pid).expect("/proc stat");
+        let elapsed = window.elapsed().as_secs_f64();
+        let commands_after = redis_commands(&redis.url()).await;
+        let requests = cluster.server.requests();
+        assert!(operator.running(), "operator exited:\n{}", operator.log());
+        let in_window = &requests[requests_before..];
+        let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+        for r in in_window {
+            let sub = r
+                .subresource
+                .as_deref()
+                .map_or(String::new(), |s| format!("/{s}"));
+            *by_kind
+                .entry(format!("{} {}{sub}", r.verb, r.resource))
+                .or_default() += 1;
+        }
+        breakdown = by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {:.1}/s", *n as f64 / elapsed))
+            .collect::<Vec<_>>()
+            .join(", ");
+        samples.push(Sample {
+            startup_s: startup.as_secs_f64(),
+            startup_cpu_s: cpu_ready.as_secs_f64(),
+            steady_cpu_pct: 100.0 * (cpu_end - cpu_ready).as_secs_f64() / elapsed,
+            peak_rss_mib: common::process_mem_mib(pid, "VmHWM").expect("VmHWM"),
+            rss_mib: common::process_mem_mib(pid, "VmRSS").expect("VmRSS"),
+            api_per_s: in_window.len() as f64 / elapsed,
+            redis_per_s: (commands_after - commands_before) / elapsed,
+        });
+        operator.kill();
+    }
+
+    let col = |f: fn(&Sample) -> f64, d: usize| {
+        common::summary(&samples.iter().map(f).collect::<Vec<_>>()).spread(d)
+    };
+    println!(
+        "| resources | runs | start → all Ready, s | CPU until all Ready, s | steady CPU, % of one core | peak RSS (VmHWM), MiB | RSS at end, MiB | API requests/s | Redis commands/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {QUEUES} JobQueues + {QUEUES} Schedules | {RUNS} | {} | {} | {} | {} | {} | {} | {} |",
+        col(|s| s.startup_s, 1),
+        col(|s| s.startup_cpu_s, 2),
+        col(|s| s.steady_cpu_pct, 1),
+        col(|s| s.peak_rss_mib, 0),
+        col(|s| s.rss_mib, 0),
+        col(|s| s.api_per_s, 1),
+        col(|s| s.redis_per_s, 0),
+    );
+    println!("\nAPI requests in the last run's steady window: {breakdown}");
+    println!("\nMedian (min–max) over {RUNS} operator processes; steady window {STEADY:?}.");
+    println!("Load average at end: {:.2}", common::load());
+}
+
+/// 1,000 JobQueues with a worker template, and a Schedule on each firing twice a minute.
+async fn create_resources(cluster: &Cluster, redis_url: &str) {
+    for i in 0..QUEUES {
+        cluster
+            .create(
+                "JobQueue",
+                &format!("q{i:04}"),
+                json!({
+                    "redis": {"url": redis_url},
+                    "workers": {"template": {"spec": {"containers": [
+                        {"name": "worker", "image": "registry.example/worker:1"}
+                    ]}}},
+                    "scaling": {"maxReplicas": 4, "pollInterval": "1s"}
+                }),
+            )
+            .await;
+        let second = i % 30;
+        cluster
+            .create(
+                "Schedule",
+                &format!("s{i:04}"),
+                json!({
+                    "schedule": format!("{second},{} * * * * *", second + 30),
+                    "queueRef": {"name": format!("q{i:04}")},
+                    "payload": {"n": i}
+                }),
+            )
+            .await;
+    }
+}
+
+/// Commands Redis has run so far (commandstats, those inside scripts included), minus the
+/// INFO that reads them.
+async fn redis_commands(url: &str) -> f64 {
+    let mut conn = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let text: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    common::parse_info(&text)
+        .iter()
+        .filter(|(k, _)| k.starts_with("cmdstat_") && k.as_str() != "cmdstat_info")
+        .filter_map(|(_, v)| {
+            v.split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|c| c.parse::<f64>().ok())
+        })
+        .sum()
+}

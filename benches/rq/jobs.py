@@ -1,0 +1,5 @@
+"""The trivial job of the RQ throughput comparison (benches/throughput.rs): does nothing."""
+
+
+def noop():
+    return None
