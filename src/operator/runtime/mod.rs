@@ -24,7 +24,7 @@ use crate::queue::metrics::{QueueMetrics, SnapshotOptions};
 use crate::queue::provision::{self, Drift, Provisioned};
 use crate::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig, SchedulerHandle};
 use crate::queue::schedules::{self, ScheduleDefinition, ScheduleError};
-use crate::scaling::{Decision, History, Policy};
+use crate::scaling::{History, Policy};
 
 use super::metrics::{Metrics, ObjectLabels};
 
@@ -96,7 +96,6 @@ struct QueueSlot {
     next_poll: Instant,
     last_status: Option<Instant>,
     last_scale_time: Option<SystemTime>,
-    last_decision: Option<Decision>,
     last_metrics: Option<QueueMetrics>,
     replicas: Option<u32>,
 }
@@ -206,7 +205,6 @@ impl Runtime {
                             history: History::new(),
                             last_status: None,
                             last_scale_time: None,
-                            last_decision: None,
                             last_metrics: None,
                             replicas: None,
                         },

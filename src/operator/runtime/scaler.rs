@@ -265,9 +265,6 @@ fn report(
             QueueHealth::RedisUnreachable(_) => None,
             QueueHealth::Error(_) => slot.last_metrics.take(),
         };
-        if let Some(d) = &decision {
-            slot.last_decision = Some(d.clone());
-        }
         if !(due || replicas_changed || reachability_changed) {
             return;
         }
