@@ -2,12 +2,11 @@
 //! server (in this process) with the project's CRDs, and `jobqueue-operator run` as a child
 //! process against it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jobqueue_test_support::apiserver::TestApiServer;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 
 /// The test API server with the JobQueue and Schedule CRDs registered.
@@ -21,17 +20,7 @@ impl Cluster {
     pub async fn start() -> Cluster {
         let server = TestApiServer::start().await;
         let client = server.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for file in ["jobqueue.yaml", "schedule.yaml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("crds")
-                .join(file);
-            let text = std::fs::read_to_string(&path).expect("reading a CRD");
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("a CRD");
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .expect("registering a CRD");
-        }
+        server.install_project_crds().await;
         Cluster {
             server,
             client,

@@ -18,7 +18,6 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobqueue_test_support::apiserver::{TestApiServer, kubeconfig_yaml};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::Value;
@@ -156,17 +155,7 @@ impl Cluster {
     pub async fn start(test: &str) -> Self {
         let server = TestApiServer::start().await;
         let client = server.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for file in ["jobqueue.yaml", "schedule.yaml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("crds")
-                .join(file);
-            let text = std::fs::read_to_string(&path).expect("reading a CRD");
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("a CRD");
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .expect("registering a CRD");
-        }
+        server.install_project_crds().await;
 
         let mut config = kube::Config::new(server.url().parse().expect("server URL"));
         config.read_timeout = None; // watches stay open

@@ -143,6 +143,22 @@ pub fn kubeconfig_yaml(url: &str) -> String {
 }
 
 impl TestApiServer {
+    /// Registers the project's JobQueue and Schedule CRDs (the same objects `crds/*.yaml`
+    /// hold; a test keeps those files equal to the types).
+    pub async fn install_project_crds(&self) {
+        use kube::CustomResourceExt;
+        let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            kube::Api::all(self.client());
+        for crd in [
+            jobqueue_operator::api::JobQueue::crd(),
+            jobqueue_operator::api::Schedule::crd(),
+        ] {
+            crds.create(&kube::api::PostParams::default(), &crd)
+                .await
+                .expect("registering a CRD");
+        }
+    }
+
     /// Starts a server on a free port with a kubeconfig in a temporary directory.
     pub async fn start() -> Self {
         Self::start_with(Options::default())
