@@ -102,7 +102,9 @@ async fn run() {
         rng ^= rng << 17;
         tokio::time::sleep(Duration::from_millis(rng % 1000)).await;
 
+        // Atomic, so "visible" is one instant the scaler cannot poll inside.
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for i in 0..BURST_JOBS {
             pipe.cmd("XADD")
                 .arg(queue.stream())

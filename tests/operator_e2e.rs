@@ -289,7 +289,10 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     .await;
 
     // 2. 5,000 jobs → 8 replicas within two poll intervals (plus slack).
+    // MULTI/EXEC: all 5,000 become visible at once, so the scaler cannot poll
+    // a half-written burst (a plain pipeline let it see 4,468 once).
     let mut pipe = redis::pipe();
+    pipe.atomic();
     for i in 0..5000 {
         pipe.cmd("XADD")
             .arg(&keys.stream)
