@@ -123,6 +123,20 @@ pub(crate) struct Inner {
     options: RuntimeOptions,
     wake: Notify,
     shutdown: watch::Sender<bool>,
+    /// Held by the scaler while it recreates a stream deleted out of band, and by
+    /// [`Runtime::delete_queue_data`]: a pass that read the queue before its removal must not
+    /// recreate what `deletionPolicy: Delete` just deleted.
+    repair: tokio::sync::Mutex<()>,
+}
+
+impl Inner {
+    /// Whether `entry` is still what the runtime serves (not removed or replaced since it was
+    /// read).
+    fn serves(&self, entry: &Arc<QueueEntry>) -> bool {
+        lock(&self.queues)
+            .get(&entry.id)
+            .is_some_and(|slot| Arc::ptr_eq(&slot.entry, entry))
+    }
 }
 
 /// The shared runtime. Cheap to clone.
@@ -152,6 +166,7 @@ impl Runtime {
                 options,
                 wake: Notify::new(),
                 shutdown,
+                repair: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -239,7 +254,10 @@ impl Runtime {
         config: &QueueConfig,
     ) -> Result<u64, QueueError> {
         let mut conn = self.inner.pool.get(redis_url).await?;
-        let deleted = provision::delete_queue(&mut conn, config).await?;
+        let deleted = {
+            let _repair = self.inner.repair.lock().await;
+            provision::delete_queue(&mut conn, config).await?
+        };
         Ok(deleted + self.remove_queue_schedules(redis_url, config).await?)
     }
 

@@ -78,6 +78,10 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
         }
         Ok((mut conn, states)) => {
             for (entry, state) in entries.iter().zip(states) {
+                // Removed while the snapshot ran (its resource was deleted): nothing to report.
+                if !inner.serves(entry) {
+                    continue;
+                }
                 let health = match state {
                     Ok(QueueState::Ready(m)) => QueueHealth::Ok(m),
                     Ok(missing) => {
@@ -86,7 +90,13 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
                             QueueState::StreamMissing { .. } => "stream",
                             _ => "consumer group",
                         };
-                        match provision::provision(&mut conn, &entry.config, true).await {
+                        let repair = inner.repair.lock().await;
+                        if !inner.serves(entry) {
+                            continue;
+                        }
+                        let repaired = provision::provision(&mut conn, &entry.config, true).await;
+                        drop(repair);
+                        match repaired {
                             Ok(p) => {
                                 if let Some(drift) = p.drift(&entry.config, true) {
                                     inner.reporter.queue_event(
