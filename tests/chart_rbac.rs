@@ -9,6 +9,7 @@
 #[path = "chart/helm.rs"]
 mod helm;
 
+use jobqueue_test_support::without_operator_env;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -160,12 +161,15 @@ async fn http_get(port: u16, path: &str) -> String {
     out.lines().next().unwrap_or_default().to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port the operator bound for its HTTP endpoints (it binds port 0 and logs the
+/// address: a port picked here could be taken by a concurrent test's Redis before it binds).
+async fn bound_port(log: &std::path::Path) -> u16 {
+    eventually("the operator to log its HTTP address", || async {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let addr = text.split("bound=").nth(1)?.split_whitespace().next()?;
+        addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+    })
+    .await
 }
 
 /// Starts the operator with the environment the chart's Deployment gives it, pointed at the
@@ -174,11 +178,10 @@ fn start_operator(
     rendered: &helm::Rendered,
     server: &TestApiServer,
     redis_url: &str,
-    metrics_port: u16,
     log: &std::path::Path,
 ) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobqueue-operator"));
-    cmd.arg("run");
+    without_operator_env(&mut cmd).arg("run");
     for var in rendered.container()["env"].as_array().unwrap() {
         if let Some(v) = var["value"].as_str() {
             cmd.env(var["name"].as_str().unwrap(), v);
@@ -188,7 +191,7 @@ fn start_operator(
         .env("REDIS_URL", redis_url)
         .env("POD_NAME", "jq-jobqueue-operator-0")
         .env("POD_NAMESPACE", helm::NAMESPACE)
-        .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .env("METRICS_ADDR", "127.0.0.1:0")
         // Quicker status writes than the chart's default keep the test short.
         .env("STATUS_INTERVAL", "500ms")
         .env("LOG_FORMAT", "text")
@@ -348,14 +351,7 @@ async fn rbac_proven(values: Value) {
 
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("operator.log");
-    let metrics_port = free_port();
-    let mut operator = Operator(start_operator(
-        &rendered,
-        &server,
-        &redis_url,
-        metrics_port,
-        &log_path,
-    ));
+    let mut operator = Operator(start_operator(&rendered, &server, &redis_url, &log_path));
     let mine = Mine {
         server: &server,
         spans: Mutex::new(Vec::new()),
@@ -367,7 +363,7 @@ async fn rbac_proven(values: Value) {
             &client,
             &redis_url,
             &rendered,
-            metrics_port,
+            &log_path,
             &mut operator.0,
         ),
     ))
@@ -454,9 +450,10 @@ async fn scenario(
     client: &kube::Client,
     redis_url: &str,
     rendered: &helm::Rendered,
-    metrics_port: u16,
+    log_path: &std::path::Path,
     operator: &mut Child,
 ) {
+    let metrics_port = bound_port(log_path).await;
     let queues: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), APPS, &resource("JobQueue"));
     let schedules: Api<DynamicObject> =

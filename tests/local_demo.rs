@@ -148,11 +148,16 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
     // Back to zero after the cooldown: every process started has stopped.
     // (N → 0 in one step when the window and the cooldown end together.)
     local.wait_line("ScaledToZero: scaled ");
-    local.wait_for("every worker stopped", |lines| {
-        let starts = started(lines, "demo");
-        starts.iter().all(|(_, pid, _)| !alive(*pid)).then_some(())
+    // The operator prints a worker's "stopped" line after reaping it: wait for the lines.
+    local.wait_for("a stopped line for every worker started", |lines| {
+        let stopped = lines
+            .iter()
+            .filter(|l| l.text.starts_with("[demo#") && l.text.contains("] stopped ("))
+            .count();
+        (stopped == started(lines, "demo").len()).then_some(())
     });
     let starts = started(&local.lines(), "demo");
+    assert!(starts.iter().all(|(_, pid, _)| !alive(*pid)));
     assert_eq!(
         local.count("] stopped (exit code 0)"),
         starts.len(),

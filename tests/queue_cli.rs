@@ -4,27 +4,28 @@
 
 mod queue_util;
 
+use jobqueue_test_support::without_operator_env;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use jobqueue_operator::queue::provision::provision;
 use jobqueue_operator::queue::{QueueConfig, RedisConn, connect};
-use jobqueue_test_support::redis::{RedisServer, TestRedis, Topology};
+use jobqueue_test_support::redis::{TestRedis, Topology};
 use queue_util::*;
 
 const STREAM: &str = "jobqueue:{shop/orders}";
 
 fn cli(args: &[&str], stdin: Option<&str>) -> Output {
     tokio::task::block_in_place(|| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jobqueue-operator"))
-            .args(args)
-            .env_remove("REDIS_URL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run jobqueue-operator");
+        let mut child =
+            without_operator_env(&mut Command::new(env!("CARGO_BIN_EXE_jobqueue-operator")))
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run jobqueue-operator");
         let mut input = child.stdin.take().unwrap();
         if let Some(s) = stdin {
             input.write_all(s.as_bytes()).unwrap();
@@ -303,10 +304,8 @@ async fn bad_input_fails_with_one_line_and_writes_nothing() {
     let (redis, _conn, _cfg) = provisioned(Topology::Single).await;
     let url = redis.url();
     let before = dbsize(&redis).await;
-    // A port nobody listens on: start a server, note its port, kill it.
-    let mut gone = RedisServer::start();
-    let dead_url = gone.url();
-    gone.kill();
+    // Port 1 (tcpmux) is privileged and unused: nothing a concurrent test starts can take it.
+    let dead_url = "redis://127.0.0.1:1".to_string();
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (

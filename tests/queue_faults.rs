@@ -3,6 +3,7 @@
 
 mod queue_util;
 
+use jobqueue_test_support::without_operator_env;
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -225,7 +226,7 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
 }
 
 fn spawn_janitor(url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_jobqueue-operator"))
+    without_operator_env(&mut Command::new(env!("CARGO_BIN_EXE_jobqueue-operator")))
         .args([
             "janitor",
             "--redis",

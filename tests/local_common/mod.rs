@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use jobqueue_test_support::without_operator_env;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -83,13 +84,13 @@ impl Local {
             std::fs::write(dir.path().join(name), text).expect("manifest");
         }
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--local"])
+        without_operator_env(&mut cmd)
+            .args(["run", "--local"])
             .arg(dir.path())
             .args(["--redis", &redis.url(), "--metrics-addr", "off"])
             .args(extra)
             .env("PATH", path_with_venv())
             .env("RUST_LOG", "warn")
-            .env_remove("REDIS_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

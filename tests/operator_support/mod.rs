@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use jobqueue_test_support::without_operator_env;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -195,24 +196,23 @@ impl Cluster {
     pub fn operator(&self, redis_url: &str, identity: &str, extra: &[&str]) -> Operator {
         let log = self.dir.path().join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_jobqueue-operator"))
-            .arg("run")
-            .args(["--redis", redis_url])
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .args(["--identity", identity])
-            .args(["--lease-duration", "6s"])
-            .args(["--status-interval", "1s"])
-            .args(extra)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
-            .env("NO_COLOR", "1")
-            .env_remove("REDIS_URL")
-            .env_remove("WATCH_NAMESPACES")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("starting the jobqueue-operator binary");
+        let child =
+            without_operator_env(&mut Command::new(env!("CARGO_BIN_EXE_jobqueue-operator")))
+                .arg("run")
+                .args(["--redis", redis_url])
+                .args(["--metrics-addr", "127.0.0.1:0"])
+                .args(["--identity", identity])
+                .args(["--lease-duration", "6s"])
+                .args(["--status-interval", "1s"])
+                .args(extra)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("starting the jobqueue-operator binary");
         Operator {
             child: Some(child),
             log,

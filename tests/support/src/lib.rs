@@ -9,3 +9,29 @@
 
 pub mod apiserver;
 pub mod redis;
+
+/// Environment variables `jobqueue-operator` reads as defaults for its flags. Tests remove
+/// them from the processes they start, so a runner's own environment (a CI job inside a pod
+/// has `POD_NAMESPACE`, a developer may export `REDIS_URL`) cannot change what is tested.
+pub const OPERATOR_ENV: &[&str] = &[
+    "REDIS_URL",
+    "WATCH_NAMESPACES",
+    "METRICS_ADDR",
+    "LEASE_NAME",
+    "POD_NAMESPACE",
+    "LEASE_DURATION",
+    "POD_NAME",
+    "LOG_FORMAT",
+    "DEFAULT_POLL_INTERVAL",
+    "STATUS_INTERVAL",
+    "JANITOR_INTERVAL",
+    "MISFIRE_GRACE",
+];
+
+/// Removes [`OPERATOR_ENV`] from `cmd`'s environment (set what a test needs afterwards).
+pub fn without_operator_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in OPERATOR_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}

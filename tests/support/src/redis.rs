@@ -485,11 +485,8 @@ impl TlsRedisServer {
         let ca_file = write("ca.crt", ca_cert.pem());
         let cert_file = write("server.crt", server_cert.pem());
         let key_file = write("server.key", server_key.serialize_pem());
-        let tls_port = free_port();
         let server = RedisServer::start_with(
             vec![
-                "--tls-port".into(),
-                tls_port.to_string(),
                 "--tls-cert-file".into(),
                 cert_file,
                 "--tls-key-file".into(),
@@ -499,8 +496,16 @@ impl TlsRedisServer {
                 "--tls-auth-clients".into(),
                 "no".into(),
             ],
-            |_| Vec::new(),
+            // Picked per attempt, so a TLS port taken meanwhile is retried like the plain one.
+            |_| vec!["--tls-port".into(), free_port().to_string()],
         );
+        let tls_port = server
+            .extra_args
+            .iter()
+            .skip_while(|a| *a != "--tls-port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("the TLS port the server was started with");
         TlsRedisServer {
             server,
             tls_port,
