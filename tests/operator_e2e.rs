@@ -1718,6 +1718,100 @@ async fn a_replica_that_loses_the_lease_stops_its_loops() {
     }
 }
 
+/// A Schedule moved to another queue while no operator ran: the next operator process, which
+/// never wrote it, finds its old run in Redis and removes it, so it fires only where it points.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_moved_while_no_operator_ran_leaves_its_old_queue() {
+    let cluster =
+        Cluster::start("a_schedule_moved_while_no_operator_ran_leaves_its_old_queue").await;
+    let redis = RedisServer::start();
+    let conn = redis_conn(&redis.url()).await;
+    let mut a = cluster.operator(&redis.url(), "op-a", &[]);
+    for q in ["first", "second"] {
+        cluster
+            .create("JobQueue", q, json!({"redis": {"url": redis.url()}}))
+            .await;
+    }
+    cluster
+        .create(
+            "Schedule",
+            "mover",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "first"}}),
+        )
+        .await;
+    let first = QueueKeys::new(default_stream("default", "first"));
+    let second = QueueKeys::new(default_stream("default", "second"));
+    let count = |keys: &QueueKeys| {
+        let mut conn = conn.clone();
+        let stream = keys.stream.clone();
+        async move { jobs(&mut conn, &stream).await.len() }
+    };
+    let at_least = |keys: &QueueKeys, n: usize| {
+        let keys = keys.clone();
+        let count = &count;
+        async move {
+            eventually(
+                Duration::from_secs(30),
+                &format!("{n} jobs in {}", keys.stream),
+                || async {
+                    match count(&keys).await {
+                        seen if seen >= n => Ok(seen),
+                        seen => Err(format!("{seen}")),
+                    }
+                },
+            )
+            .await
+        }
+    };
+    at_least(&first, 1).await;
+
+    a.sigkill();
+    cluster
+        .schedules()
+        .patch(
+            "mover",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"queueRef": {"name": "second"}}})),
+        )
+        .await
+        .expect("moving the Schedule");
+    let _b = cluster.operator(&redis.url(), "op-b", &[]);
+    at_least(&second, 1).await;
+    eventually(
+        Duration::from_secs(15),
+        "the old queue's run to be removed",
+        || {
+            let mut conn = conn.clone();
+            let first = first.clone();
+            async move {
+                let (armed, stored): (Option<f64>, i64) = redis::pipe()
+                    .cmd("ZSCORE")
+                    .arg(first.schedules())
+                    .arg("mover")
+                    .cmd("EXISTS")
+                    .arg(first.schedule("mover"))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match (armed, stored) {
+                    (None, 0) => Ok(()),
+                    other => Err(format!("still in the old queue: {other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    // Nothing fires into the old queue while the new one gets its next runs.
+    let old = count(&first).await;
+    let new = count(&second).await;
+    at_least(&second, new + 2).await;
+    assert_eq!(
+        count(&first).await,
+        old,
+        "the moved Schedule fired into its old queue"
+    );
+}
+
 /// A queue on a three-node Redis Cluster: provisioned, scaled from its backlog, and fed by a
 /// Schedule, like on a single server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,6 +104,8 @@ struct QueueSlot {
 #[derive(Debug, Clone)]
 struct ScheduleSlot {
     queue: ObjectId,
+    /// The keys of the queue it was written to (a queue's keys can change with its spec).
+    keys: Option<crate::queue::keys::QueueKeys>,
     last_reported: Option<schedules::ScheduleState>,
     last_report_at: Option<Instant>,
 }
@@ -198,6 +200,11 @@ impl Runtime {
             }
         };
         let drift = provisioned.drift(&entry.config, was_served);
+        if !was_served {
+            // After a restart a Schedule may have been written to its new queue before this,
+            // its old one, was served again: its old run must not fire here.
+            self.drop_moved_schedules(&mut conn, &entry).await?;
+        }
         let url = entry.redis_url.clone();
         let old_url = {
             let mut queues = lock(&self.inner.queues);
@@ -270,13 +277,22 @@ impl Runtime {
         config: &QueueConfig,
     ) -> Result<u64, QueueError> {
         let mut conn = self.inner.pool.get(redis_url).await?;
-        let names: Vec<String> = redis::cmd("ZRANGE")
+        let mut names: Vec<String> = redis::cmd("ZRANGE")
             .arg(config.keys.schedules())
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
             .await
             .map_err(QueueError::during("listing the queue's schedules"))?;
+        // A suspended schedule has no armed run, only its hash: the runtime knows its name.
+        names.extend(
+            lock(&self.inner.schedules)
+                .iter()
+                .filter(|(_, slot)| slot.keys.as_ref() == Some(&config.keys))
+                .map(|(id, _)| id.name.clone()),
+        );
+        names.sort();
+        names.dedup();
         let mut removed = 0;
         for name in names {
             if schedules::remove(&mut conn, &config.keys, &name)
@@ -307,17 +323,21 @@ impl Runtime {
         queue: &ObjectId,
         def: &ScheduleDefinition,
     ) -> Result<(), RuntimeError> {
-        // Pointed at another queue: it must stop firing into the one it was written to.
-        let moved_from = lock(&self.inner.schedules)
-            .get(id)
-            .map(|s| s.queue.clone())
-            .filter(|q| q != queue);
-        if let Some(old) = moved_from {
-            self.remove_schedule(id, &old).await?;
-        }
         let entry = self
             .queue_entry(queue)
             .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
+        // Pointed at another queue: it must stop firing into the one it was written to. That
+        // queue is known from memory, or, first time this process sees the schedule (after a
+        // restart), found in the Redis of the namespace's other queues.
+        let known = lock(&self.inner.schedules).get(id).map(|s| s.queue.clone());
+        match known {
+            Some(old) if old != *queue => self.remove_schedule_from(id, &[old]).await?,
+            Some(_) => {}
+            None => {
+                let others = self.queues_of_namespace(&id.namespace, Some(queue));
+                self.remove_schedule_from(id, &others).await?;
+            }
+        }
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
         {
@@ -328,6 +348,7 @@ impl Runtime {
                     id.clone(),
                     ScheduleSlot {
                         queue: queue.clone(),
+                        keys: Some(entry.config.keys.clone()),
                         last_reported: None,
                         last_report_at: None,
                     },
@@ -347,21 +368,74 @@ impl Runtime {
         id: &ObjectId,
         queue: &ObjectId,
     ) -> Result<(), RuntimeError> {
-        let written_to = lock(&self.inner.schedules)
-            .get(id)
-            .map(|s| s.queue.clone())
-            .filter(|q| q != queue);
-        for q in std::iter::once(queue).chain(written_to.as_ref()) {
-            let Some(entry) = self.queue_entry(q) else {
-                continue;
-            };
-            let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-            schedules::remove(&mut conn, &entry.config.keys, &id.name).await?;
+        let written_to = lock(&self.inner.schedules).get(id).map(|s| s.queue.clone());
+        let mut queues = vec![queue.clone()];
+        match written_to {
+            Some(q) => queues.push(q),
+            // Not written by this process (it restarted): wherever it is in the namespace.
+            None => queues.extend(self.queues_of_namespace(&id.namespace, Some(queue))),
         }
+        self.remove_schedule_from(id, &queues).await?;
         lock(&self.inner.schedules).remove(id);
         self.inner
             .metrics
             .forget_schedule(&ObjectLabels::new(&id.namespace, &id.name));
+        Ok(())
+    }
+
+    /// Served queues of `namespace`, except `except`.
+    fn queues_of_namespace(&self, namespace: &str, except: Option<&ObjectId>) -> Vec<ObjectId> {
+        lock(&self.inner.queues)
+            .keys()
+            .filter(|id| id.namespace == namespace && Some(*id) != except)
+            .cloned()
+            .collect()
+    }
+
+    /// Removes schedule `id` from each of `queues` that is served and holds it (queues
+    /// without it are only read, so nothing is announced to their schedulers).
+    async fn remove_schedule_from(
+        &self,
+        id: &ObjectId,
+        queues: &[ObjectId],
+    ) -> Result<(), RuntimeError> {
+        for q in queues {
+            let Some(entry) = self.queue_entry(q) else {
+                continue;
+            };
+            let mut conn = self.inner.pool.get(&entry.redis_url).await?;
+            let keys = &entry.config.keys;
+            if holds_schedule(&mut conn, keys, &id.name).await? {
+                schedules::remove(&mut conn, keys, &id.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes from a queue just served the schedules this process knows to be written to
+    /// another queue.
+    async fn drop_moved_schedules(
+        &self,
+        conn: &mut crate::queue::conn::RedisConn,
+        entry: &QueueEntry,
+    ) -> Result<(), QueueError> {
+        let elsewhere: Vec<String> = lock(&self.inner.schedules)
+            .iter()
+            .filter(|(id, slot)| id.namespace == entry.id.namespace && slot.queue != entry.id)
+            .map(|(id, _)| id.name.clone())
+            .collect();
+        for name in elsewhere {
+            let keys = &entry.config.keys;
+            if holds_schedule(conn, keys, &name)
+                .await
+                .map_err(as_queue_error)?
+            {
+                schedules::remove(conn, keys, &name)
+                    .await
+                    .map_err(as_queue_error)?;
+                tracing::info!(queue = %entry.id, schedule = %name, "removed the run of a schedule that moved to another queue");
+            }
+        }
         Ok(())
     }
 
@@ -432,6 +506,39 @@ impl Runtime {
             ));
         }
         schedulers.insert(url.to_string(), SchedulerRun { handle, tasks });
+    }
+}
+
+/// Whether `keys`' queue holds schedule `name` (an armed run or its stored definition).
+async fn holds_schedule(
+    conn: &mut crate::queue::conn::RedisConn,
+    keys: &crate::queue::keys::QueueKeys,
+    name: &str,
+) -> Result<bool, ScheduleError> {
+    let (armed, stored): (Option<f64>, bool) = redis::pipe()
+        .cmd("ZSCORE")
+        .arg(keys.schedules())
+        .arg(name)
+        .cmd("EXISTS")
+        .arg(keys.schedule(name))
+        .query_async(conn)
+        .await
+        .map_err(|source| ScheduleError::Redis {
+            op: "schedule lookup",
+            source,
+        })?;
+    Ok(armed.is_some() || stored)
+}
+
+/// A schedule error met while serving a queue, as a queue error (a Redis error stays one, so
+/// a broken connection is still recognised as such).
+fn as_queue_error(e: ScheduleError) -> QueueError {
+    match e {
+        ScheduleError::Redis { op, source } => QueueError::redis(op, source),
+        other => QueueError::Protocol {
+            op: "schedule cleanup",
+            detail: other.to_string(),
+        },
     }
 }
 
