@@ -605,8 +605,71 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     )
     .await;
 
-    // 4. Deletion: Delete removes the keys, Retain keeps them, a Schedule's entry goes away.
+    // jobqueue_schedule_fires_total counts every run that enqueued a job (it fires every
+    // second, faster than status is read): once suspended, it equals the jobs in the stream.
     let reports = QueueKeys::new(default_stream("default", "reports"));
+    cluster
+        .schedules()
+        .patch(
+            "tick",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .expect("suspending the Schedule");
+    eventually(
+        Duration::from_secs(15),
+        "fires_total to equal the suspended schedule's jobs",
+        || {
+            let mut conn = conn.clone();
+            let stream = reports.stream.clone();
+            async move {
+                let armed: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(QueueKeys::new(stream.clone()).schedules())
+                    .arg("tick")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let jobs = jobs(&mut conn, &stream).await.len() as f64;
+                let (_, body) = http_get(addr, "/metrics").await;
+                let fires = value(
+                    &parse_metrics(&body).0,
+                    "jobqueue_schedule_fires_total",
+                    &[("name", "tick")],
+                );
+                match (armed, fires) {
+                    (None, Some(f)) if f == jobs && jobs >= 3.0 => Ok(()),
+                    other => Err(format!("{other:?} vs {jobs} jobs")),
+                }
+            }
+        },
+    )
+    .await;
+    cluster
+        .schedules()
+        .patch(
+            "tick",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .expect("resuming the Schedule");
+    eventually(Duration::from_secs(15), "tick armed again", || {
+        let mut conn = conn.clone();
+        let zset = reports.schedules();
+        async move {
+            let armed: Option<f64> = redis::cmd("ZSCORE")
+                .arg(&zset)
+                .arg("tick")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            armed.map(|_| ()).ok_or_else(|| "not armed".to_string())
+        }
+    })
+    .await;
+
+    // 4. Deletion: Delete removes the keys, Retain keeps them, a Schedule's entry goes away.
     assert!(
         redis::cmd("EXISTS")
             .arg(reports.schedule("tick"))

@@ -114,6 +114,11 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
             .state;
         assert_eq!(state.missed_runs, 0, "{name}");
         assert_eq!(
+            state.fired_runs,
+            seconds.len() as u64,
+            "{name}: runs counted"
+        );
+        assert_eq!(
             state.last_schedule_time.map(|t| t.timestamp_millis()),
             Some(last),
             "{name}"

@@ -310,6 +310,8 @@ pub struct ScheduleState {
     pub last_entry_id: Option<String>,
     pub missed_runs: u64,
     pub skipped_runs: u64,
+    /// Runs that enqueued a job, ever (a counter, so none is missed between two reads).
+    pub fired_runs: u64,
 }
 
 impl ScheduleState {
@@ -418,6 +420,7 @@ fn decode(
         skipped_runs: int("skipped_runs", take("skipped_runs"))?
             .unwrap_or(0)
             .max(0) as u64,
+        fired_runs: int("fired_runs", take("fired_runs"))?.unwrap_or(0).max(0) as u64,
     };
     let revision = int("revision", take("revision"))?.unwrap_or(0);
     Ok(Some(StoredSchedule {
@@ -720,6 +723,7 @@ mod tests {
             last_entry_id: Some("1767225600003-0".into()),
             missed_runs: 4,
             skipped_runs: 2,
+            fired_runs: 9,
         };
         let mut status = ScheduleStatus {
             observed_generation: Some(3),

@@ -340,20 +340,28 @@ impl Runtime {
         }
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
-        {
-            // Keep what was last reported: the fire and miss counters are deltas against it.
+        let moved = {
             let mut known = lock(&self.inner.schedules);
-            if known.get(id).is_none_or(|slot| slot.queue != *queue) {
-                known.insert(
-                    id.clone(),
-                    ScheduleSlot {
-                        queue: queue.clone(),
-                        keys: Some(entry.config.keys.clone()),
-                        last_reported: None,
-                        last_report_at: None,
-                    },
-                );
+            let slot = known.entry(id.clone()).or_insert_with(|| ScheduleSlot {
+                queue: queue.clone(),
+                keys: None,
+                last_reported: None,
+                last_report_at: None,
+            });
+            let moved = slot.queue != *queue;
+            if moved {
+                slot.queue = queue.clone();
+                slot.last_reported = None;
+                slot.last_report_at = None;
             }
+            slot.keys = Some(entry.config.keys.clone());
+            moved
+        };
+        if moved {
+            // Its counters start again in the new queue's Redis: a new series, as after a reset.
+            self.inner
+                .metrics
+                .forget_schedule(&ObjectLabels::new(&id.namespace, &id.name));
         }
         if let Some(run) = lock(&self.inner.schedulers).get(&entry.redis_url) {
             run.handle.wake();

@@ -47,7 +47,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
 
 fn observe(inner: &Inner, id: &ObjectId, state: ScheduleState) {
     let now = Instant::now();
-    let previous = {
+    {
         let mut schedules = lock(&inner.schedules);
         let Some(slot) = schedules.get_mut(id) else {
             return;
@@ -60,20 +60,19 @@ fn observe(inner: &Inner, id: &ObjectId, state: ScheduleState) {
             return;
         }
         slot.last_report_at = Some(now);
-        slot.last_reported.replace(state.clone())
-    };
+        slot.last_reported = Some(state.clone());
+    }
+    // The counters live in the schedule's hash in Redis, so the series show every run since
+    // the schedule was written to its queue, across operator restarts and replicas.
     let labels = ObjectLabels::new(&id.namespace, &id.name);
-    if let Some(prev) = &previous {
-        let m = &inner.metrics;
-        m.schedule_missed
-            .get_or_create(&labels)
-            .inc_by(state.missed_runs.saturating_sub(prev.missed_runs));
-        m.schedule_skipped
-            .get_or_create(&labels)
-            .inc_by(state.skipped_runs.saturating_sub(prev.skipped_runs));
-        if state.last_job_id.is_some() && state.last_job_id != prev.last_job_id {
-            m.schedule_fires.get_or_create(&labels).inc();
-        }
+    let m = &inner.metrics;
+    for (family, stored) in [
+        (&m.schedule_fires, state.fired_runs),
+        (&m.schedule_missed, state.missed_runs),
+        (&m.schedule_skipped, state.skipped_runs),
+    ] {
+        let counter = family.get_or_create(&labels);
+        counter.inc_by(stored.saturating_sub(counter.get()));
     }
     inner.reporter.schedule_observed(id, &state);
 }

@@ -56,6 +56,7 @@ if ARGV[4] ~= '' then
       'schedule', name, 'scheduled_for', ARGV[4])
     redis.call('HSET', KEYS[2], 'last_schedule_time', ARGV[4], 'last_job_id', ARGV[7],
       'last_entry_id', entry, 'last_fire_time', now_ms)
+    redis.call('HINCRBY', KEYS[2], 'fired_runs', 1)
     status = 'fired'
   end
 end
