@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jobqueue_operator::api::ConcurrencyPolicy;
+use jobqueue_operator::queue::config::{Backoff, QueueConfig};
+use jobqueue_operator::queue::janitor::{self, JanitorOptions};
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{
     ScheduledQueue, Scheduler, SchedulerConfig, spawn_change_listener,
@@ -546,4 +548,168 @@ async fn one_broken_queue_does_not_hold_back_the_others() {
         Some(ms("2026-05-04T10:00:01Z"))
     );
     assert_eq!(report.next_due_ms, Some(ms("2026-05-04T10:00:01Z")));
+}
+
+/// `concurrencyPolicy: Forbid` on a run whose job fails and is retried: the retry is the same
+/// run, so no new run fires while it waits out its backoff, is unread or is pending; the next
+/// run fires once the retry is acknowledged. On a single server and a Redis Cluster (the
+/// retry updates the schedule's hash, a key of the same slot).
+async fn forbid_follows_a_retried_run(topology: Topology) {
+    let redis = TestRedis::start(topology);
+    let mut conn = connect(&redis.url()).await.unwrap();
+    let keys = QueueKeys::new(default_stream("ns", "forbid-retry"));
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys.stream)
+        .arg("workers")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut def = ScheduleDefinition::new("sync", "* * * * * *");
+    def.concurrency_policy = ConcurrencyPolicy::Forbid;
+    schedules::upsert(&mut conn, &keys, &def, Utc::now())
+        .await
+        .unwrap();
+    let scheduler = Scheduler::new(
+        connect(&redis.url()).await.unwrap(),
+        SchedulerConfig::default(),
+    );
+    scheduler.handle().set_queues(vec![queue(&keys)]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let skipped = |c: RedisConn, k: QueueKeys| async move {
+        let mut c = c;
+        schedules::get(&mut c, &k, "sync")
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .skipped_runs
+    };
+    let (skip_conn, skip_keys) = (conn.clone(), keys.clone());
+    let two_more_skips = move |what: &'static str| {
+        let (c, k) = (skip_conn.clone(), skip_keys.clone());
+        async move {
+            let from = skipped(c.clone(), k.clone()).await;
+            eventually(Duration::from_secs(10), what, || {
+                let (c, k) = (c.clone(), k.clone());
+                async move { (skipped(c, k).await >= from + 2).then_some(()) }
+            })
+            .await;
+        }
+    };
+    let read_one = |c: RedisConn, stream: String| async move {
+        let mut c = c;
+        let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg("w1")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        read.keys[0].ids[0].id.clone()
+    };
+    let mut cfg = QueueConfig::new(keys.stream.clone());
+    cfg.visibility_timeout = Duration::from_millis(1);
+    let reclaim_conn = conn.clone();
+    let reclaim = move |cfg: QueueConfig| {
+        let c = reclaim_conn.clone();
+        async move {
+            eventually(Duration::from_secs(10), "the job to be retried", || {
+                let (mut c, cfg) = (c.clone(), cfg.clone());
+                async move {
+                    let r = janitor::reclaim_expired(&mut c, &cfg, &JanitorOptions::default())
+                        .await
+                        .unwrap();
+                    (r.retried == 1).then_some(())
+                }
+            })
+            .await;
+        }
+    };
+
+    let first = eventually(Duration::from_secs(10), "the first job", || {
+        let mut c = conn.clone();
+        let k = keys.clone();
+        async move { jobs(&mut c, &k.stream).await.into_iter().next() }
+    })
+    .await;
+    assert_eq!(
+        read_one(conn.clone(), keys.stream.clone()).await,
+        first.entry_id
+    );
+
+    // The worker lost it; the retry waits out an hour's backoff in the delayed set.
+    let mut with_backoff = cfg.clone();
+    with_backoff.backoff = Some(Backoff {
+        initial: Duration::from_secs(3600),
+        max: Duration::from_secs(3600),
+        multiplier: 1.0,
+    });
+    reclaim(with_backoff.clone()).await;
+    two_more_skips("two skipped runs while the retry waits").await;
+    assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
+
+    // Due now: promoted into the stream, unread, then delivered and lost once more (retried
+    // at once this time).
+    let members: Vec<String> = conn.zrange(keys.delayed(), 0, -1).await.unwrap();
+    assert_eq!(members.len(), 1);
+    let _: i64 = conn.zadd(keys.delayed(), &members[0], 0).await.unwrap();
+    let (promoted, _) = janitor::promote_due(&mut conn, &cfg, &JanitorOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(promoted, 1);
+    two_more_skips("two skipped runs while the promoted retry is unread").await;
+    let promoted_entry = read_one(conn.clone(), keys.stream.clone()).await;
+    reclaim(cfg.clone()).await;
+    two_more_skips("two skipped runs while the second retry is unread").await;
+    let all = jobs(&mut conn, &keys.stream).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all.iter().all(|j| j.id == first.id),
+        "only retries: {all:?}"
+    );
+    assert_eq!(all[1].entry_id, promoted_entry);
+    assert_eq!(all[2].attempt, 3);
+
+    // Finished: the next run fires.
+    let last = read_one(conn.clone(), keys.stream.clone()).await;
+    assert_eq!(last, all[2].entry_id);
+    let acked: i64 = conn.xack(&keys.stream, "workers", &[&last]).await.unwrap();
+    assert_eq!(acked, 1);
+    let next = eventually(Duration::from_secs(10), "a new run after the ack", || {
+        let mut c = conn.clone();
+        let k = keys.clone();
+        let retried = first.id.clone();
+        async move {
+            jobs(&mut c, &k.stream)
+                .await
+                .into_iter()
+                .find(|j| j.id != retried)
+        }
+    })
+    .await;
+    assert!(next.scheduled_for > first.scheduled_for);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbid_follows_a_retried_run_single() {
+    forbid_follows_a_retried_run(Topology::Single).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbid_follows_a_retried_run_cluster() {
+    forbid_follows_a_retried_run(Topology::Cluster).await;
 }

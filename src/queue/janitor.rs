@@ -129,6 +129,7 @@ pub async fn promote_due(
             .key(&cfg.dead_letter)
             .arg(opts.batch.max(1))
             .arg(cfg.dead_letter_max_length.unwrap_or(0))
+            .arg(cfg.keys.schedule(""))
             .invoke_async(conn)
             .await
             .map_err(|e| map_error("promoting delayed jobs", cfg.stream(), &cfg.group, e))?;
@@ -201,7 +202,8 @@ async fn reclaim(
             .arg(batch)
             .arg(cfg.dead_letter_max_length.unwrap_or(0))
             .arg(consumer.unwrap_or(""))
-            .arg(failure.as_str());
+            .arg(failure.as_str())
+            .arg(cfg.keys.schedule(""));
         for d in &backoff {
             inv.arg(*d);
         }

@@ -529,6 +529,7 @@ fn fire_invocation(
     inv.key(keys.schedules())
         .key(keys.schedule(&r.name))
         .key(&keys.stream)
+        .key(keys.delayed())
         .arg(&r.name)
         .arg(r.expected_ms)
         .arg(r.revision)

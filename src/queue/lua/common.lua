@@ -66,6 +66,20 @@ local function fields_without(fields, drop)
   return out
 end
 
+-- concurrencyPolicy Forbid watches the entry of a schedule's last job. When that job is
+-- handed out again, the schedule follows it to its new entry ('delayed' while it waits out a
+-- backoff), so a run being retried still counts as running. `schedule_prefix` is the queue's
+-- '<prefix>:schedule:' (the schedule hashes share the queue's slot).
+local function follow_schedule(schedule_prefix, fields, entry)
+  local name = field_get(fields, 'schedule')
+  if not name or not schedule_prefix or schedule_prefix == '' then return end
+  local key = schedule_prefix .. name
+  local last = redis.call('HGET', key, 'last_job_id')
+  if last and last == field_get(fields, 'id') then
+    redis.call('HSET', key, 'last_entry_id', entry)
+  end
+end
+
 -- Flat reply {k1, v1, ...} (XINFO) to a table.
 local function to_map(flat)
   local m = {}

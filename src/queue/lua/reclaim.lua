@@ -7,7 +7,8 @@
 -- ARGV[1] group, ARGV[2] min idle ms, ARGV[3] max deliveries, ARGV[4] max jobs per call,
 -- ARGV[5] dead-letter MAXLEN (0 = none), ARGV[6] consumer ('' = any),
 -- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone'),
--- ARGV[8..] backoff delay ms after attempt 1, 2, ... (none = retry at once)
+-- ARGV[8] the queue's schedule hash prefix (see follow_schedule),
+-- ARGV[9..] backoff delay ms after attempt 1, 2, ... (none = retry at once)
 -- Returns {retried, dead_lettered, missing (entry deleted out of band), scanned}
 local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
 local group = ARGV[1]
@@ -40,11 +41,12 @@ for _, p in ipairs(pending) do
       dead_lettered = dead_lettered + 1
     else
       field_set(fields, 'attempt', int_str(attempt + 1))
-      local delay = tonumber(ARGV[7 + attempt] or '0') or 0
+      local delay = tonumber(ARGV[8 + attempt] or '0') or 0
       if delay > 0 then
         redis.call('ZADD', delayed, now + delay, fields_to_member(fields))
+        follow_schedule(ARGV[8], fields, 'delayed')
       else
-        redis.call('XADD', stream, '*', unpack(fields))
+        follow_schedule(ARGV[8], fields, redis.call('XADD', stream, '*', unpack(fields)))
       end
       retried = retried + 1
     end

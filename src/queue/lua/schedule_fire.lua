@@ -1,5 +1,5 @@
 -- Fires one run of a schedule, exactly once: compare-and-set on the schedule's zset score.
--- KEYS[1] schedules zset, KEYS[2] schedule hash, KEYS[3] stream
+-- KEYS[1] schedules zset, KEYS[2] schedule hash, KEYS[3] stream, KEYS[4] delayed zset
 -- ARGV: name, expected_score_ms, revision, fire_ms ('' = fire nothing), next_ms ('' = never
 --       again), missed (runs to count as missed), job_id, group
 -- Returns {status, entry_id}: 'stale' (another scheduler moved the score: nothing done),
@@ -29,6 +29,8 @@ end
 -- Whether the previous run's job is still unread by the group or delivered but unacknowledged.
 local function previous_busy(entry, group)
   if not entry or entry == '' then return false end
+  -- Retried with a backoff (see follow_schedule): waiting in the delayed set.
+  if entry == 'delayed' then return redis.call('ZCARD', KEYS[4]) > 0 end
   local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[3])
   if not ok then return false end
   for _, g in ipairs(groups) do
