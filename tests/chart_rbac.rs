@@ -698,6 +698,50 @@ async fn scenario(
     })
     .await;
 
+    // A queue on the operator's default Redis with a worker template: the URL reaches the
+    // workers through a Secret the operator writes, never as plain env.
+    let digests = object(
+        "JobQueue",
+        "digests",
+        json!({"workers": {"template": {"spec": {"containers": [
+            {"name": "worker", "image": "example/digests:1"}]}}}}),
+    );
+    mine.call("create", "jobqueues", queues.create(&pp, &digests))
+        .await
+        .unwrap();
+    eventually("digests to be Ready", || async {
+        let q = mine
+            .call("get", "jobqueues", queues.get("digests"))
+            .await
+            .ok()?;
+        is_ready(&q).then_some(())
+    })
+    .await;
+    let url_secret = mine
+        .call("get", "secrets", secrets.get("digests-workers-redis"))
+        .await
+        .expect("the operator wrote the workers' URL Secret");
+    assert_eq!(
+        url_secret.data.unwrap()["url"].0,
+        redis_url.as_bytes(),
+        "the Secret holds the default URL"
+    );
+    let workers = mine
+        .call("get", "deployments", deployments.get("digests-workers"))
+        .await
+        .unwrap();
+    let env = &workers.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()[0];
+    assert_eq!(env.name, "REDIS_URL");
+    assert_eq!(env.value, None, "the default URL is not in the Deployment");
+    let from = env.value_from.clone().unwrap().secret_key_ref.unwrap();
+    assert_eq!(
+        (from.name.as_str(), from.key.as_str()),
+        ("digests-workers-redis", "url")
+    );
+
     // A Schedule (it need not fire: its controller's API use is the point).
     let nightly = object(
         "Schedule",
@@ -721,7 +765,7 @@ async fn scenario(
     mine.call("delete", "schedules", schedules.delete("nightly", &dp))
         .await
         .unwrap();
-    for name in ["emails", "thumbnails", "reports"] {
+    for name in ["emails", "thumbnails", "reports", "digests"] {
         mine.call("delete", "jobqueues", queues.delete(name, &dp))
             .await
             .unwrap();
@@ -731,6 +775,7 @@ async fn scenario(
         (&queues, "JobQueue", "jobqueues", "emails"),
         (&queues, "JobQueue", "jobqueues", "thumbnails"),
         (&queues, "JobQueue", "jobqueues", "reports"),
+        (&queues, "JobQueue", "jobqueues", "digests"),
     ] {
         eventually(&format!("{kind} {name} to be gone"), || async {
             match mine.call("get", resource, api.get(name)).await {

@@ -5,12 +5,17 @@
 //! of its own: `REDIS_URL`, `JOBQUEUE_STREAM`, `JOBQUEUE_GROUP`, and `JOBQUEUE_CONSUMER` (the pod
 //! name, through the downward API, so each pod is its own consumer and the operator can tell
 //! which consumer belongs to a pod that no longer exists).
+//!
+//! A queue on the operator's default Redis gets that URL through a Secret the operator writes
+//! next to the Deployment ([`url_secret`]): the default URL may hold a password, and a
+//! Deployment's env is readable by anyone who may read Deployments.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, ObjectFieldSelector, PodTemplateSpec, SecretKeySelector,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodTemplateSpec, Secret, SecretKeySelector,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
@@ -25,8 +30,43 @@ pub const QUEUE_LABEL: &str = "jobqueue.io/queue";
 pub enum RedisUrlSource {
     /// A key of a Secret (never copied into the Deployment in plain text).
     Secret { name: String, key: String },
-    /// A plain URL (`spec.redis.url` or the operator's default).
+    /// A plain URL (`spec.redis.url`: the user wrote it in plain text already).
     Plain(String),
+    /// The operator's default URL: workers read it from [`url_secret`].
+    Default(String),
+}
+
+/// Name of the Secret holding the default Redis URL for `jq`'s workers.
+pub fn url_secret_name(jq: &JobQueue) -> String {
+    format!("{}-redis", deployment_name(jq))
+}
+
+/// Key of the URL in [`url_secret`].
+pub const URL_SECRET_KEY: &str = "url";
+
+/// The Secret with the operator's default Redis URL for `jq`'s workers, owned by the queue.
+pub fn url_secret(jq: &JobQueue, url: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(url_secret_name(jq)),
+            namespace: jq.namespace(),
+            labels: Some(BTreeMap::from([
+                (QUEUE_LABEL.to_string(), jq.name_any()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "jobqueue-operator".to_string(),
+                ),
+            ])),
+            owner_references: jq.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            URL_SECRET_KEY.to_string(),
+            ByteString(url.as_bytes().to_vec()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
 }
 
 /// Name of the Deployment the operator manages for `jq`.
@@ -95,18 +135,8 @@ pub fn injected_env(jq: &JobQueue, redis: &RedisUrlSource) -> Vec<EnvVar> {
             value: Some(url.clone()),
             value_from: None,
         },
-        RedisUrlSource::Secret { name, key } => EnvVar {
-            name: "REDIS_URL".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: name.clone(),
-                    key: key.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }),
-        },
+        RedisUrlSource::Secret { name, key } => from_secret(name, key),
+        RedisUrlSource::Default(_) => from_secret(&url_secret_name(jq), URL_SECRET_KEY),
     };
     vec![
         redis_url,
@@ -124,6 +154,21 @@ pub fn injected_env(jq: &JobQueue, redis: &RedisUrlSource) -> Vec<EnvVar> {
             }),
         },
     ]
+}
+
+fn from_secret(name: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: "REDIS_URL".into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: name.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+    }
 }
 
 fn plain(name: &str, value: String) -> EnvVar {
@@ -248,6 +293,39 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!(env[0].value.as_deref(), Some("redis://r"));
+    }
+
+    #[test]
+    fn the_default_url_reaches_workers_through_an_owned_secret_only() {
+        let jq = queue(serde_json::json!({"template": {"spec": {"containers": [{"name": "w"}]}}}));
+        let url = "redis://:hunter2@redis.jobs:6379";
+        let d = worker_deployment(&jq, &RedisUrlSource::Default(url.into()), None).unwrap();
+        let text = serde_json::to_string(&d).unwrap();
+        assert!(!text.contains("hunter2"), "the URL leaked into {text}");
+        let env = d.spec.unwrap().template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        let r = env[0].value_from.as_ref().unwrap();
+        let r = r.secret_key_ref.as_ref().unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str()),
+            ("emails-workers-redis", URL_SECRET_KEY)
+        );
+
+        let secret = url_secret(&jq, url);
+        assert_eq!(secret.metadata.name.as_deref(), Some(r.name.as_str()));
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("team-a"));
+        let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("JobQueue", "emails")
+        );
+        assert_eq!(
+            secret.data.unwrap()[URL_SECRET_KEY].0,
+            url.as_bytes(),
+            "the Secret holds the URL"
+        );
     }
 
     #[test]

@@ -88,10 +88,11 @@ against a recording API server and checks every request it makes is granted here
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "patch"]
-# spec.redis.urlSecretRef.
+# spec.redis.urlSecretRef (get); the Secret giving a queue's workers the default Redis URL,
+# written by server-side apply (create, patch).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create", "patch"]
 # Events about JobQueues and Schedules (kube-runtime's Recorder creates, then patches a series).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -76,7 +76,7 @@ pub async fn resolve_redis(
     let Some(redis) = &jq.spec.redis else {
         return Ok((
             ctx.default_redis.clone(),
-            RedisUrlSource::Plain(ctx.default_redis.clone()),
+            RedisUrlSource::Default(ctx.default_redis.clone()),
         ));
     };
     if let Some(url) = &redis.url {
@@ -85,7 +85,7 @@ pub async fn resolve_redis(
     let Some(sref) = &redis.url_secret_ref else {
         return Ok((
             ctx.default_redis.clone(),
-            RedisUrlSource::Plain(ctx.default_redis.clone()),
+            RedisUrlSource::Default(ctx.default_redis.clone()),
         ));
     };
     let bytes = read_secret_key(ctx, &namespace, sref).await?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -15,7 +16,9 @@ use kube::runtime::finalizer::Event as Finalizer;
 
 use crate::api::{DeletionPolicy, JobQueue, conditions, join_field_errors, validate};
 use crate::operator::runtime::{ObjectId, QueueEntry, ScalingSettings, Workers};
-use crate::operator::workload::{deployment_name, worker_deployment};
+use crate::operator::workload::{
+    RedisUrlSource, deployment_name, url_secret, url_secret_name, worker_deployment,
+};
 use crate::queue::config::QueueConfig;
 use crate::scaling::Policy;
 
@@ -255,7 +258,7 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
 async fn apply_deployment(
     ctx: &Context,
     jq: &JobQueue,
-    url: &crate::operator::workload::RedisUrlSource,
+    url: &RedisUrlSource,
 ) -> Result<(), ReconcileError> {
     let api: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
@@ -268,6 +271,18 @@ async fn apply_deployment(
     let Some(deployment) = worker_deployment(jq, url, current.or(initial)) else {
         return Ok(());
     };
+    if let RedisUrlSource::Default(url) = url {
+        // Before the Deployment, so its pods never wait for a missing Secret.
+        let secrets: Api<Secret> =
+            Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
+        secrets
+            .patch(
+                &url_secret_name(jq),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&url_secret(jq, url)),
+            )
+            .await?;
+    }
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
