@@ -2007,11 +2007,27 @@ async fn queue_on_a_redis_cluster() {
         }
         before = now;
     }
+    let scale_reads = || {
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.verb == "get" && r.subresource.as_deref() == Some("scale"))
+            .count()
+    };
+    let reads_before = scale_reads();
     more_status_writes(4).await;
     assert_eq!(
         reconciles().await,
         before,
         "the operator keeps reconciling an unchanged queue"
+    );
+    // Each status write follows a poll of the queue: its replica count came from the watch of
+    // the worker Deployment, not from a GET of the scale subresource per poll.
+    assert_eq!(
+        scale_reads(),
+        reads_before,
+        "the scaler GETs the scale subresource of an unchanged Deployment"
     );
 }
 

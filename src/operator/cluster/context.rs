@@ -25,6 +25,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub pods: Arc<PodIndex>,
+    /// Watched worker Deployments (their replica counts).
+    pub deployments: Arc<super::deployments::DeploymentCache>,
     /// Redis for queues without `spec.redis`.
     pub default_redis: String,
 }

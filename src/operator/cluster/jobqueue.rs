@@ -126,6 +126,7 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
                 id.clone(),
                 deployment_name(&jq),
                 ctx.pods.clone(),
+                ctx.deployments.clone(),
             )))
         }
         Some(w) => {
@@ -317,6 +318,7 @@ async fn scale_target(
         &resource,
         target.name.clone(),
         ctx.pods.clone(),
+        ctx.deployments.clone(),
     );
     match &workers.target {
         super::workers::ScaleTarget::Referenced(api, name) => {

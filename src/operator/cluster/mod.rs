@@ -28,6 +28,7 @@ use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
 
 mod context;
+mod deployments;
 mod jobqueue;
 mod pods;
 mod reporter;
@@ -177,6 +178,7 @@ async fn lead(
     });
     let runtime = Runtime::new(args.runtime_options(), metrics.clone(), reporter);
     let pods = Arc::new(pods::PodIndex::default());
+    let deployments = Arc::new(deployments::DeploymentCache::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         runtime: runtime.clone(),
@@ -184,6 +186,7 @@ async fn lead(
         recorder,
         metrics,
         pods: pods.clone(),
+        deployments: deployments.clone(),
         default_redis: args.redis.clone(),
     });
 
@@ -282,11 +285,19 @@ where
 
 async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     let (store, stream) = main_stream(api::<JobQueue>(&client, &ns));
+    // One watch of the worker Deployments: it triggers reconciles of their queues (a changed or
+    // deleted Deployment is re-applied) and feeds the scaler's replica counts.
+    let (deployments, writer) = reflector::store();
+    ctx.deployments.add(deployments);
+    let owned = watcher(
+        api::<Deployment>(&client, &ns),
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=jobqueue-operator"),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects();
     Controller::for_stream(stream, store)
-        .owns(
-            api::<Deployment>(&client, &ns),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=jobqueue-operator"),
-        )
+        .owns_stream(owned)
         .shutdown_on_signal()
         .run(jobqueue::reconcile, jobqueue::error_policy, ctx)
         .for_each(|result| async move {

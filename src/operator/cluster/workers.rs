@@ -16,6 +16,7 @@ use crate::operator::runtime::{ObjectId, Workers, WorkersError};
 use crate::operator::workload::QUEUE_LABEL;
 use crate::queue::metrics::ConsumerInfo;
 
+use super::deployments::DeploymentCache;
 use super::pods::PodIndex;
 use super::status::FIELD_MANAGER;
 
@@ -39,17 +40,26 @@ pub struct KubeWorkers {
     pub target: ScaleTarget,
     pub pods: Arc<PodIndex>,
     pub client: Client,
+    /// Watched replica counts of managed Deployments (a GET only when it has none).
+    pub deployments: Arc<DeploymentCache>,
 }
 
 impl KubeWorkers {
     /// The operator-managed Deployment `name` in `namespace`.
-    pub fn managed(client: Client, queue: ObjectId, name: String, pods: Arc<PodIndex>) -> Self {
+    pub fn managed(
+        client: Client,
+        queue: ObjectId,
+        name: String,
+        pods: Arc<PodIndex>,
+        deployments: Arc<DeploymentCache>,
+    ) -> Self {
         let api = Api::namespaced(client.clone(), &queue.namespace);
         KubeWorkers {
             target: ScaleTarget::Managed(api, name),
             queue,
             pods,
             client,
+            deployments,
         }
     }
 
@@ -60,6 +70,7 @@ impl KubeWorkers {
         resource: &ApiResource,
         name: String,
         pods: Arc<PodIndex>,
+        deployments: Arc<DeploymentCache>,
     ) -> Self {
         let api = Api::namespaced_with(client.clone(), &queue.namespace, resource);
         KubeWorkers {
@@ -67,12 +78,18 @@ impl KubeWorkers {
             queue,
             pods,
             client,
+            deployments,
         }
     }
 
     async fn get_replicas(&self) -> Result<u32, kube::Error> {
         let scale = match &self.target {
-            ScaleTarget::Managed(api, name) => api.get_scale(name).await?,
+            ScaleTarget::Managed(api, name) => {
+                if let Some(r) = self.deployments.replicas(&self.queue.namespace, name) {
+                    return Ok(r);
+                }
+                api.get_scale(name).await?
+            }
             ScaleTarget::Referenced(api, name) => api.get_scale(name).await?,
         };
         Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32)
@@ -85,10 +102,13 @@ impl KubeWorkers {
             ..Default::default()
         };
         match &self.target {
-            ScaleTarget::Managed(api, name) => api
-                .patch_scale(name, &params, &Patch::Merge(&patch))
-                .await
-                .map(|_| ()),
+            ScaleTarget::Managed(api, name) => {
+                api.patch_scale(name, &params, &Patch::Merge(&patch))
+                    .await?;
+                self.deployments
+                    .wrote(&self.queue.namespace, name, replicas);
+                Ok(())
+            }
             ScaleTarget::Referenced(api, name) => api
                 .patch_scale(name, &params, &Patch::Merge(&patch))
                 .await
