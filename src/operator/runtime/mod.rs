@@ -106,6 +106,8 @@ struct ScheduleSlot {
     queue: ObjectId,
     /// The keys of the queue it was written to (a queue's keys can change with its spec).
     keys: Option<crate::queue::keys::QueueKeys>,
+    /// Whether no other queue holds a run of it (checked once per process and after a move).
+    cleaned: bool,
     last_reported: Option<schedules::ScheduleState>,
     last_report_at: Option<Instant>,
 }
@@ -200,12 +202,9 @@ impl Runtime {
             }
         };
         let drift = provisioned.drift(&entry.config, was_served);
-        if !was_served {
-            // After a restart a Schedule may have been written to its new queue before this,
-            // its old one, was served again: its old run must not fire here.
-            self.drop_moved_schedules(&mut conn, &entry).await?;
-        }
         let url = entry.redis_url.clone();
+        let id = entry.id.clone();
+        let keys = entry.config.keys.clone();
         let old_url = {
             let mut queues = lock(&self.inner.queues);
             let entry = Arc::new(entry);
@@ -235,6 +234,11 @@ impl Runtime {
                 }
             }
         };
+        // After the queue is in the map (see upsert_schedule): after a restart a Schedule may
+        // have been written to its new queue before this, its old one, was served again.
+        if let Err(e) = self.drop_moved_schedules(&mut conn, &id, &keys).await {
+            tracing::warn!(queue = %id, error = %e, "could not check the queue for schedules that moved away; the next reconcile retries");
+        }
         self.refresh_scheduler(&url, Some(conn));
         if let Some(old) = old_url.filter(|o| *o != url) {
             self.refresh_scheduler(&old, None);
@@ -326,25 +330,16 @@ impl Runtime {
         let entry = self
             .queue_entry(queue)
             .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
-        // Pointed at another queue: it must stop firing into the one it was written to. That
-        // queue is known from memory, or, first time this process sees the schedule (after a
-        // restart), found in the Redis of the namespace's other queues.
-        let known = lock(&self.inner.schedules).get(id).map(|s| s.queue.clone());
-        match known {
-            Some(old) if old != *queue => self.remove_schedule_from(id, &[old]).await?,
-            Some(_) => {}
-            None => {
-                let others = self.queues_of_namespace(&id.namespace, Some(queue));
-                self.remove_schedule_from(id, &others).await?;
-            }
-        }
-        let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-        schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
-        let moved = {
+        // Recorded before anything is looked up: a queue served concurrently checks this map
+        // after it is served itself (drop_moved_schedules), so between the two one of them
+        // finds an old run of this schedule in that queue.
+        let (previous, moved) = {
             let mut known = lock(&self.inner.schedules);
+            let previous = known.get(id).map(|s| (s.queue.clone(), s.cleaned));
             let slot = known.entry(id.clone()).or_insert_with(|| ScheduleSlot {
                 queue: queue.clone(),
                 keys: None,
+                cleaned: false,
                 last_reported: None,
                 last_report_at: None,
             });
@@ -355,8 +350,27 @@ impl Runtime {
                 slot.last_report_at = None;
             }
             slot.keys = Some(entry.config.keys.clone());
-            moved
+            slot.cleaned = matches!(&previous, Some((q, true)) if q == queue);
+            (previous, moved)
         };
+        // Pointed at another queue: it must stop firing into the one it was written to. That is
+        // the one this process wrote it to, or (first sight after a restart, or after a failed
+        // cleanup) any other queue of the namespace.
+        let stale = match previous {
+            Some((old, true)) if old == *queue => None,
+            Some((old, true)) => Some(vec![old]),
+            _ => Some(self.queues_of_namespace(&id.namespace, Some(queue))),
+        };
+        if let Some(stale) = stale {
+            self.remove_schedule_from(id, &stale).await?;
+            if let Some(slot) = lock(&self.inner.schedules).get_mut(id)
+                && slot.queue == *queue
+            {
+                slot.cleaned = true;
+            }
+        }
+        let mut conn = self.inner.pool.get(&entry.redis_url).await?;
+        schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
         if moved {
             // Its counters start again in the new queue's Redis: a new series, as after a reset.
             self.inner
@@ -401,47 +415,58 @@ impl Runtime {
     }
 
     /// Removes schedule `id` from each of `queues` that is served and holds it (queues
-    /// without it are only read, so nothing is announced to their schedulers).
+    /// without it are only read, so nothing is announced to their schedulers). The lookups run
+    /// concurrently: on the multiplexed connections they share round trips.
     async fn remove_schedule_from(
         &self,
         id: &ObjectId,
         queues: &[ObjectId],
     ) -> Result<(), RuntimeError> {
-        for q in queues {
-            let Some(entry) = self.queue_entry(q) else {
-                continue;
-            };
-            let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-            let keys = &entry.config.keys;
-            if holds_schedule(&mut conn, keys, &id.name).await? {
-                schedules::remove(&mut conn, keys, &id.name).await?;
-            }
-        }
-        Ok(())
+        use futures::StreamExt;
+        let entries: Vec<Arc<QueueEntry>> =
+            queues.iter().filter_map(|q| self.queue_entry(q)).collect();
+        let results: Vec<Result<(), RuntimeError>> = futures::stream::iter(entries)
+            .map(|entry| async move {
+                let mut conn = self.inner.pool.get(&entry.redis_url).await?;
+                let keys = &entry.config.keys;
+                if holds_schedule(&mut conn, keys, &id.name).await? {
+                    schedules::remove(&mut conn, keys, &id.name).await?;
+                    tracing::info!(queue = %entry.id, schedule = %id, "removed the run of a schedule that now points at another queue");
+                }
+                Ok(())
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
-    /// Removes from a queue just served the schedules this process knows to be written to
-    /// another queue.
+    /// Removes from a queue the armed runs of schedules this process knows to be written to
+    /// another queue (one ZRANGE when there are none).
     async fn drop_moved_schedules(
         &self,
         conn: &mut crate::queue::conn::RedisConn,
-        entry: &QueueEntry,
-    ) -> Result<(), QueueError> {
-        let elsewhere: Vec<String> = lock(&self.inner.schedules)
-            .iter()
-            .filter(|(id, slot)| id.namespace == entry.id.namespace && slot.queue != entry.id)
-            .map(|(id, _)| id.name.clone())
-            .collect();
-        for name in elsewhere {
-            let keys = &entry.config.keys;
-            if holds_schedule(conn, keys, &name)
-                .await
-                .map_err(as_queue_error)?
-            {
-                schedules::remove(conn, keys, &name)
-                    .await
-                    .map_err(as_queue_error)?;
-                tracing::info!(queue = %entry.id, schedule = %name, "removed the run of a schedule that moved to another queue");
+        queue: &ObjectId,
+        keys: &crate::queue::keys::QueueKeys,
+    ) -> Result<(), ScheduleError> {
+        let armed: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys.schedules())
+            .arg(0)
+            .arg(-1)
+            .query_async(conn)
+            .await
+            .map_err(|source| ScheduleError::Redis {
+                op: "listing the queue's schedules",
+                source,
+            })?;
+        for name in armed {
+            let schedule = ObjectId::new(&queue.namespace, &name);
+            let elsewhere = lock(&self.inner.schedules)
+                .get(&schedule)
+                .is_some_and(|slot| slot.queue != *queue);
+            if elsewhere {
+                schedules::remove(conn, keys, &name).await?;
+                tracing::info!(%queue, %schedule, "removed the run of a schedule that now points at another queue");
             }
         }
         Ok(())
@@ -536,18 +561,6 @@ async fn holds_schedule(
             source,
         })?;
     Ok(armed.is_some() || stored)
-}
-
-/// A schedule error met while serving a queue, as a queue error (a Redis error stays one, so
-/// a broken connection is still recognised as such).
-fn as_queue_error(e: ScheduleError) -> QueueError {
-    match e {
-        ScheduleError::Redis { op, source } => QueueError::redis(op, source),
-        other => QueueError::Protocol {
-            op: "schedule cleanup",
-            detail: other.to_string(),
-        },
-    }
 }
 
 /// Stops the runtime's loops and schedulers when dropped.
