@@ -101,8 +101,28 @@ pub async fn tick(
     cfg: &QueueConfig,
     opts: &JanitorOptions,
 ) -> Result<TickReport> {
+    tick_steps(conn, cfg, opts, true).await
+}
+
+/// Runs the janitor steps for `cfg`: delayed jobs and redelivery always (jobs wait on them),
+/// idle consumers and retention only with `housekeeping` (nothing waits on those, so a caller
+/// may run them less often).
+pub async fn tick_steps(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    opts: &JanitorOptions,
+    housekeeping: bool,
+) -> Result<TickReport> {
     let (promoted, malformed) = promote_due(conn, cfg, opts).await?;
     let reclaimed = reclaim_expired(conn, cfg, opts).await?;
+    if !housekeeping {
+        return Ok(TickReport {
+            promoted,
+            malformed,
+            reclaimed,
+            ..Default::default()
+        });
+    }
     let consumers_deleted = reap_idle_consumers(conn, cfg, opts.consumer_idle).await?;
     let (trimmed, trim_blocked) = trim(conn, cfg, opts).await?;
     Ok(TickReport {

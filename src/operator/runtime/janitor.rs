@@ -4,6 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use crate::queue::conn::RedisConn;
 use crate::queue::error::QueueError;
@@ -17,11 +21,25 @@ use super::{Inner, ObjectId, QueueEntry, RuntimeEvent, lock};
 /// A queue and what the last metrics poll saw of it (its consumers).
 type QueueWithMetrics = (Arc<QueueEntry>, Option<QueueMetrics>);
 
+/// Idle consumers and retention are checked this often (nothing waits on them); delayed jobs
+/// and redelivery every janitor interval.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Queues of one endpoint whose passes are in flight at once. The connection is multiplexed,
+/// so their scripts share round trips instead of queueing behind each other: a pass over
+/// thousands of queues stays within the interval even when Redis is a few ms away.
+const CONCURRENT_QUEUES: usize = 32;
+
 pub(super) async fn run(inner: Arc<Inner>) {
     let mut ticker = tokio::time::interval(inner.options.janitor_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_housekeeping: Option<Instant> = None;
     loop {
         ticker.tick().await;
+        let housekeeping = last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_INTERVAL);
+        if housekeeping {
+            last_housekeeping = Some(Instant::now());
+        }
         let mut by_url: BTreeMap<String, Vec<QueueWithMetrics>> = BTreeMap::new();
         for slot in lock(&inner.queues).values() {
             by_url
@@ -32,18 +50,31 @@ pub(super) async fn run(inner: Arc<Inner>) {
         futures::future::join_all(by_url.into_iter().map(|(url, queues)| {
             let inner = inner.clone();
             async move {
-                let mut conn = match inner.pool.get(&url).await {
+                let conn = match inner.pool.get(&url).await {
                     Ok(c) => c,
                     Err(_) => return, // the metrics loop reports unreachable endpoints
                 };
-                for (entry, metrics) in queues {
-                    if let Err(e) = tick_queue(&inner, &mut conn, &entry, metrics.as_ref()).await {
-                        tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
-                        if is_connection_error(&e) {
-                            inner.pool.forget(&url).await;
-                            return;
+                let broken = AtomicBool::new(false);
+                futures::stream::iter(queues)
+                    .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics)| {
+                        let (inner, broken, mut conn) = (&inner, &broken, conn.clone());
+                        async move {
+                            if broken.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            let pass =
+                                tick_queue(inner, &mut conn, &entry, metrics.as_ref(), housekeeping);
+                            if let Err(e) = pass.await {
+                                tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
+                                if is_connection_error(&e) {
+                                    broken.store(true, Ordering::Relaxed);
+                                }
+                            }
                         }
-                    }
+                    })
+                    .await;
+                if broken.load(Ordering::Relaxed) {
+                    inner.pool.forget(&url).await;
                 }
             }
         }))
@@ -56,8 +87,10 @@ async fn tick_queue(
     conn: &mut RedisConn,
     entry: &QueueEntry,
     metrics: Option<&QueueMetrics>,
+    housekeeping: bool,
 ) -> Result<(), QueueError> {
-    let report = janitor::tick(conn, &entry.config, &inner.options.janitor).await?;
+    let report =
+        janitor::tick_steps(conn, &entry.config, &inner.options.janitor, housekeeping).await?;
     count(inner, entry, report.reclaimed);
     if report.reclaimed.dead_lettered > 0 {
         inner.reporter.queue_event(
