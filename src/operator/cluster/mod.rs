@@ -294,6 +294,16 @@ async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Co
         watcher::Config::default().labels("app.kubernetes.io/managed-by=jobqueue-operator"),
     )
     .default_backoff()
+    // Only the replica count and the owner are read: the rest (the pod template, managed
+    // fields, status) would cost memory for every queue.
+    .modify(|d: &mut Deployment| {
+        d.metadata.managed_fields = None;
+        d.metadata.annotations = None;
+        d.status = None;
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template = Default::default();
+        }
+    })
     .reflect(writer)
     .touched_objects();
     Controller::for_stream(stream, store)
