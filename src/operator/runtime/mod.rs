@@ -106,8 +106,6 @@ struct ScheduleSlot {
     queue: ObjectId,
     /// The keys of the queue it was written to (a queue's keys can change with its spec).
     keys: Option<crate::queue::keys::QueueKeys>,
-    /// Whether no other queue holds a run of it (checked once per process and after a move).
-    cleaned: bool,
     last_reported: Option<schedules::ScheduleState>,
     last_report_at: Option<Instant>,
 }
@@ -131,6 +129,8 @@ pub(crate) struct Inner {
     /// [`Runtime::delete_queue_data`]: a pass that read the queue before its removal must not
     /// recreate what `deletionPolicy: Delete` just deleted.
     repair: tokio::sync::Mutex<()>,
+    /// Requests a sweep of every served queue for runs of schedules that moved away.
+    sweep: Notify,
 }
 
 impl Inner {
@@ -171,6 +171,7 @@ impl Runtime {
                 wake: Notify::new(),
                 shutdown,
                 repair: tokio::sync::Mutex::new(()),
+                sweep: Notify::new(),
             }),
         }
     }
@@ -236,7 +237,7 @@ impl Runtime {
         };
         // After the queue is in the map (see upsert_schedule): after a restart a Schedule may
         // have been written to its new queue before this, its old one, was served again.
-        if let Err(e) = self.drop_moved_schedules(&mut conn, &id, &keys).await {
+        if let Err(e) = drop_moved_schedules(&self.inner, &mut conn, &id, &keys).await {
             tracing::warn!(queue = %id, error = %e, "could not check the queue for schedules that moved away; the next reconcile retries");
         }
         self.refresh_scheduler(&url, Some(conn));
@@ -331,15 +332,14 @@ impl Runtime {
             .queue_entry(queue)
             .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
         // Recorded before anything is looked up: a queue served concurrently checks this map
-        // after it is served itself (drop_moved_schedules), so between the two one of them
-        // finds an old run of this schedule in that queue.
+        // after it is served itself (see drop_moved_schedules), and a sweep requested below
+        // reads it later still, so an old run of this schedule in another queue is found.
         let (previous, moved) = {
             let mut known = lock(&self.inner.schedules);
-            let previous = known.get(id).map(|s| (s.queue.clone(), s.cleaned));
+            let previous = known.get(id).map(|s| s.queue.clone());
             let slot = known.entry(id.clone()).or_insert_with(|| ScheduleSlot {
                 queue: queue.clone(),
                 keys: None,
-                cleaned: false,
                 last_reported: None,
                 last_report_at: None,
             });
@@ -350,24 +350,21 @@ impl Runtime {
                 slot.last_report_at = None;
             }
             slot.keys = Some(entry.config.keys.clone());
-            slot.cleaned = matches!(&previous, Some((q, true)) if q == queue);
             (previous, moved)
         };
-        // Pointed at another queue: it must stop firing into the one it was written to. That is
-        // the one this process wrote it to, or (first sight after a restart, or after a failed
-        // cleanup) any other queue of the namespace.
-        let stale = match previous {
-            Some((old, true)) if old == *queue => None,
-            Some((old, true)) => Some(vec![old]),
-            _ => Some(self.queues_of_namespace(&id.namespace, Some(queue))),
-        };
-        if let Some(stale) = stale {
-            self.remove_schedule_from(id, &stale).await?;
-            if let Some(slot) = lock(&self.inner.schedules).get_mut(id)
-                && slot.queue == *queue
-            {
-                slot.cleaned = true;
+        // Pointed at another queue: it must stop firing into the one it was written to. This
+        // process knows which one, unless it has not seen the schedule before (after a
+        // restart): then one sweep of the served queues, shared by every schedule seen for the
+        // first time, finds it.
+        match previous {
+            None => self.inner.sweep.notify_one(),
+            Some(old) if old != *queue => {
+                if let Err(e) = self.remove_schedule_from(id, &[old]).await {
+                    self.inner.sweep.notify_one();
+                    return Err(e);
+                }
             }
+            Some(_) => {}
         }
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
@@ -435,41 +432,10 @@ impl Runtime {
                 }
                 Ok(())
             })
-            .buffer_unordered(64)
+            .buffer_unordered(16)
             .collect()
             .await;
         results.into_iter().collect()
-    }
-
-    /// Removes from a queue the armed runs of schedules this process knows to be written to
-    /// another queue (one ZRANGE when there are none).
-    async fn drop_moved_schedules(
-        &self,
-        conn: &mut crate::queue::conn::RedisConn,
-        queue: &ObjectId,
-        keys: &crate::queue::keys::QueueKeys,
-    ) -> Result<(), ScheduleError> {
-        let armed: Vec<String> = redis::cmd("ZRANGE")
-            .arg(keys.schedules())
-            .arg(0)
-            .arg(-1)
-            .query_async(conn)
-            .await
-            .map_err(|source| ScheduleError::Redis {
-                op: "listing the queue's schedules",
-                source,
-            })?;
-        for name in armed {
-            let schedule = ObjectId::new(&queue.namespace, &name);
-            let elsewhere = lock(&self.inner.schedules)
-                .get(&schedule)
-                .is_some_and(|slot| slot.queue != *queue);
-            if elsewhere {
-                schedules::remove(conn, keys, &name).await?;
-                tracing::info!(%queue, %schedule, "removed the run of a schedule that now points at another queue");
-            }
-        }
-        Ok(())
     }
 
     /// Reclaims at once everything `consumer` holds in queue `id` (its worker is gone).
@@ -487,6 +453,7 @@ impl Runtime {
                 tokio::spawn(scaler::run(self.inner.clone())),
                 tokio::spawn(janitor::run(self.inner.clone())),
                 tokio::spawn(schedule_status::run(self.inner.clone())),
+                tokio::spawn(sweep_loop(self.inner.clone())),
             ],
         };
         shutdown.await;
@@ -561,6 +528,71 @@ async fn holds_schedule(
             source,
         })?;
     Ok(armed.is_some() || stored)
+}
+
+/// Removes from a queue the armed runs of schedules this process knows to be written to
+/// another queue (one ZRANGE when there are none).
+async fn drop_moved_schedules(
+    inner: &Inner,
+    conn: &mut crate::queue::conn::RedisConn,
+    queue: &ObjectId,
+    keys: &crate::queue::keys::QueueKeys,
+) -> Result<(), ScheduleError> {
+    let armed: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys.schedules())
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .map_err(|source| ScheduleError::Redis {
+            op: "listing the queue's schedules",
+            source,
+        })?;
+    for name in armed {
+        let schedule = ObjectId::new(&queue.namespace, &name);
+        let elsewhere = lock(&inner.schedules)
+            .get(&schedule)
+            .is_some_and(|slot| slot.queue != *queue);
+        if elsewhere {
+            schedules::remove(conn, keys, &name).await?;
+            tracing::info!(%queue, %schedule, "removed the run of a schedule that now points at another queue");
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`drop_moved_schedules`] on every served queue whenever a sweep is requested (schedules
+/// seen for the first time by this process, or a failed cleanup). Requests made while a sweep
+/// runs are served by one more sweep.
+async fn sweep_loop(inner: Arc<Inner>) {
+    use futures::StreamExt;
+    loop {
+        inner.sweep.notified().await;
+        let queues: Vec<Arc<QueueEntry>> = lock(&inner.queues)
+            .values()
+            .map(|s| s.entry.clone())
+            .collect();
+        let failed = futures::stream::iter(queues)
+            .map(|entry| {
+                let inner = inner.clone();
+                async move {
+                    let mut conn = inner.pool.get(&entry.redis_url).await.ok()?;
+                    drop_moved_schedules(&inner, &mut conn, &entry.id, &entry.config.keys)
+                        .await
+                        .err()
+                        .map(|e| (entry.id.clone(), e))
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(std::future::ready)
+            .collect::<Vec<_>>()
+            .await;
+        if let Some((queue, e)) = failed.first() {
+            tracing::warn!(%queue, error = %e, failed = failed.len(), "sweep for schedules that moved away failed; retrying");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            inner.sweep.notify_one();
+        }
+    }
 }
 
 /// Stops the runtime's loops and schedulers when dropped.
