@@ -2029,6 +2029,16 @@ async fn queue_on_a_redis_cluster() {
         reads_before,
         "the scaler GETs the scale subresource of an unchanged Deployment"
     );
+    let (_, body) = http_get(addr, "/metrics").await;
+    assert_eq!(
+        value(
+            &parse_metrics(&body).0,
+            "jobqueue_replicas",
+            &[("namespace", "default"), ("name", "sharded")]
+        ),
+        Some(2.0),
+        "the replica count read from the watch"
+    );
 }
 
 /// A queue on a TLS Redis with a private CA from a Secret (`spec.redis.tls.caSecretRef`)

@@ -3,21 +3,34 @@
 //! every second that was > 80 % of the operator's API requests).
 //!
 //! The watch lags the operator's own writes by a moment: after the scaler sets a count, the
-//! cached value is not trusted until the watch shows that count (reads fall back to a GET of
-//! the scale subresource meanwhile), so a decision is never made twice from a stale count.
+//! cached value is not trusted until the watch shows the resourceVersion that write produced
+//! (reads fall back to a GET of the scale subresource meanwhile), so a decision is never made
+//! twice from a stale count. If someone else writes in between, that version never shows;
+//! the watch is trusted again after [`TRUST_AFTER`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::reflector::{ObjectRef, Store};
+
+/// How long after a write of ours the watch is trusted even without showing that write.
+pub const TRUST_AFTER: Duration = Duration::from_secs(30);
+
+/// A write of ours the watch has not shown yet.
+struct Written {
+    /// resourceVersion the write produced (`None`: the answer had none).
+    resource_version: Option<String>,
+    at: Instant,
+}
 
 /// The watched worker Deployments (one store per watched namespace, or one for all).
 #[derive(Default)]
 pub struct DeploymentCache {
     stores: Mutex<Vec<Store<Deployment>>>,
-    /// Counts the scaler wrote that the watch has not shown yet, by (namespace, name).
-    written: Mutex<HashMap<(String, String), u32>>,
+    /// Writes of the scaler the watch has not shown yet, by (namespace, name).
+    written: Mutex<HashMap<(String, String), Written>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -38,19 +51,29 @@ impl DeploymentCache {
         let replicas = watched.spec.as_ref()?.replicas?.max(0) as u32;
         let mut written = lock(&self.written);
         let id = (namespace.to_string(), name.to_string());
-        match written.get(&id) {
-            Some(w) if *w != replicas => None,
-            Some(_) => {
-                written.remove(&id);
-                Some(replicas)
+        if let Some(w) = written.get(&id) {
+            let shown = w.resource_version.is_some()
+                && w.resource_version == watched.metadata.resource_version;
+            if !shown && w.at.elapsed() < TRUST_AFTER {
+                return None;
             }
-            None => Some(replicas),
+            written.remove(&id);
         }
+        Some(replicas)
     }
 
-    /// Notes that the scaler set `namespace/name` to `replicas`.
-    pub fn wrote(&self, namespace: &str, name: &str, replicas: u32) {
-        lock(&self.written).insert((namespace.to_string(), name.to_string()), replicas);
+    /// Notes that the scaler wrote `namespace/name`, producing `resource_version`.
+    pub fn wrote(&self, namespace: &str, name: &str, resource_version: Option<String>) {
+        let mut written = lock(&self.written);
+        // Entries of Deployments nobody reads any more (their queue is gone) do not pile up.
+        written.retain(|_, w| w.at.elapsed() < TRUST_AFTER);
+        written.insert(
+            (namespace.to_string(), name.to_string()),
+            Written {
+                resource_version,
+                at: Instant::now(),
+            },
+        );
     }
 }
 
@@ -60,9 +83,9 @@ mod tests {
     use kube::runtime::reflector::store;
     use kube::runtime::watcher::Event;
 
-    fn deployment(ns: &str, name: &str, replicas: Option<i32>) -> Deployment {
+    fn deployment(ns: &str, name: &str, replicas: Option<i32>, rv: &str) -> Deployment {
         serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": ns},
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": rv},
             "spec": {"replicas": replicas, "selector": {}, "template": {}},
         }))
         .unwrap()
@@ -74,17 +97,47 @@ mod tests {
         let (reader, mut writer) = store();
         cache.add(reader);
         assert_eq!(cache.replicas("a", "w"), None, "not listed yet");
-        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(0))));
-        assert_eq!(cache.replicas("a", "w"), Some(0));
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(8), "1")));
+        assert_eq!(cache.replicas("a", "w"), Some(8));
         assert_eq!(cache.replicas("b", "w"), None, "another namespace");
 
-        cache.wrote("a", "w", 8);
-        assert_eq!(cache.replicas("a", "w"), None, "the watch still shows 0");
-        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(8))));
+        // 8 → 5 → 8 while the watch still shows the first 8: equal counts are not enough.
+        cache.wrote("a", "w", Some("2".into()));
+        cache.wrote("a", "w", Some("3".into()));
+        assert_eq!(
+            cache.replicas("a", "w"),
+            None,
+            "the watch still shows version 1"
+        );
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(5), "2")));
+        assert_eq!(
+            cache.replicas("a", "w"),
+            None,
+            "version 2 is not our last write"
+        );
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(8), "3")));
         assert_eq!(cache.replicas("a", "w"), Some(8));
-        // Someone else scales it afterwards: the watch is trusted again.
-        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(3))));
+        // Someone else scales it afterwards: the watch is trusted as before.
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(3), "4")));
         assert_eq!(cache.replicas("a", "w"), Some(3));
+    }
+
+    #[test]
+    fn a_write_the_watch_never_shows_is_trusted_again_later() {
+        let cache = DeploymentCache::default();
+        let (reader, mut writer) = store();
+        cache.add(reader);
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(2), "7")));
+        cache.wrote("a", "w", Some("8".into()));
+        // Overwritten by someone else before the watch saw version 8.
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", Some(4), "9")));
+        assert_eq!(cache.replicas("a", "w"), None);
+        lock(&cache.written)
+            .get_mut(&("a".to_string(), "w".to_string()))
+            .unwrap()
+            .at -= TRUST_AFTER;
+        assert_eq!(cache.replicas("a", "w"), Some(4));
+        assert!(lock(&cache.written).is_empty(), "the entry is dropped");
     }
 
     #[test]
@@ -92,7 +145,7 @@ mod tests {
         let cache = DeploymentCache::default();
         let (reader, mut writer) = store();
         cache.add(reader);
-        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", None)));
+        writer.apply_watcher_event(&Event::Apply(deployment("a", "w", None, "1")));
         assert_eq!(cache.replicas("a", "w"), None);
     }
 }

@@ -103,10 +103,14 @@ impl KubeWorkers {
         };
         match &self.target {
             ScaleTarget::Managed(api, name) => {
-                api.patch_scale(name, &params, &Patch::Merge(&patch))
+                let scale = api
+                    .patch_scale(name, &params, &Patch::Merge(&patch))
                     .await?;
-                self.deployments
-                    .wrote(&self.queue.namespace, name, replicas);
+                self.deployments.wrote(
+                    &self.queue.namespace,
+                    name,
+                    scale.metadata.resource_version,
+                );
                 Ok(())
             }
             ScaleTarget::Referenced(api, name) => api
