@@ -659,6 +659,12 @@ async fn forbid_follows_a_retried_run(topology: Topology) {
     reclaim(with_backoff.clone()).await;
     two_more_skips("two skipped runs while the retry waits").await;
     assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
+    // What an older fire script reads stays a stream id (it would fail on anything else).
+    let last_entry: String = conn
+        .hget(keys.schedule("sync"), "last_entry_id")
+        .await
+        .unwrap();
+    assert_eq!(last_entry, first.entry_id);
 
     // Due now: promoted into the stream, unread, then delivered and lost once more (retried
     // at once this time).

@@ -66,17 +66,27 @@ local function fields_without(fields, drop)
   return out
 end
 
--- concurrencyPolicy Forbid watches the entry of a schedule's last job. When that job is
--- handed out again, the schedule follows it to its new entry ('delayed' while it waits out a
--- backoff), so a run being retried still counts as running. `schedule_prefix` is the queue's
--- '<prefix>:schedule:' (the schedule hashes share the queue's slot).
-local function follow_schedule(schedule_prefix, fields, entry)
+-- concurrencyPolicy Forbid watches a schedule's last run. When that run's job is handed out
+-- again, the schedule follows it: to its new entry (`last_entry_id`), or, while it waits out a
+-- backoff, to its member of the delayed set (`last_retry_member`; `last_entry_id` stays a valid
+-- stream id, so older fire scripts keep working). Returns the schedule hash's key when `fields`
+-- is the last run's job. `schedule_prefix` is the queue's '<prefix>:schedule:' (the schedule
+-- hashes share the queue's slot).
+local function schedule_of_last_run(schedule_prefix, fields)
   local name = field_get(fields, 'schedule')
-  if not name or not schedule_prefix or schedule_prefix == '' then return end
+  if not name or not schedule_prefix or schedule_prefix == '' then return nil end
   local key = schedule_prefix .. name
   local last = redis.call('HGET', key, 'last_job_id')
-  if last and last == field_get(fields, 'id') then
+  if last and last == field_get(fields, 'id') then return key end
+  return nil
+end
+
+-- The job `fields` of a schedule's last run was added to the stream as `entry`.
+local function follow_to_entry(schedule_prefix, fields, entry)
+  local key = schedule_of_last_run(schedule_prefix, fields)
+  if key then
     redis.call('HSET', key, 'last_entry_id', entry)
+    redis.call('HDEL', key, 'last_retry_member')
   end
 end
 

@@ -2,7 +2,7 @@
 -- dead-letter stream with the raw text, so nothing is silently dropped.
 -- KEYS[1] delayed zset, KEYS[2] stream, KEYS[3] dead-letter stream
 -- ARGV[1] max jobs per call, ARGV[2] dead-letter MAXLEN (0 = none),
--- ARGV[3] the queue's schedule hash prefix (see follow_schedule)
+-- ARGV[3] the queue's schedule hash prefix (see schedule_of_last_run)
 -- Returns {promoted, malformed, due jobs still waiting}
 local err = require_stream(KEYS[2])
 if err then return err end
@@ -12,7 +12,7 @@ local promoted, malformed = 0, 0
 for _, member in ipairs(due) do
   local fields, why = member_to_fields(member, now)
   if fields then
-    follow_schedule(ARGV[3], fields, redis.call('XADD', KEYS[2], '*', unpack(fields)))
+    follow_to_entry(ARGV[3], fields, redis.call('XADD', KEYS[2], '*', unpack(fields)))
     promoted = promoted + 1
   else
     xadd(KEYS[3], tonumber(ARGV[2]), {

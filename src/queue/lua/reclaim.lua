@@ -7,7 +7,7 @@
 -- ARGV[1] group, ARGV[2] min idle ms, ARGV[3] max deliveries, ARGV[4] max jobs per call,
 -- ARGV[5] dead-letter MAXLEN (0 = none), ARGV[6] consumer ('' = any),
 -- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone'),
--- ARGV[8] the queue's schedule hash prefix (see follow_schedule),
+-- ARGV[8] the queue's schedule hash prefix (see schedule_of_last_run),
 -- ARGV[9..] backoff delay ms after attempt 1, 2, ... (none = retry at once)
 -- Returns {retried, dead_lettered, missing (entry deleted out of band), scanned}
 local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
@@ -43,10 +43,12 @@ for _, p in ipairs(pending) do
       field_set(fields, 'attempt', int_str(attempt + 1))
       local delay = tonumber(ARGV[8 + attempt] or '0') or 0
       if delay > 0 then
-        redis.call('ZADD', delayed, now + delay, fields_to_member(fields))
-        follow_schedule(ARGV[8], fields, 'delayed')
+        local member = fields_to_member(fields)
+        redis.call('ZADD', delayed, now + delay, member)
+        local key = schedule_of_last_run(ARGV[8], fields)
+        if key then redis.call('HSET', key, 'last_retry_member', member) end
       else
-        follow_schedule(ARGV[8], fields, redis.call('XADD', stream, '*', unpack(fields)))
+        follow_to_entry(ARGV[8], fields, redis.call('XADD', stream, '*', unpack(fields)))
       end
       retried = retried + 1
     end

@@ -11,7 +11,8 @@ local score = redis.call('ZSCORE', KEYS[1], name)
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then
   return {'stale', ''}
 end
-local def = redis.call('HMGET', KEYS[2], 'revision', 'concurrency_policy', 'last_entry_id', 'payload')
+local def = redis.call('HMGET', KEYS[2], 'revision', 'concurrency_policy', 'last_entry_id', 'payload',
+  'last_retry_member')
 if def[1] ~= ARGV[3] then
   return {'revision', ''}
 end
@@ -26,11 +27,13 @@ local function id_after(a, b)
   return tonumber(aseq) > tonumber(bseq)
 end
 
--- Whether the previous run's job is still unread by the group or delivered but unacknowledged.
-local function previous_busy(entry, group)
+-- Whether the previous run's job is still unread by the group, delivered but unacknowledged,
+-- or waiting out a retry's backoff in the delayed set (see schedule_of_last_run).
+local function previous_busy(entry, group, retry_member)
+  if retry_member and retry_member ~= '' and redis.call('ZSCORE', KEYS[4], retry_member) then
+    return true
+  end
   if not entry or entry == '' then return false end
-  -- Retried with a backoff (see follow_schedule): waiting in the delayed set.
-  if entry == 'delayed' then return redis.call('ZCARD', KEYS[4]) > 0 end
   local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[3])
   if not ok then return false end
   for _, g in ipairs(groups) do
@@ -47,7 +50,7 @@ end
 
 local status, entry = 'advanced', ''
 if ARGV[4] ~= '' then
-  if def[2] == 'Forbid' and previous_busy(def[3], ARGV[8]) then
+  if def[2] == 'Forbid' and previous_busy(def[3], ARGV[8], def[5]) then
     status = 'skipped'
     redis.call('HINCRBY', KEYS[2], 'skipped_runs', 1)
   else
@@ -58,6 +61,7 @@ if ARGV[4] ~= '' then
       'schedule', name, 'scheduled_for', ARGV[4])
     redis.call('HSET', KEYS[2], 'last_schedule_time', ARGV[4], 'last_job_id', ARGV[7],
       'last_entry_id', entry, 'last_fire_time', now_ms)
+    redis.call('HDEL', KEYS[2], 'last_retry_member')
     redis.call('HINCRBY', KEYS[2], 'fired_runs', 1)
     status = 'fired'
   end
