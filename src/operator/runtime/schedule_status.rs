@@ -38,18 +38,19 @@ pub(super) async fn run(inner: Arc<Inner>) {
             };
             for (id, found) in ids.iter().zip(stored) {
                 if let Ok(Some(s)) = found {
-                    observe(&inner, id, s.state);
+                    observe(&inner, id, &queue, s.state);
                 }
             }
         }
     }
 }
 
-fn observe(inner: &Inner, id: &ObjectId, state: ScheduleState) {
+fn observe(inner: &Inner, id: &ObjectId, queue: &ObjectId, state: ScheduleState) {
     let now = Instant::now();
     {
         let mut schedules = lock(&inner.schedules);
-        let Some(slot) = schedules.get_mut(id) else {
+        // Moved while this reading was taken: it describes the old queue's copy.
+        let Some(slot) = schedules.get_mut(id).filter(|s| s.queue == *queue) else {
             return;
         };
         let changed = slot.last_reported.as_ref() != Some(&state);
@@ -71,8 +72,15 @@ fn observe(inner: &Inner, id: &ObjectId, state: ScheduleState) {
         (&m.schedule_missed, state.missed_runs),
         (&m.schedule_skipped, state.skipped_runs),
     ] {
-        let counter = family.get_or_create(&labels);
-        counter.inc_by(stored.saturating_sub(counter.get()));
+        let exported = family.get_or_create(&labels).get();
+        if stored >= exported {
+            family.get_or_create(&labels).inc_by(stored - exported);
+        } else {
+            // The hash started again (its queue was deleted and recreated, or Redis lost it):
+            // a new series, which Prometheus reads as a counter reset.
+            family.remove(&labels);
+            family.get_or_create(&labels).inc_by(stored);
+        }
     }
     inner.reporter.schedule_observed(id, &state);
 }
