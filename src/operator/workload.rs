@@ -44,6 +44,19 @@ pub fn url_secret_name(jq: &JobQueue) -> String {
 /// Key of the URL in [`url_secret`].
 pub const URL_SECRET_KEY: &str = "url";
 
+/// Pod template annotation with the SHA-256 of the default URL: the URL reaches the pods
+/// through a Secret, read at container start, so a changed URL must change the template for
+/// the workers to restart with it.
+pub const URL_HASH_ANNOTATION: &str = "jobqueue.io/redis-url-sha256";
+
+fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The Secret with the operator's default Redis URL for `jq`'s workers, owned by the queue.
 pub fn url_secret(jq: &JobQueue, url: &str) -> Secret {
     Secret {
@@ -97,6 +110,11 @@ pub fn worker_deployment(
     let pod_labels = meta.labels.get_or_insert_with(Default::default);
     for (k, v) in &labels {
         pod_labels.insert(k.clone(), v.clone());
+    }
+    if let RedisUrlSource::Default(url) = redis {
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(URL_HASH_ANNOTATION.into(), sha256_hex(url));
     }
     let env = injected_env(jq, redis);
     if let Some(spec) = pod.spec.as_mut() {
@@ -313,6 +331,24 @@ mod tests {
             ("emails-workers-redis", URL_SECRET_KEY)
         );
 
+        let hash = |url: &str| {
+            let d = worker_deployment(&jq, &RedisUrlSource::Default(url.into()), None).unwrap();
+            d.spec
+                .unwrap()
+                .template
+                .metadata
+                .unwrap()
+                .annotations
+                .unwrap()[URL_HASH_ANNOTATION]
+                .clone()
+        };
+        assert_eq!(hash(url).len(), 64);
+        assert_ne!(
+            hash(url),
+            hash("redis://:rotated@redis.jobs:6379"),
+            "a new default URL changes the pod template, so the workers restart with it"
+        );
+
         let secret = url_secret(&jq, url);
         assert_eq!(secret.metadata.name.as_deref(), Some(r.name.as_str()));
         assert_eq!(secret.metadata.namespace.as_deref(), Some("team-a"));
@@ -325,6 +361,14 @@ mod tests {
             secret.data.unwrap()[URL_SECRET_KEY].0,
             url.as_bytes(),
             "the Secret holds the URL"
+        );
+    }
+
+    #[test]
+    fn url_hash_is_sha256() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 
