@@ -289,6 +289,16 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     .await;
 
     // 2. 5,000 jobs → 8 replicas within two poll intervals (plus slack).
+    // Scaling writes the scale subresource only: the owned Deployment is not re-applied.
+    let deployment_applies = || {
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.verb == "patch" && r.resource == "deployments" && r.subresource.is_none())
+            .count()
+    };
+    let applies_before = deployment_applies();
     // MULTI/EXEC: all 5,000 become visible at once, so the scaler cannot poll
     // a half-written burst (a plain pipeline let it see 4,468 once).
     let mut pipe = redis::pipe();
@@ -324,6 +334,11 @@ async fn queue_provisioning_scaling_metrics_and_deletion() {
     cluster
         .event("JobQueue", "emails", "ScaledUp", &["→ 8", "5000"])
         .await;
+    assert_eq!(
+        deployment_applies(),
+        applies_before,
+        "a scale write made the operator re-apply its Deployment"
+    );
     // The status tells the same story (written at the status interval, 1 s here).
     eventually(
         Duration::from_secs(10),
@@ -1996,8 +2011,8 @@ async fn queue_on_a_redis_cluster() {
         )
         .await;
     };
-    // The scale patch above wakes one reconcile (the Deployment is owned); it may still be
-    // running. The baseline is a count that held across two status writes.
+    // A reconcile (of the queue's creation) may still be running. The baseline is a count
+    // that held across two status writes.
     let mut before = reconciles().await;
     for _ in 0..10 {
         more_status_writes(2).await;

@@ -8,12 +8,16 @@
 //! twice from a stale count. If someone else writes in between, that version never shows;
 //! the watch is trusted again after [`TRUST_AFTER`].
 
-use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
 
 /// How long after a write of ours the watch is trusted even without showing that write.
 pub const TRUST_AFTER: Duration = Duration::from_secs(30);
@@ -77,6 +81,74 @@ impl DeploymentCache {
     }
 }
 
+/// Annotation the cached copy carries instead of what [`strip`] removed: a hash of everything
+/// the operator applies except the replica count. Never written to the API server.
+const APPLIED_HASH: &str = "jobqueue.io/cached-applied-hash";
+
+/// Reduces a watched Deployment to what is read from the cache (name, owner, replica count),
+/// noting a hash of what a reconcile would re-apply (pod template, selector, labels, owner,
+/// deletion) so [`needs_reconcile`] can tell a scale change from anything else.
+pub fn strip(d: &mut Deployment) {
+    let mut spec = d
+        .spec
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_default();
+    if let Some(spec) = spec.as_object_mut() {
+        spec.remove("replicas");
+    }
+    let mut h = DefaultHasher::new();
+    (
+        spec.to_string(),
+        &d.metadata.labels,
+        d.metadata
+            .owner_references
+            .as_ref()
+            .map(|o| serde_json::to_string(o).unwrap_or_default()),
+        d.metadata.deletion_timestamp.is_some(),
+    )
+        .hash(&mut h);
+    d.metadata.managed_fields = None;
+    d.metadata.annotations = Some(BTreeMap::from([(
+        APPLIED_HASH.to_string(),
+        h.finish().to_string(),
+    )]));
+    d.status = None;
+    if let Some(spec) = d.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}
+
+/// The watch events of worker Deployments that call for a reconcile of their queue: a deletion,
+/// or a change of anything but the replica count. The scaler's own scale writes (and anyone's
+/// `kubectl scale`) do not re-apply an unchanged Deployment. Expects [`strip`]ped objects.
+pub fn needs_reconcile(
+    events: impl Stream<Item = Result<Event<Deployment>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<Deployment, watcher::Error>> + Send + 'static {
+    let mut seen: HashMap<ObjectRef<Deployment>, String> = HashMap::new();
+    events.filter_map(move |event| {
+        let out = match event {
+            Err(e) => Some(Err(e)),
+            Ok(Event::Apply(d) | Event::InitApply(d)) => {
+                let hash = d
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(APPLIED_HASH).cloned())
+                    .unwrap_or_default();
+                let unchanged = seen.insert(ObjectRef::from_obj(&d), hash.clone()) == Some(hash);
+                (!unchanged).then_some(Ok(d))
+            }
+            Ok(Event::Delete(d)) => {
+                seen.remove(&ObjectRef::from_obj(&d));
+                Some(Ok(d))
+            }
+            Ok(Event::Init | Event::InitDone) => None,
+        };
+        std::future::ready(out)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +210,43 @@ mod tests {
             .at -= TRUST_AFTER;
         assert_eq!(cache.replicas("a", "w"), Some(4));
         assert!(lock(&cache.written).is_empty(), "the entry is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_scale_change_needs_no_reconcile_but_anything_else_does() {
+        let full = |replicas: i32, image: &str| -> Deployment {
+            let mut d: Deployment = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "w", "namespace": "a", "resourceVersion": "1"},
+                "spec": {"replicas": replicas, "selector": {},
+                         "template": {"spec": {"containers": [{"name": "w", "image": image}]}}},
+            }))
+            .unwrap();
+            strip(&mut d);
+            d
+        };
+        let events = vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(full(0, "w:1"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(full(8, "w:1"))), // scaled: no reconcile
+            Ok(Event::Apply(full(8, "w:2"))), // template edited: reconcile
+            Ok(Event::Apply(full(3, "w:2"))), // scaled: no reconcile
+            Ok(Event::Delete(full(3, "w:2"))), // deleted: reconcile
+            Ok(Event::Apply(full(3, "w:2"))), // recreated: reconcile
+        ];
+        let passed: Vec<Deployment> = needs_reconcile(futures::stream::iter(events))
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        let replicas: Vec<i32> = passed
+            .iter()
+            .map(|d| d.spec.as_ref().unwrap().replicas.unwrap())
+            .collect();
+        assert_eq!(replicas, [0, 8, 3, 3]);
+        assert!(
+            passed[0].spec.as_ref().unwrap().template.spec.is_none(),
+            "the cached copy keeps no pod template"
+        );
     }
 
     #[test]

@@ -296,16 +296,9 @@ async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Co
     .default_backoff()
     // Only the replica count and the owner are read: the rest (the pod template, managed
     // fields, status) would cost memory for every queue.
-    .modify(|d: &mut Deployment| {
-        d.metadata.managed_fields = None;
-        d.metadata.annotations = None;
-        d.status = None;
-        if let Some(spec) = d.spec.as_mut() {
-            spec.template = Default::default();
-        }
-    })
-    .reflect(writer)
-    .touched_objects();
+    .modify(deployments::strip)
+    .reflect(writer);
+    let owned = deployments::needs_reconcile(owned);
     Controller::for_stream(stream, store)
         .owns_stream(owned)
         .shutdown_on_signal()
