@@ -1890,6 +1890,91 @@ async fn a_schedule_moved_while_no_operator_ran_leaves_its_old_queue() {
     );
 }
 
+/// A Schedule deleted while its queue is not served (the operator started while the queue's
+/// Redis was down) waits until it can remove its run: when Redis is back, the run is removed
+/// and the Schedule goes; the run never fires again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_deleted_while_its_redis_is_down_leaves_no_run_behind() {
+    let cluster =
+        Cluster::start("a_schedule_deleted_while_its_redis_is_down_leaves_no_run_behind").await;
+    let mut redis = RedisServer::start();
+    let mut conn = redis_conn(&redis.url()).await;
+    let mut a = cluster.operator(&redis.url(), "op-a", &[]);
+    cluster
+        .create("JobQueue", "q", json!({"redis": {"url": redis.url()}}))
+        .await;
+    cluster
+        .create(
+            "Schedule",
+            "beat",
+            json!({"schedule": "* * * * * *", "queueRef": {"name": "q"}}),
+        )
+        .await;
+    let keys = QueueKeys::new(default_stream("default", "q"));
+    eventually(Duration::from_secs(20), "a scheduled job", || {
+        let mut conn = conn.clone();
+        let keys = keys.clone();
+        async move {
+            let n = jobs(&mut conn, &keys.stream).await.len();
+            if n >= 1 { Ok(()) } else { Err(format!("{n}")) }
+        }
+    })
+    .await;
+    // The armed run survives the Redis restart below (a snapshot); the operator does not.
+    let () = redis::cmd("SAVE")
+        .query_async(&mut conn)
+        .await
+        .expect("SAVE");
+    redis.kill();
+    a.sigkill();
+    let _b = cluster.operator(&redis.url(), "op-b", &[]);
+    let c = cluster
+        .condition("JobQueue", "q", "Ready", "False", Duration::from_secs(30))
+        .await;
+    assert_eq!(c.reason, "RedisUnreachable");
+
+    cluster
+        .schedules()
+        .delete("beat", &DeleteParams::default())
+        .await
+        .expect("deleting the Schedule");
+    let pending = cluster
+        .condition(
+            "Schedule",
+            "beat",
+            "Ready",
+            "False",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(pending.reason, "RemovalPending", "{}", pending.message);
+    assert!(pending.message.contains("\"q\""), "{}", pending.message);
+    assert!(
+        cluster.schedules().get_opt("beat").await.unwrap().is_some(),
+        "the Schedule went while its run was still armed"
+    );
+
+    redis.restart();
+    cluster.gone("Schedule", "beat").await;
+    let mut conn = redis_conn(&redis.url()).await;
+    let armed: Option<f64> = redis::cmd("ZSCORE")
+        .arg(keys.schedules())
+        .arg("beat")
+        .query_async(&mut conn)
+        .await
+        .expect("ZSCORE");
+    let stored: i64 = redis::cmd("EXISTS")
+        .arg(keys.schedule("beat"))
+        .query_async(&mut conn)
+        .await
+        .expect("EXISTS");
+    assert_eq!(
+        (armed, stored),
+        (None, 0),
+        "the deleted Schedule's run is gone"
+    );
+}
+
 /// A queue on a three-node Redis Cluster: provisioned, scaled from its backlog, and fed by a
 /// Schedule, like on a single server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,6 +120,29 @@ async fn apply(s: Arc<Schedule>, ctx: &Context) -> Result<Action, ReconcileError
 
 async fn cleanup(s: Arc<Schedule>, ctx: &Context) -> Result<Action, ReconcileError> {
     let (id, queue) = ids(&s);
+    if !ctx.runtime.has_queue(&queue) {
+        // Its run may be armed in a queue this process does not serve (yet): e.g. the queue's
+        // Redis was down when the operator started. Letting the Schedule go now would leave that
+        // run to fire once the queue is served again. A queue that was never provisioned, or
+        // is being deleted (its own cleanup removes its runs), holds nothing to wait for.
+        let jobqueues: Api<JobQueue> = Api::namespaced(ctx.client.clone(), &queue.namespace);
+        let waiting = jobqueues.get_opt(&queue.name).await?.is_some_and(|jq| {
+            jq.metadata.deletion_timestamp.is_none()
+                && jq.status.as_ref().is_some_and(|st| st.stream.is_some())
+        });
+        if waiting {
+            let message = format!(
+                "deleting: waiting to remove this schedule's run from JobQueue {:?}, which is \
+                 not served (its Redis unreachable, or its spec invalid); deleting the JobQueue \
+                 also releases it",
+                queue.name
+            );
+            ctx.status.track_schedule(&s);
+            set_ready(ctx, &s, false, "RemovalPending", message.clone()).await;
+            // An error keeps the finalizer (an Ok cleanup removes it) and retries with backoff.
+            return Err(ReconcileError::NotReady(message));
+        }
+    }
     ctx.runtime
         .remove_schedule(&id, &queue)
         .await
