@@ -262,6 +262,38 @@ pub async fn remove<C: ConnectionLike>(
     Ok(existed > 0)
 }
 
+/// Names of the schedules with an armed run in the queue of `keys`.
+pub async fn armed<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &QueueKeys,
+) -> Result<Vec<String>, ScheduleError> {
+    redis::cmd("ZRANGE")
+        .arg(keys.schedules())
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .map_err(during("listing the queue's schedules"))
+}
+
+/// Whether the queue of `keys` holds schedule `name` (an armed run or its stored definition).
+pub async fn holds<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &QueueKeys,
+    name: &str,
+) -> Result<bool, ScheduleError> {
+    let (armed, stored): (Option<f64>, bool) = redis::pipe()
+        .cmd("ZSCORE")
+        .arg(keys.schedules())
+        .arg(name)
+        .cmd("EXISTS")
+        .arg(keys.schedule(name))
+        .query_async(conn)
+        .await
+        .map_err(during("schedule lookup"))?;
+    Ok(armed.is_some() || stored)
+}
+
 /// Drops the armed run of `name` if its hash is gone (a schedule upserted meanwhile stays).
 pub async fn prune_orphan<C: ConnectionLike>(
     conn: &mut C,

@@ -282,13 +282,16 @@ impl Runtime {
         config: &QueueConfig,
     ) -> Result<u64, QueueError> {
         let mut conn = self.inner.pool.get(redis_url).await?;
-        let mut names: Vec<String> = redis::cmd("ZRANGE")
-            .arg(config.keys.schedules())
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .map_err(QueueError::during("listing the queue's schedules"))?;
+        let mut names = match schedules::armed(&mut conn, &config.keys).await {
+            Ok(names) => names,
+            Err(ScheduleError::Redis { op, source }) => return Err(QueueError::redis(op, source)),
+            Err(e) => {
+                return Err(QueueError::Protocol {
+                    op: "listing the queue's schedules",
+                    detail: e.to_string(),
+                });
+            }
+        };
         // A suspended schedule has no armed run, only its hash: the runtime knows its name.
         names.extend(
             lock(&self.inner.schedules)
@@ -426,7 +429,7 @@ impl Runtime {
             .map(|entry| async move {
                 let mut conn = self.inner.pool.get(&entry.redis_url).await?;
                 let keys = &entry.config.keys;
-                if holds_schedule(&mut conn, keys, &id.name).await? {
+                if schedules::holds(&mut conn, keys, &id.name).await? {
                     schedules::remove(&mut conn, keys, &id.name).await?;
                     tracing::info!(queue = %entry.id, schedule = %id, "removed the run of a schedule that now points at another queue");
                 }
@@ -509,27 +512,6 @@ impl Runtime {
     }
 }
 
-/// Whether `keys`' queue holds schedule `name` (an armed run or its stored definition).
-async fn holds_schedule(
-    conn: &mut crate::queue::conn::RedisConn,
-    keys: &crate::queue::keys::QueueKeys,
-    name: &str,
-) -> Result<bool, ScheduleError> {
-    let (armed, stored): (Option<f64>, bool) = redis::pipe()
-        .cmd("ZSCORE")
-        .arg(keys.schedules())
-        .arg(name)
-        .cmd("EXISTS")
-        .arg(keys.schedule(name))
-        .query_async(conn)
-        .await
-        .map_err(|source| ScheduleError::Redis {
-            op: "schedule lookup",
-            source,
-        })?;
-    Ok(armed.is_some() || stored)
-}
-
 /// Removes from a queue the armed runs of schedules this process knows to be written to
 /// another queue (one ZRANGE when there are none).
 async fn drop_moved_schedules(
@@ -538,17 +520,7 @@ async fn drop_moved_schedules(
     queue: &ObjectId,
     keys: &crate::queue::keys::QueueKeys,
 ) -> Result<(), ScheduleError> {
-    let armed: Vec<String> = redis::cmd("ZRANGE")
-        .arg(keys.schedules())
-        .arg(0)
-        .arg(-1)
-        .query_async(conn)
-        .await
-        .map_err(|source| ScheduleError::Redis {
-            op: "listing the queue's schedules",
-            source,
-        })?;
-    for name in armed {
+    for name in schedules::armed(conn, keys).await? {
         let schedule = ObjectId::new(&queue.namespace, &name);
         let elsewhere = lock(&inner.schedules)
             .get(&schedule)
