@@ -281,35 +281,45 @@ fn queue(keys: &QueueKeys) -> ScheduledQueue {
     }
 }
 
-#[tokio::test]
-async fn forbid_skips_while_the_previous_job_is_unread_or_pending_and_fires_once_acked() {
-    let server = RedisServer::start();
-    let mut conn = connect(&server.url()).await.unwrap();
-    let keys = QueueKeys::new(default_stream("ns", "forbid"));
+/// Creates the queue's group, writes an every-second `concurrencyPolicy: Forbid` schedule
+/// "sync" and starts a scheduler loop on it; send on the returned channel to stop the loop.
+async fn start_forbid_schedule(
+    url: &str,
+    conn: &mut RedisConn,
+    keys: &QueueKeys,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&keys.stream)
         .arg("workers")
         .arg("$")
         .arg("MKSTREAM")
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .unwrap();
     let mut def = ScheduleDefinition::new("sync", "* * * * * *");
     def.concurrency_policy = ConcurrencyPolicy::Forbid;
-    schedules::upsert(&mut conn, &keys, &def, Utc::now())
+    schedules::upsert(conn, keys, &def, Utc::now())
         .await
         .unwrap();
-
-    let scheduler = Scheduler::new(
-        connect(&server.url()).await.unwrap(),
-        SchedulerConfig::default(),
-    );
-    scheduler.handle().set_queues(vec![queue(&keys)]);
+    let scheduler = Scheduler::new(connect(url).await.unwrap(), SchedulerConfig::default());
+    scheduler.handle().set_queues(vec![queue(keys)]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(scheduler.run(async move {
         let _ = stopped.await;
     }));
+    (stop, task)
+}
+
+#[tokio::test]
+async fn forbid_skips_while_the_previous_job_is_unread_or_pending_and_fires_once_acked() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let keys = QueueKeys::new(default_stream("ns", "forbid"));
+    let (stop, task) = start_forbid_schedule(&server.url(), &mut conn, &keys).await;
 
     let state = |mut c: RedisConn, k: QueueKeys| async move {
         schedules::get(&mut c, &k, "sync")
@@ -558,29 +568,7 @@ async fn forbid_follows_a_retried_run(topology: Topology) {
     let redis = TestRedis::start(topology);
     let mut conn = connect(&redis.url()).await.unwrap();
     let keys = QueueKeys::new(default_stream("ns", "forbid-retry"));
-    let () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&keys.stream)
-        .arg("workers")
-        .arg("$")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut def = ScheduleDefinition::new("sync", "* * * * * *");
-    def.concurrency_policy = ConcurrencyPolicy::Forbid;
-    schedules::upsert(&mut conn, &keys, &def, Utc::now())
-        .await
-        .unwrap();
-    let scheduler = Scheduler::new(
-        connect(&redis.url()).await.unwrap(),
-        SchedulerConfig::default(),
-    );
-    scheduler.handle().set_queues(vec![queue(&keys)]);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(scheduler.run(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, task) = start_forbid_schedule(&redis.url(), &mut conn, &keys).await;
 
     let skipped = |c: RedisConn, k: QueueKeys| async move {
         let mut c = c;
