@@ -23,7 +23,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
-use operator_support::{Cluster, eventually, http_get, jobs, parse_metrics, redis_conn, value};
+use operator_support::{
+    Cluster, eventually, http_get, jobs, jobs_at_least, parse_metrics, redis_conn, value,
+};
 use serde_json::json;
 
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -1053,15 +1055,7 @@ async fn redis_crash_and_restart() {
     let keys = QueueKeys::new(default_stream("default", "q"));
     let saved = {
         let mut conn = redis_conn(&redis.url()).await;
-        eventually(Duration::from_secs(15), "2 scheduled jobs", || {
-            let mut conn = conn.clone();
-            let keys = keys.clone();
-            async move {
-                let n = jobs(&mut conn, &keys.stream).await.len();
-                if n >= 2 { Ok(()) } else { Err(format!("{n}")) }
-            }
-        })
-        .await;
+        jobs_at_least(&conn, &keys.stream, 2, Duration::from_secs(15)).await;
 
         // Status writes (each second here: the schedule fires, the queue grows) trigger no
         // reconciles: only spec, deletion and queue readiness do.
@@ -1742,15 +1736,7 @@ async fn a_replica_that_loses_the_lease_stops_its_loops() {
         )
         .await;
     let keys = QueueKeys::new(default_stream("default", "q"));
-    eventually(Duration::from_secs(20), "2 scheduled jobs", || {
-        let mut conn = conn.clone();
-        let keys = keys.clone();
-        async move {
-            let n = jobs(&mut conn, &keys.stream).await.len();
-            if n >= 2 { Ok(()) } else { Err(format!("{n}")) }
-        }
-    })
-    .await;
+    jobs_at_least(&conn, &keys.stream, 2, Duration::from_secs(20)).await;
 
     // Someone else holds the lease now (as after a network partition healed).
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
@@ -1824,24 +1810,7 @@ async fn a_schedule_moved_while_no_operator_ran_leaves_its_old_queue() {
         let stream = keys.stream.clone();
         async move { jobs(&mut conn, &stream).await.len() }
     };
-    let at_least = |keys: &QueueKeys, n: usize| {
-        let keys = keys.clone();
-        let count = &count;
-        async move {
-            eventually(
-                Duration::from_secs(30),
-                &format!("{n} jobs in {}", keys.stream),
-                || async {
-                    match count(&keys).await {
-                        seen if seen >= n => Ok(seen),
-                        seen => Err(format!("{seen}")),
-                    }
-                },
-            )
-            .await
-        }
-    };
-    at_least(&first, 1).await;
+    jobs_at_least(&conn, &first.stream, 1, Duration::from_secs(30)).await;
 
     a.sigkill();
     cluster
@@ -1854,7 +1823,7 @@ async fn a_schedule_moved_while_no_operator_ran_leaves_its_old_queue() {
         .await
         .expect("moving the Schedule");
     let _b = cluster.operator(&redis.url(), "op-b", &[]);
-    at_least(&second, 1).await;
+    jobs_at_least(&conn, &second.stream, 1, Duration::from_secs(30)).await;
     eventually(
         Duration::from_secs(15),
         "the old queue's run to be removed",
@@ -1882,7 +1851,7 @@ async fn a_schedule_moved_while_no_operator_ran_leaves_its_old_queue() {
     // Nothing fires into the old queue while the new one gets its next runs.
     let old = count(&first).await;
     let new = count(&second).await;
-    at_least(&second, new + 2).await;
+    jobs_at_least(&conn, &second.stream, new + 2, Duration::from_secs(30)).await;
     assert_eq!(
         count(&first).await,
         old,
@@ -1911,15 +1880,7 @@ async fn a_schedule_deleted_while_its_redis_is_down_leaves_no_run_behind() {
         )
         .await;
     let keys = QueueKeys::new(default_stream("default", "q"));
-    eventually(Duration::from_secs(20), "a scheduled job", || {
-        let mut conn = conn.clone();
-        let keys = keys.clone();
-        async move {
-            let n = jobs(&mut conn, &keys.stream).await.len();
-            if n >= 1 { Ok(()) } else { Err(format!("{n}")) }
-        }
-    })
-    .await;
+    jobs_at_least(&conn, &keys.stream, 1, Duration::from_secs(20)).await;
     // The armed run survives the Redis restart below (a snapshot); the operator does not.
     let () = redis::cmd("SAVE")
         .query_async(&mut conn)

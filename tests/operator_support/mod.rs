@@ -583,6 +583,25 @@ pub struct Job {
     pub scheduled_for: Option<i64>,
 }
 
+/// Waits (bounded by `within`) until `stream` holds at least `n` jobs; returns how many.
+pub async fn jobs_at_least(
+    conn: &redis::aio::MultiplexedConnection,
+    stream: &str,
+    n: usize,
+    within: Duration,
+) -> usize {
+    eventually(within, &format!("{n} jobs in {stream}"), || {
+        let mut conn = conn.clone();
+        async move {
+            match jobs(&mut conn, stream).await.len() {
+                seen if seen >= n => Ok(seen),
+                seen => Err(format!("{seen}")),
+            }
+        }
+    })
+    .await
+}
+
 /// Every entry of `stream`, oldest first.
 pub async fn jobs(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> Vec<Job> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
