@@ -427,7 +427,7 @@ fn rq_runs(python: &PathBuf, url: &str, jobs: usize, k: usize, class: &str) -> V
         .collect()
 }
 
-/// The worker protocol of DESIGN.md §2 and nothing else: XREADGROUP one job, XACK it. Runs
+/// The worker protocol of docs/architecture.md#wire-format and nothing else: XREADGROUP one job, XACK it. Runs
 /// until killed (the benchmark sends SIGTERM).
 fn minimal_worker() {
     let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set"));

@@ -1,5 +1,5 @@
 //! jobqueue-operator: a Kubernetes operator that turns Redis Streams into a managed job-queue
-//! platform. See DESIGN.md and README.md.
+//! platform. See README.md and docs/architecture.md.
 //!
 //! Layout (one job per module):
 //! - [`api`]: the `JobQueue` and `Schedule` custom resources, their validation.

@@ -1,4 +1,4 @@
-//! End to end (issue 7): the real `jobqueue-operator run` binary against the test API server
+//! End to end: the real `jobqueue-operator run` binary against the test API server
 //! and private redis-server processes. Each test is one story a cluster admin relies on:
 //! - provisioning, the owned worker Deployment, scaling 0 → 8 → 0 (after the cooldown) with
 //!   Events, a lost worker's jobs handed out again at once, `/metrics`, `/healthz`, `/readyz`,

@@ -1,4 +1,4 @@
-//! The `JobQueue` custom resource (DESIGN.md §1): a Redis stream with a consumer group, its
+//! The `JobQueue` custom resource (docs/architecture.md#resources): a Redis stream with a consumer group, its
 //! delivery and retention rules, its workers and how they scale.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;

@@ -1,4 +1,4 @@
-//! The `Schedule` custom resource (DESIGN.md §1): a cron schedule that enqueues a job into a
+//! The `Schedule` custom resource (docs/architecture.md#resources): a cron schedule that enqueues a job into a
 //! JobQueue of the same namespace, exactly once per run.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

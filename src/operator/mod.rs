@@ -1,4 +1,4 @@
-//! The operator process (DESIGN.md §5): controllers, background loops, leader election, HTTP.
+//! The operator process (docs/architecture.md#operator-loops): controllers, background loops, leader election, HTTP.
 
 pub mod cluster;
 pub mod http;

@@ -1,4 +1,4 @@
-//! The janitor (DESIGN.md §3.4). Each step is one atomic Lua script per queue and batch, so a
+//! The janitor (docs/architecture.md#janitor). Each step is one atomic Lua script per queue and batch, so a
 //! janitor killed at any instant leaves every job either untouched or fully moved: it may be
 //! delivered again (at-least-once), never lost or duplicated by the janitor itself.
 //!

@@ -1,4 +1,4 @@
-//! Redis key naming for one queue (DESIGN.md §3.1).
+//! Redis key naming for one queue (docs/architecture.md#keys).
 //!
 //! Every key of a queue must hash to the same Redis Cluster slot so that the janitor and the
 //! scheduler can touch several of them in one atomic Lua script. Redis hashes only the part of

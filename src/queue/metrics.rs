@@ -1,4 +1,4 @@
-//! Metrics snapshot (DESIGN.md §3.3): for many queues on one Redis endpoint, every queue's
+//! Metrics snapshot (docs/architecture.md#metrics-snapshot): for many queues on one Redis endpoint, every queue's
 //! length, lag, pending count, oldest pending idle time, consumers, delayed count and
 //! dead-letter length in one pipelined round trip (one pipeline per node on a Cluster).
 //!

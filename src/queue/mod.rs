@@ -1,4 +1,4 @@
-//! The Redis engine (DESIGN.md §2–3): key naming, provisioning, metrics, janitor, producers,
+//! The Redis engine (docs/architecture.md#redis-data-model): key naming, provisioning, metrics, janitor, producers,
 //! dead letters and schedule firing. Every function here speaks plain Redis commands and Lua;
 //! nothing here knows about Kubernetes (except the conversion from a JobQueue in `config`).
 //!

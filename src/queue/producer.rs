@@ -1,4 +1,4 @@
-//! Producing jobs (DESIGN.md §2): one stream entry with `id`, `payload`, `enqueued_at` and
+//! Producing jobs (docs/architecture.md#wire-format): one stream entry with `id`, `payload`, `enqueued_at` and
 //! `attempt`, or a member of the delayed set when the job is due later. An idempotency key
 //! makes a repeated enqueue (a producer retrying after a timeout) a no-op.
 

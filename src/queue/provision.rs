@@ -1,4 +1,4 @@
-//! Provisioning (DESIGN.md §3.2): the stream and its consumer group exist, created if missing,
+//! Provisioning (docs/architecture.md#provisioning): the stream and its consumer group exist, created if missing,
 //! and an existing stream is adopted without touching its data. Drift (stream or group removed
 //! out of band) is repaired here and reported as a value the operator turns into an Event.
 

@@ -1,5 +1,5 @@
 //! The scheduler loop: sleeps until the earliest armed run of its queues and fires what is
-//! due (DESIGN.md §3.5).
+//! due (docs/architecture.md#scheduler).
 //!
 //! There is no polling period: the loop computes the earliest next fire time across its queues
 //! and sleeps exactly until then, or until woken because schedules changed (the in-process

@@ -1,4 +1,4 @@
-//! Schedule entries in Redis and the exactly-once firing script (DESIGN.md §3.5).
+//! Schedule entries in Redis and the exactly-once firing script (docs/architecture.md#scheduler).
 //!
 //! Per queue, the zset `keys.schedules()` maps schedule name → next fire time (unix ms) and the
 //! hash `keys.schedule(name)` holds the definition (cron, zone, payload, policies, generation)

@@ -282,7 +282,7 @@ pub fn worker_says(lines: &[Line], queue: &str, verb: &str) -> Vec<(u32, String,
         .collect()
 }
 
-/// Enqueues a job the way any producer may (DESIGN.md §2); returns its id.
+/// Enqueues a job the way any producer may (docs/architecture.md#wire-format); returns its id.
 pub fn enqueue(conn: &mut redis::Connection, stream: &str, id: &str, payload: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,6 +1,6 @@
 //! Harness of the operator's end-to-end tests: the test API server with the project's CRDs, a
 //! recording proxy between it and the operator (so the operator's own API accesses can be told
-//! apart from the test's, for the RBAC proof of issue 9), the real `jobqueue-operator run`
+//! apart from the test's, for the proof that the chart's RBAC grants each request), the real `jobqueue-operator run`
 //! binary as a child process, and bounded polling.
 
 #![allow(dead_code)]

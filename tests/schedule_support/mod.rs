@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jobqueue_operator::queue::RedisConn;
 use redis::streams::StreamRangeReply;
 
-/// One job as a worker sees it (DESIGN.md §2).
+/// One job as a worker sees it (docs/architecture.md#wire-format).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub entry_id: String,

@@ -1,5 +1,5 @@
 //! The runtime: everything that keeps queues healthy once they are declared, shared by the
-//! cluster operator and local mode (DESIGN.md §5). The two modes differ only in where
+//! cluster operator and local mode (docs/architecture.md#operator-loops). The two modes differ only in where
 //! resources come from (they call [`Runtime::upsert_queue`] and friends), where status goes
 //! (a [`Reporter`]) and what gets scaled (a [`Workers`]).
 //!
@@ -619,7 +619,7 @@ fn poll_interval(entry: &QueueEntry, options: &RuntimeOptions) -> Duration {
 }
 
 /// A stable offset within one poll interval, so thousands of queues declared at once do not
-/// all hit Redis in the same instant (DESIGN.md §4).
+/// all hit Redis in the same instant (docs/architecture.md#scaling).
 fn jitter(id: &ObjectId, interval: Duration) -> Duration {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
