@@ -8,6 +8,7 @@
 mod helm;
 
 use jobqueue_test_support::apiserver::TestApiServer;
+use jobqueue_test_support::tools;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 
@@ -53,12 +54,7 @@ fn notes_manifest(notes: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_suite_and_notes_manifests_are_valid_for_the_chart_crds() {
-    let found = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED: kubectl is not on PATH; install kubectl to check tests/kind/");
+    if !tools::require_kubectl("chart_kind::kind_suite_and_notes_manifests_are_valid_for_the_chart_crds") {
         return;
     }
     let server = TestApiServer::start().await;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use jobqueue_test_support::apiserver::TestApiServer;
+use jobqueue_test_support::tools;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
@@ -22,14 +23,10 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    /// `None` (after saying why) when kubectl is not installed.
-    fn new(server: &TestApiServer) -> Option<Self> {
-        let found = std::process::Command::new("kubectl")
-            .args(["version", "--client"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("SKIPPED: kubectl is not on PATH; install kubectl to run the kubectl tests");
+    /// `None` when kubectl is not installed (a failure under `CI=true`; see
+    /// `jobqueue_test_support::tools`).
+    fn new(server: &TestApiServer, test: &str) -> Option<Self> {
+        if !tools::require_kubectl(test) {
             return None;
         }
         Some(Kubectl {
@@ -87,7 +84,7 @@ fn documents(file: &Path) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn kubectl_applies_the_crds_and_every_example() {
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(&server) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_applies_the_crds_and_every_example") else {
         return;
     };
     let version = k.ok(&["version"]).await;
@@ -139,7 +136,7 @@ async fn kubectl_applies_the_crds_and_every_example() {
 #[tokio::test]
 async fn kubectl_gets_describes_and_deletes_jobqueues() {
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(&server) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_gets_describes_and_deletes_jobqueues") else {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;
@@ -258,7 +255,7 @@ async fn kubectl_gets_describes_and_deletes_jobqueues() {
 #[tokio::test]
 async fn kubectl_shows_the_field_error_for_every_bad_manifest() {
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(&server) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_shows_the_field_error_for_every_bad_manifest") else {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;
@@ -306,7 +303,7 @@ async fn kubectl_get_watch_prints_rows_as_objects_change() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(&server) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_get_watch_prints_rows_as_objects_change") else {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;

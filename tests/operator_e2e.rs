@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_test_support::redis::RedisServer;
+use jobqueue_test_support::tools;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -1586,12 +1587,7 @@ async fn kubectl(kubeconfig: &std::path::Path, cache: &std::path::Path, args: &[
 /// returns once the finalizers ran (Retain: the stream stays, the schedule entry goes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_quickstart() {
-    let installed = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !installed {
-        eprintln!("SKIPPED: kubectl is not on PATH; install kubectl to run this test");
+    if !tools::require_kubectl("operator_e2e::kubectl_quickstart") {
         return;
     }
     let cluster = Cluster::start("kubectl_quickstart").await;

@@ -4,11 +4,14 @@
 //!   Cluster) on free loopback ports. Tests never use a shared Redis.
 //! - [`apiserver`]: a stateful test double of the Kubernetes API server, over real HTTP, so the
 //!   real operator binary and `kubectl` can be exercised without a cluster.
+//! - [`tools`]: outside tools a test needs; a missing one fails under `CI=true`, else the
+//!   skip is recorded and listed by `scripts/test`.
 //!
 //! Nothing here is compiled into the operator binary.
 
 pub mod apiserver;
 pub mod redis;
+pub mod tools;
 
 /// Environment variables `jobqueue-operator` reads as defaults for its flags. Tests remove
 /// them from the processes they start, so a runner's own environment (a CI job inside a pod
