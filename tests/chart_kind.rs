@@ -1,11 +1,10 @@
 //! The kind suite's manifests (tests/kind/) cannot be run here, so they are at least checked:
 //! the real kubectl applies them (server-side dry run, strict field validation) to the test API
 //! server serving the chart's CRDs, so a typo or a field the CRD rejects fails here, not an
-//! hour into a CI run. The JobQueue NOTES.txt shows a new user is checked the same way. Skips,
-//! saying so, when kubectl is not on PATH.
+//! hour into a CI run. The JobQueue NOTES.txt shows a new user is checked the same way. Needs
+//! kubectl (`jobqueue_test_support::tools`: a missing one fails under CI, else is a listed skip).
 
-#[path = "chart/helm.rs"]
-mod helm;
+use jobqueue_test_support::helm;
 
 use jobqueue_test_support::apiserver::TestApiServer;
 use jobqueue_test_support::tools;
@@ -54,7 +53,9 @@ fn notes_manifest(notes: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_suite_and_notes_manifests_are_valid_for_the_chart_crds() {
-    if !tools::require_kubectl("chart_kind::kind_suite_and_notes_manifests_are_valid_for_the_chart_crds") {
+    if !tools::require_kubectl(
+        "chart_kind::kind_suite_and_notes_manifests_are_valid_for_the_chart_crds",
+    ) {
         return;
     }
     let server = TestApiServer::start().await;

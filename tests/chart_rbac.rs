@@ -6,8 +6,7 @@
 //! must be granted by the chart's rendered RBAC for its ServiceAccount, watching all namespaces
 //! (ClusterRole) and watching a list (Roles); granted rules it never used are printed.
 
-#[path = "chart/helm.rs"]
-mod helm;
+use jobqueue_test_support::helm;
 
 use jobqueue_test_support::without_operator_env;
 use std::collections::BTreeSet;
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use jobqueue_test_support::apiserver::{RequestRecord, TestApiServer};
 use jobqueue_test_support::redis::RedisServer;
+use jobqueue_test_support::wait::eventually;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -72,21 +72,6 @@ impl<'a> Mine<'a> {
             .filter(|(_, t)| !t)
             .map(|(r, _)| r)
             .collect()
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -164,7 +149,7 @@ async fn http_get(port: u16, path: &str) -> String {
 /// The port the operator bound for its HTTP endpoints (it binds port 0 and logs the
 /// address: a port picked here could be taken by a concurrent test's Redis before it binds).
 async fn bound_port(log: &std::path::Path) -> u16 {
-    eventually("the operator to log its HTTP address", || async {
+    eventually(DEADLINE, "the operator to log its HTTP address", || async {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let addr = text.split("bound=").nth(1)?.split_whitespace().next()?;
         addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
@@ -468,12 +453,16 @@ async fn scenario(
         let path = rendered.container()[probe]["httpGet"]["path"]
             .as_str()
             .unwrap();
-        eventually(&format!("{probe} {path} to answer 200"), || async {
-            http_get(metrics_port, path)
-                .await
-                .contains(" 200")
-                .then_some(())
-        })
+        eventually(
+            DEADLINE,
+            &format!("{probe} {path} to answer 200"),
+            || async {
+                http_get(metrics_port, path)
+                    .await
+                    .contains(" 200")
+                    .then_some(())
+            },
+        )
         .await;
     }
 
@@ -501,7 +490,7 @@ async fn scenario(
     mine.call("create", "jobqueues", queues.create(&pp, &emails))
         .await
         .unwrap();
-    let emails = eventually("emails to be Ready", || async {
+    let emails = eventually(DEADLINE, "emails to be Ready", || async {
         let q = mine
             .call("get", "jobqueues", queues.get("emails"))
             .await
@@ -522,7 +511,7 @@ async fn scenario(
                 .and_then(|d| d.spec?.replicas)
         }
     };
-    eventually("the worker Deployment", || async {
+    eventually(DEADLINE, "the worker Deployment", || async {
         replicas("emails-workers").await
     })
     .await;
@@ -538,7 +527,7 @@ async fn scenario(
         .unwrap();
     }
     enqueue(redis_url, &stream, 8);
-    eventually("scale-up to 4 workers", || async {
+    eventually(DEADLINE, "scale-up to 4 workers", || async {
         (replicas("emails-workers").await? == 4).then_some(())
     })
     .await;
@@ -567,7 +556,7 @@ async fn scenario(
             .query(&mut con)
             .unwrap();
     }
-    eventually("scale-in to 1 worker", || async {
+    eventually(DEADLINE, "scale-in to 1 worker", || async {
         (replicas("emails-workers").await? == 1).then_some(())
     })
     .await;
@@ -628,7 +617,7 @@ async fn scenario(
     mine.call("create", "jobqueues", queues.create(&pp, &thumbnails))
         .await
         .unwrap();
-    let thumbnails = eventually("thumbnails to be Ready", || async {
+    let thumbnails = eventually(DEADLINE, "thumbnails to be Ready", || async {
         let q = mine
             .call("get", "jobqueues", queues.get("thumbnails"))
             .await
@@ -641,7 +630,7 @@ async fn scenario(
         .unwrap()
         .to_string();
     enqueue(redis_url, &thumbs_stream, 2);
-    eventually("the user's Deployment scaled to 2", || async {
+    eventually(DEADLINE, "the user's Deployment scaled to 2", || async {
         (replicas("thumbnail-worker").await? == 2).then_some(())
     })
     .await;
@@ -676,7 +665,7 @@ async fn scenario(
     mine.call("create", "jobqueues", queues.create(&pp, &reports))
         .await
         .unwrap();
-    let reports = eventually("reports to be Ready", || async {
+    let reports = eventually(DEADLINE, "reports to be Ready", || async {
         let q = mine
             .call("get", "jobqueues", queues.get("reports"))
             .await
@@ -689,7 +678,7 @@ async fn scenario(
         reports.data["status"]["stream"].as_str().unwrap(),
         1,
     );
-    eventually("the user's StatefulSet scaled to 1", || async {
+    eventually(DEADLINE, "the user's StatefulSet scaled to 1", || async {
         let s = mine
             .call("get", "statefulsets", statefulsets.get("report-worker"))
             .await
@@ -709,7 +698,7 @@ async fn scenario(
     mine.call("create", "jobqueues", queues.create(&pp, &digests))
         .await
         .unwrap();
-    eventually("digests to be Ready", || async {
+    eventually(DEADLINE, "digests to be Ready", || async {
         let q = mine
             .call("get", "jobqueues", queues.get("digests"))
             .await
@@ -751,7 +740,7 @@ async fn scenario(
     mine.call("create", "schedules", schedules.create(&pp, &nightly))
         .await
         .unwrap();
-    eventually("nightly to be Ready", || async {
+    eventually(DEADLINE, "nightly to be Ready", || async {
         let s = mine
             .call("get", "schedules", schedules.get("nightly"))
             .await
@@ -777,7 +766,7 @@ async fn scenario(
         (&queues, "JobQueue", "jobqueues", "reports"),
         (&queues, "JobQueue", "jobqueues", "digests"),
     ] {
-        eventually(&format!("{kind} {name} to be gone"), || async {
+        eventually(DEADLINE, &format!("{kind} {name} to be gone"), || async {
             match mine.call("get", resource, api.get(name)).await {
                 Err(kube::Error::Api(e)) if e.code == 404 => Some(()),
                 _ => None,

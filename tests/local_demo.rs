@@ -3,11 +3,10 @@
 //! jobs scales the Python workers up to maxReplicas, every job is acknowledged exactly once by
 //! a worker, and the workers go back to zero after the cooldown.
 
-mod local_common;
-
 use std::collections::BTreeMap;
 
-use local_common::*;
+use jobqueue_test_support::local::*;
+use jobqueue_test_support::repo_dir;
 
 const STREAM: &str = "jobqueue:{default/demo}";
 
@@ -86,8 +85,8 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
     }
 
     // A burst of 2,000 jobs, enqueued by the demo's own producer script.
-    let burst = std::process::Command::new(format!("{REPO}/target/venv/bin/python"))
-        .arg(format!("{REPO}/examples/demo/burst.py"))
+    let burst = std::process::Command::new(repo_dir().join("target/venv/bin/python"))
+        .arg(repo_dir().join("examples/demo/burst.py"))
         .args(["2000", "0.005"])
         .env("REDIS_URL", local.redis.url())
         .output()

@@ -1,8 +1,6 @@
 //! Fault tests: jobs survive crashing consumers and a janitor killed with SIGKILL mid-run,
 //! on a standalone redis-server and on a three-node Redis Cluster.
 
-mod queue_util;
-
 use jobqueue_test_support::without_operator_env;
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -14,8 +12,10 @@ use jobqueue_operator::queue::janitor::{self, JanitorOptions};
 use jobqueue_operator::queue::{
     EnqueueOptions, QueueConfig, RedisConn, connect, dead_letter, enqueue,
 };
+use jobqueue_test_support::on_both_topologies;
+use jobqueue_test_support::queue::*;
 use jobqueue_test_support::redis::Topology;
-use queue_util::*;
+use jobqueue_test_support::wait::eventually;
 use serde_json::json;
 
 const STREAM: &str = "jobqueue:{faults/q}";
