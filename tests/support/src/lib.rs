@@ -43,7 +43,9 @@ pub static OPERATOR_ENV: LazyLock<Vec<String>> = LazyLock::new(|| {
         .get_subcommands()
         .find(|c| c.get_name() == "run")
         .expect("jobqueue-operator has a `run` subcommand");
-    run.get_arguments()
+    // Top-level arguments apply to `run` too.
+    cli.get_arguments()
+        .chain(run.get_arguments())
         .filter_map(|a| a.get_env())
         .map(|v| v.to_string_lossy().into_owned())
         .collect()
