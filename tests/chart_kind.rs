@@ -1,11 +1,10 @@
 //! The kind suite's manifests (tests/kind/) cannot be run here, so they are at least checked:
 //! the real kubectl applies them (server-side dry run, strict field validation) to the test API
 //! server serving the chart's CRDs, so a typo or a field the CRD rejects fails here, not an
-//! hour into a CI run. The JobQueue NOTES.txt shows a new user is checked the same way. Skips,
-//! saying so, when kubectl is not on PATH.
+//! hour into a CI run. The JobQueue NOTES.txt shows a new user is checked the same way. Needs
+//! kubectl (`jobqueue_test_support::tools`: a missing one fails under CI, else is a listed skip).
 
-#[path = "chart/helm.rs"]
-mod helm;
+use jobqueue_test_support::helm;
 
 use jobqueue_test_support::apiserver::TestApiServer;
 use jobqueue_test_support::tools;

@@ -4,8 +4,7 @@
 //! the CRDs identical to the generated ones, and the Deployment's settings ones the operator
 //! binary actually reads.
 
-#[path = "chart/helm.rs"]
-mod helm;
+use jobqueue_test_support::helm;
 
 use std::process::Command;
 

@@ -3,11 +3,10 @@
 //! jobs scales the Python workers up to maxReplicas, every job is acknowledged exactly once by
 //! a worker, and the workers go back to zero after the cooldown.
 
-mod local_common;
-
 use std::collections::BTreeMap;
 
-use local_common::*;
+use jobqueue_test_support::local::*;
+use jobqueue_test_support::repo_dir;
 
 const STREAM: &str = "jobqueue:{default/demo}";
 
@@ -41,9 +40,21 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
     local.wait_line("JobQueue default/demo: serving");
     local.wait_line("Schedule default/every-minute: armed");
 
+    schedule_fires_once_per_run(&local);
+    let burst_ids = burst_of_2000(&local);
+    scaled_up_and_every_job_acked_once(&local, &burst_ids);
+    back_to_zero_after_the_cooldown(&local);
+
+    let status = local.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+/// A job per second, each acknowledged by a worker started from zero; once suspended, the
+/// stream holds one job per run, none missed, doubled or early.
+fn schedule_fires_once_per_run(local: &Local) {
     // Schedules: a job per second, each acknowledged by a worker started from zero.
     let fired: Vec<String> = local.wait_for("three scheduled jobs acknowledged", |_| {
-        let done: Vec<String> = acks(&local)
+        let done: Vec<String> = acks(local)
             .into_keys()
             .filter(|j| j.starts_with("sched-every-minute-"))
             .collect();
@@ -84,10 +95,14 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
     for (scheduled_for, added) in &runs {
         assert!(added >= scheduled_for, "fired before its time: {runs:?}");
     }
+}
 
+/// 2,000 jobs enqueued by the demo's own producer script; returns their ids.
+fn burst_of_2000(local: &Local) -> Vec<String> {
+    let mut conn = local.conn();
     // A burst of 2,000 jobs, enqueued by the demo's own producer script.
-    let burst = std::process::Command::new(format!("{REPO}/target/venv/bin/python"))
-        .arg(format!("{REPO}/examples/demo/burst.py"))
+    let burst = std::process::Command::new(repo_dir().join("target/venv/bin/python"))
+        .arg(repo_dir().join("examples/demo/burst.py"))
         .args(["2000", "0.005"])
         .env("REDIS_URL", local.redis.url())
         .output()
@@ -107,7 +122,12 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
             .collect()
     };
     assert_eq!(burst_ids.len(), 2000);
+    burst_ids
+}
 
+/// Straight to maxReplicas, and every burst job acknowledged exactly once, none dead.
+fn scaled_up_and_every_job_acked_once(local: &Local, burst_ids: &[String]) {
+    let mut conn = local.conn();
     // From 0 or from the 1 worker the schedule woke, straight to maxReplicas.
     local.wait_for("a scale-up to 4", |lines| {
         lines
@@ -121,10 +141,10 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
         (indexes.len() >= 4).then_some(())
     });
     local.wait_for("every burst job acknowledged", |_| {
-        let a = acks(&local);
+        let a = acks(local);
         burst_ids.iter().all(|id| a.contains_key(id)).then_some(())
     });
-    let a = acks(&local);
+    let a = acks(local);
     let twice: Vec<_> = a.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "acknowledged more than once: {twice:?}");
     assert_eq!(
@@ -144,7 +164,10 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(dead, 0);
+}
 
+/// Back to zero after the cooldown: every process started has stopped, gracefully.
+fn back_to_zero_after_the_cooldown(local: &Local) {
     // Back to zero after the cooldown: every process started has stopped.
     // (N → 0 in one step when the window and the cooldown end together.)
     local.wait_line("ScaledToZero: scaled ");
@@ -163,7 +186,4 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
         starts.len(),
         "each worker stopped gracefully on SIGTERM"
     );
-
-    let status = local.terminate();
-    assert!(status.success(), "{status:?}");
 }

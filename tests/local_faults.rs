@@ -1,9 +1,7 @@
 //! A worker process killed with SIGKILL while it holds a job: the job goes to another worker at
 //! once (attempt 2), long before the visibility timeout, and the dead worker is restarted.
 
-mod local_common;
-
-use local_common::*;
+use jobqueue_test_support::local::*;
 
 const QUEUE: &str = "apiVersion: jobqueue.io/v1alpha1
 kind: JobQueue

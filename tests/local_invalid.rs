@@ -2,10 +2,9 @@
 //! and the other resources keep running; an invalid edit keeps the last valid version; a bad
 //! path or Redis URL is a one-line error; an unreachable Redis gets one hint line and a retry.
 
-mod local_common;
-
+use jobqueue_test_support::local::*;
 use jobqueue_test_support::redis::RedisServer;
-use local_common::*;
+use jobqueue_test_support::{operator_binary, repo_dir};
 
 fn queue(name: &str, extra: &str) -> String {
     format!(
@@ -134,7 +133,7 @@ fn an_unreachable_redis_gets_one_hint_and_is_retried() {
 
 #[test]
 fn bad_arguments_are_one_line_errors() {
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(operator_binary())
         .args([
             "run",
             "--local",
@@ -152,7 +151,7 @@ fn bad_arguments_are_one_line_errors() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(operator_binary())
         .args(["run", "--local"])
         .arg(dir.path())
         .args(["--redis", "http://localhost", "--metrics-addr", "off"])
@@ -178,12 +177,7 @@ spec:
   scaling: {maxReplicas: 3}
 ";
     let quickstart = |name: &str| {
-        std::fs::read_to_string(
-            std::path::Path::new(REPO)
-                .join("examples/quickstart")
-                .join(name),
-        )
-        .unwrap()
+        std::fs::read_to_string(repo_dir().join("examples/quickstart").join(name)).unwrap()
     };
     let local = Local::start(&[
         ("external.yaml", external.to_string()),

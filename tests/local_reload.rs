@@ -3,11 +3,9 @@
 //! is served, a removed file's queue is no longer served (and its data deleted under
 //! `deletionPolicy: Delete`).
 
-mod local_common;
-
 use std::collections::BTreeSet;
 
-use local_common::*;
+use jobqueue_test_support::local::*;
 
 const STREAM: &str = "jobqueue:{default/edit}";
 

@@ -2,8 +2,6 @@
 //! three-node Cluster): enqueue, inspect, dead-letter list/replay/purge, the hidden janitor,
 //! and bad input that must fail with one line and write nothing.
 
-mod queue_util;
-
 use jobqueue_test_support::without_operator_env;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -11,8 +9,10 @@ use std::time::Duration;
 
 use jobqueue_operator::queue::provision::provision;
 use jobqueue_operator::queue::{QueueConfig, RedisConn, connect};
+use jobqueue_test_support::on_both_topologies;
+use jobqueue_test_support::queue::*;
 use jobqueue_test_support::redis::{TestRedis, Topology};
-use queue_util::*;
+use jobqueue_test_support::wait::eventually;
 
 const STREAM: &str = "jobqueue:{shop/orders}";
 

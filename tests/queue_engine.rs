@@ -2,8 +2,6 @@
 //! three-node Redis Cluster: provisioning and drift, producing, redelivery after the
 //! visibility timeout, dead letters and replay, consumer reclaim, retention, metrics.
 
-mod queue_util;
-
 use std::time::Duration;
 
 use jobqueue_operator::queue::janitor::{self, JanitorOptions};
@@ -13,8 +11,10 @@ use jobqueue_operator::queue::{
     Backoff, Due, EnqueueOptions, QueueConfig, QueueError, Retention, StartFrom, dead_letter,
     enqueue,
 };
+use jobqueue_test_support::on_both_topologies;
+use jobqueue_test_support::queue::*;
 use jobqueue_test_support::redis::Topology;
-use queue_util::*;
+use jobqueue_test_support::wait::eventually;
 use serde_json::json;
 
 const STREAM: &str = "jobqueue:{team-a/emails}";

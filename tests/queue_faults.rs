@@ -1,8 +1,6 @@
 //! Fault tests: jobs survive crashing consumers and a janitor killed with SIGKILL mid-run,
 //! on a standalone redis-server and on a three-node Redis Cluster.
 
-mod queue_util;
-
 use jobqueue_test_support::without_operator_env;
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -14,8 +12,10 @@ use jobqueue_operator::queue::janitor::{self, JanitorOptions};
 use jobqueue_operator::queue::{
     EnqueueOptions, QueueConfig, RedisConn, connect, dead_letter, enqueue,
 };
+use jobqueue_test_support::on_both_topologies;
+use jobqueue_test_support::queue::*;
 use jobqueue_test_support::redis::Topology;
-use queue_util::*;
+use jobqueue_test_support::wait::eventually;
 use serde_json::json;
 
 const STREAM: &str = "jobqueue:{faults/q}";
@@ -53,18 +53,7 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
     let stop = Arc::new(AtomicBool::new(false));
 
     // The janitor, as the operator runs it.
-    let janitor_task = {
-        let (mut conn, cfg, stop) = (f.conn.clone(), cfg.clone(), stop.clone());
-        tokio::spawn(async move {
-            let opts = JanitorOptions::default();
-            while !stop.load(Ordering::Relaxed) {
-                janitor::tick(&mut conn, &cfg, &opts)
-                    .await
-                    .expect("janitor tick");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let janitor_task = spawn_janitor_loop(f.conn.clone(), cfg.clone(), stop.clone());
 
     // Consumers: plain XREADGROUP/XACK. A crash drops what the consumer holds and restarts it
     // under a new name (a new pod); half the time the operator notices the dead pod and
@@ -72,63 +61,126 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
     let generation = Arc::new(AtomicUsize::new(0));
     let mut consumers = Vec::new();
     for c in 0..CONSUMERS {
-        let (url, cfg, ledger, stop, generation) = (
-            url.clone(),
-            cfg.clone(),
-            ledger.clone(),
-            stop.clone(),
-            generation.clone(),
-        );
-        consumers.push(tokio::spawn(async move {
-            let mut conn = connect(&url).await.unwrap();
-            let mut name = format!("pod-{c}-0");
-            while !stop.load(Ordering::Relaxed) {
-                let batch = read(&mut conn, &cfg, &name, 10, Some(50)).await;
-                let mut crashed = false;
-                for d in batch {
-                    let (id, attempt) = (d.job_id().to_string(), d.attempt());
-                    ledger
-                        .lock()
-                        .unwrap()
-                        .delivered
-                        .entry(id.clone())
-                        .or_default()
-                        .push(attempt);
-                    if crashed || rand::random_bool(CRASH) {
-                        crashed = true;
-                        ledger.lock().unwrap().failed.insert((id, attempt));
-                        continue;
-                    }
-                    if ack(&mut conn, &cfg, &d.entry_id).await {
-                        *ledger.lock().unwrap().acked.entry(id).or_default() += 1;
-                    } else {
-                        // Too slow: the janitor had already handed it out again.
-                        ledger.lock().unwrap().failed.insert((id, attempt));
-                    }
-                }
-                if crashed {
-                    ledger.lock().unwrap().crashes += 1;
-                    let old = std::mem::replace(
-                        &mut name,
-                        format!("pod-{c}-{}", generation.fetch_add(1, Ordering::Relaxed) + 1),
-                    );
-                    if rand::random_bool(0.5) {
-                        janitor::reclaim_consumer(
-                            &mut conn,
-                            &cfg,
-                            &old,
-                            &JanitorOptions::default(),
-                        )
-                        .await
-                        .unwrap();
-                    }
-                }
-            }
-        }));
+        let crew = Crew {
+            url: url.clone(),
+            cfg: cfg.clone(),
+            ledger: ledger.clone(),
+            stop: stop.clone(),
+            generation: generation.clone(),
+        };
+        consumers.push(spawn_crashing_consumer(c, crew));
     }
 
     // Produce while the consumers run.
-    let mut producer = connect(&url).await.unwrap();
+    let ids = produce(&url, &cfg).await;
+
+    let mut probe_conn = f.conn.clone();
+    every_job_settled(&probe_conn, &cfg, &ledger).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in consumers {
+        c.await.unwrap();
+    }
+    janitor_task.await.unwrap();
+
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
+    let dead_ids = assert_dead_lettered_once(&mut probe_conn, &cfg).await;
+    assert_none_lost(&ledger, &dead_ids, &ids);
+    assert_nothing_left(&mut probe_conn, &cfg).await;
+    assert!(
+        ledger.crashes > 0 && !dead_ids.is_empty(),
+        "the scenario exercised crashes and dead letters"
+    );
+    eprintln!(
+        "{t:?}: {} crashes, {} dead letters, {} deliveries",
+        ledger.crashes,
+        dead_ids.len(),
+        ledger.delivered.values().map(Vec::len).sum::<usize>()
+    );
+}
+
+/// The janitor loop, as the operator runs it, until `stop`.
+fn spawn_janitor_loop(
+    mut conn: RedisConn,
+    cfg: QueueConfig,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let opts = JanitorOptions::default();
+        while !stop.load(Ordering::Relaxed) {
+            janitor::tick(&mut conn, &cfg, &opts)
+                .await
+                .expect("janitor tick");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
+
+/// What the consumers share: where the queue is, the ledger they write, when to stop, and the
+/// counter naming restarted consumers.
+struct Crew {
+    url: String,
+    cfg: QueueConfig,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+    generation: Arc<AtomicUsize>,
+}
+
+/// Consumer `c`: reads, sometimes crashes holding its batch (restarting as a new pod, whose
+/// predecessor's jobs the operator reclaims half the time), else acknowledges.
+fn spawn_crashing_consumer(c: usize, crew: Crew) -> tokio::task::JoinHandle<()> {
+    let Crew {
+        url,
+        cfg,
+        ledger,
+        stop,
+        generation,
+    } = crew;
+    tokio::spawn(async move {
+        let mut conn = connect(&url).await.unwrap();
+        let mut name = format!("pod-{c}-0");
+        while !stop.load(Ordering::Relaxed) {
+            let batch = read(&mut conn, &cfg, &name, 10, Some(50)).await;
+            let mut crashed = false;
+            for d in batch {
+                let (id, attempt) = (d.job_id().to_string(), d.attempt());
+                ledger
+                    .lock()
+                    .unwrap()
+                    .delivered
+                    .entry(id.clone())
+                    .or_default()
+                    .push(attempt);
+                if crashed || rand::random_bool(CRASH) {
+                    crashed = true;
+                    ledger.lock().unwrap().failed.insert((id, attempt));
+                    continue;
+                }
+                if ack(&mut conn, &cfg, &d.entry_id).await {
+                    *ledger.lock().unwrap().acked.entry(id).or_default() += 1;
+                } else {
+                    // Too slow: the janitor had already handed it out again.
+                    ledger.lock().unwrap().failed.insert((id, attempt));
+                }
+            }
+            if crashed {
+                ledger.lock().unwrap().crashes += 1;
+                let old = std::mem::replace(
+                    &mut name,
+                    format!("pod-{c}-{}", generation.fetch_add(1, Ordering::Relaxed) + 1),
+                );
+                if rand::random_bool(0.5) {
+                    janitor::reclaim_consumer(&mut conn, &cfg, &old, &JanitorOptions::default())
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    })
+}
+
+/// Enqueues the jobs; returns their ids (each unique).
+async fn produce(url: &str, cfg: &QueueConfig) -> HashSet<String> {
+    let mut producer = connect(url).await.unwrap();
     let mut ids = HashSet::new();
     for i in 0..JOBS {
         let job = enqueue(
@@ -141,8 +193,12 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
         .unwrap();
         assert!(ids.insert(job.job_id), "job ids are unique");
     }
+    ids
+}
 
-    let mut probe_conn = f.conn.clone();
+/// Waits until every job is acknowledged or dead-lettered and nothing is pending.
+async fn every_job_settled(conn: &RedisConn, cfg: &QueueConfig, ledger: &Arc<Mutex<Ledger>>) {
+    let probe_conn = conn.clone();
     let finished = eventually(
         Duration::from_secs(300),
         "every job to be acknowledged or dead-lettered",
@@ -161,16 +217,11 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
         },
     );
     finished.await;
-    stop.store(true, Ordering::Relaxed);
-    for c in consumers {
-        c.await.unwrap();
-    }
-    janitor_task.await.unwrap();
+}
 
-    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
-    let dead = dead_letter::list(&mut probe_conn, &cfg, JOBS)
-        .await
-        .unwrap();
+/// Each dead-lettered job is there once, after its last attempt; returns their ids.
+async fn assert_dead_lettered_once(conn: &mut RedisConn, cfg: &QueueConfig) -> HashSet<String> {
+    let dead = dead_letter::list(conn, cfg, JOBS).await.unwrap();
     let dead_ids: HashSet<String> = dead
         .iter()
         .map(|d| d.get("id").unwrap().to_string())
@@ -179,12 +230,16 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
     assert!(dead.iter().all(
         |d| d.get("attempt") == Some("3") && d.get("reason") == Some("max_deliveries_exceeded")
     ));
+    dead_ids
+}
 
-    // None lost: every job was acknowledged by a worker or dead-lettered, never both.
+/// None lost: every job was acknowledged by a worker or dead-lettered, never both; deliveries
+/// beyond retries never happened.
+fn assert_none_lost(ledger: &Ledger, dead_ids: &HashSet<String>, ids: &HashSet<String>) {
     let acked: HashSet<String> = ledger.acked.keys().cloned().collect();
-    assert!(acked.is_disjoint(&dead_ids));
-    let all: HashSet<String> = acked.union(&dead_ids).cloned().collect();
-    assert_eq!(all, ids, "every job is accounted for");
+    assert!(acked.is_disjoint(dead_ids));
+    let all: HashSet<String> = acked.union(dead_ids).cloned().collect();
+    assert_eq!(&all, ids, "every job is accounted for");
     assert!(
         ledger.acked.values().all(|&n| n == 1),
         "each delivery chain ends in exactly one ack"
@@ -196,7 +251,7 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
         .filter(|(_, a)| *a == MAX_DELIVERIES)
         .map(|(id, _)| id.clone())
         .collect();
-    assert_eq!(dead_ids, exceeded);
+    assert_eq!(dead_ids, &exceeded);
     // No duplicate deliveries beyond retries: attempts of each job are 1, 2, ... once each.
     for (id, attempts) in &ledger.delivered {
         let want: Vec<u32> = (1..=attempts.len() as u32).collect();
@@ -204,25 +259,16 @@ async fn ten_thousand_jobs_survive_randomly_crashing_consumers(t: Topology) {
         got.sort();
         assert_eq!(got, want, "job {id}");
     }
-    // Nothing left anywhere.
-    assert_eq!(pending(&mut probe_conn, &cfg).await, 0);
+}
+
+/// Nothing left anywhere: no pending, unread or delayed job.
+async fn assert_nothing_left(conn: &mut RedisConn, cfg: &QueueConfig) {
+    assert_eq!(pending(conn, cfg).await, 0);
     assert!(
-        read(&mut probe_conn, &cfg, "final", 10, None)
-            .await
-            .is_empty(),
+        read(conn, cfg, "final", 10, None).await.is_empty(),
         "no unread job"
     );
-    assert!(delayed(&mut probe_conn, &cfg).await.is_empty());
-    assert!(
-        ledger.crashes > 0 && !dead_ids.is_empty(),
-        "the scenario exercised crashes and dead letters"
-    );
-    eprintln!(
-        "{t:?}: {} crashes, {} dead letters, {} deliveries",
-        ledger.crashes,
-        dead_ids.len(),
-        ledger.delivered.values().map(Vec::len).sum::<usize>()
-    );
+    assert!(delayed(conn, cfg).await.is_empty());
 }
 
 fn spawn_janitor(url: &str) -> Child {

@@ -1,8 +1,6 @@
 //! Three scheduler loops serving the same 500 every-second schedules for 30 s on a real
 //! redis-server: each (schedule, second) is enqueued exactly once.
 
-mod schedule_support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +12,8 @@ use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig};
 use jobqueue_operator::queue::schedules::{self, ScheduleDefinition, job_id};
 use jobqueue_test_support::redis::RedisServer;
-use schedule_support::{by_schedule, jobs};
+use jobqueue_test_support::schedule::{by_schedule, jobs};
+use k8s_openapi::jiff::Timestamp;
 
 const SCHEDULES: usize = 500;
 const LOOPS: usize = 3;
@@ -68,7 +67,7 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
     for task in tasks {
         task.await.unwrap();
     }
-    let stopped_at = Utc::now().timestamp_millis();
+    let stopped_at = Timestamp::now().as_millisecond();
 
     let all = jobs(&mut conn, &keys.stream).await;
     let ids: HashSet<&str> = all.iter().map(|j| j.id.as_str()).collect();

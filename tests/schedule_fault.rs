@@ -2,8 +2,6 @@
 //! that came due meanwhile follow `misfirePolicy` (Skip: none fired, all counted; FireOnce:
 //! exactly one catch-up job), nothing is fired twice, and regular runs resume.
 
-mod schedule_support;
-
 use jobqueue_test_support::without_operator_env;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,7 +13,9 @@ use jobqueue_operator::queue::schedules::{self, ScheduleDefinition};
 use jobqueue_operator::queue::{RedisConn, connect};
 use jobqueue_operator::schedule::CronSchedule;
 use jobqueue_test_support::redis::RedisServer;
-use schedule_support::{Job, eventually, jobs};
+use jobqueue_test_support::schedule::{Job, jobs};
+use jobqueue_test_support::wait::eventually;
+use k8s_openapi::jiff::Timestamp;
 
 const CRON: &str = "*/5 * * * * *";
 const DOWNTIME: Duration = Duration::from_secs(10);
@@ -101,13 +101,13 @@ async fn kill_and_restart(policy: MisfirePolicy) -> (Vec<Job>, u64, i64, i64) {
     // every run up to the restart came due while nothing ran.
     tokio::time::sleep(DOWNTIME).await;
     loop {
-        let into_period = Utc::now().timestamp_millis().rem_euclid(5000);
+        let into_period = Timestamp::now().as_millisecond().rem_euclid(5000);
         if (100..600).contains(&into_period) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let restarted_at = Utc::now().timestamp_millis();
+    let restarted_at = Timestamp::now().as_millisecond();
     let _second = SchedulerProcess::start(&server.url(), &keys.stream);
     // The first regular run after the restart shows the loop is back on schedule.
     let next_regular = restarted_at / 5000 * 5000 + 5000;

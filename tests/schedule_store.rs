@@ -1,8 +1,6 @@
 //! Schedule entries and the firing script on a real redis-server (and a real three-node
 //! cluster), plus the scheduler loop's `Forbid` and wake-up behaviour.
 
-mod schedule_support;
-
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,8 +16,10 @@ use jobqueue_operator::queue::schedules::{
 };
 use jobqueue_operator::queue::{RedisConn, connect};
 use jobqueue_test_support::redis::{RedisServer, TestRedis, Topology};
+use jobqueue_test_support::schedule::{by_schedule, jobs};
+use jobqueue_test_support::wait::eventually;
+use k8s_openapi::jiff::Timestamp;
 use redis::AsyncCommands;
-use schedule_support::{eventually, jobs};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -104,7 +104,7 @@ async fn a_run_fires_exactly_once_when_two_schedulers_race_on_it() {
             (job.attempt, job.schedule.as_str(), job.scheduled_for),
             (1, "nightly", due)
         );
-        let wall = Utc::now().timestamp_millis();
+        let wall = Timestamp::now().as_millisecond();
         assert!(
             (job.enqueued_at - wall).abs() < 60_000,
             "enqueued_at is Redis's clock in unix ms: {}",
@@ -506,7 +506,7 @@ async fn the_loop_fires_schedules_of_queues_in_different_cluster_slots() {
     let _ = stop.send(());
     task.await.unwrap();
     for keys in &queues {
-        for (name, list) in schedule_support::by_schedule(&jobs(&mut conn, &keys.stream).await) {
+        for (name, list) in by_schedule(&jobs(&mut conn, &keys.stream).await) {
             let seconds: Vec<i64> = list.iter().map(|j| j.scheduled_for).collect();
             let expected: Vec<i64> = (0..seconds.len() as i64)
                 .map(|k| third_run - 2000 + k * 1000)

@@ -1,14 +1,11 @@
 //! Shared helpers of the queue integration tests: a provisioned queue on a private Redis
 //! (standalone or Cluster) and a minimal worker speaking plain XREADGROUP / XACK, as a real
 //! worker in any language would.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
 
+use crate::redis::{TestRedis, Topology};
 use jobqueue_operator::queue::{QueueConfig, RedisConn, connect, provision::provision};
-use jobqueue_test_support::redis::{TestRedis, Topology};
 use redis::streams::{StreamRangeReply, StreamReadReply};
 
 /// Runs the test body once per topology, each in its own runtime and Redis.
@@ -169,24 +166,4 @@ pub async fn delayed(conn: &mut RedisConn, cfg: &QueueConfig) -> Vec<(String, u6
         .query_async(conn)
         .await
         .expect("ZRANGE")
-}
-
-/// Polls `probe` until it yields `Some`, failing the test after `limit`. The pause between
-/// probes only paces the polling; correctness never depends on it.
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -1,11 +1,7 @@
-//! Helpers shared by the `schedule_*` integration tests: reading jobs back from a stream and
-//! awaiting a condition with a deadline.
-
-#![allow(dead_code)]
+//! Helpers shared by the `schedule_*` integration tests: scheduled jobs read back from a stream,
+//! every field required.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
 
 use jobqueue_operator::queue::RedisConn;
 use redis::streams::StreamRangeReply;
@@ -77,23 +73,4 @@ pub fn by_schedule(jobs: &[Job]) -> HashMap<String, Vec<Job>> {
         list.sort_by_key(|j| j.scheduled_for);
     }
     map
-}
-
-/// Polls `check` every 20 ms until it returns `Some`, panicking with `what` after `limit`.
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -3,25 +3,22 @@
 //! demo's Python worker, redis-py from `target/venv`, created by `scripts/python-venv`).
 //! Every wait polls the captured output or Redis with a deadline; nothing sleeps blindly.
 
-#![allow(dead_code)] // each test binary uses a different part
-
-use jobqueue_test_support::without_operator_env;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobqueue_test_support::redis::RedisServer;
+use crate::redis::RedisServer;
+use crate::wait::blocking;
+use crate::{operator_binary, repo_dir, without_operator_env};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_jobqueue-operator");
-pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Generous bound for anything that should take a second or two (2-core CI machines).
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The demo's files, as shipped.
 pub fn demo_file(name: &str) -> String {
-    std::fs::read_to_string(Path::new(REPO).join("examples/demo").join(name))
+    std::fs::read_to_string(repo_dir().join("examples/demo").join(name))
         .unwrap_or_else(|e| panic!("examples/demo/{name}: {e}"))
 }
 
@@ -33,7 +30,7 @@ pub fn edit(text: &str, from: &str, to: &str) -> String {
 
 /// PATH with the test venv (redis-py) first.
 fn path_with_venv() -> String {
-    let venv = Path::new(REPO).join("target/venv/bin");
+    let venv = repo_dir().join("target/venv/bin");
     let ok = Command::new(venv.join("python"))
         .args(["-c", "import redis"])
         .status()
@@ -83,7 +80,7 @@ impl Local {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("manifest");
         }
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(operator_binary());
         without_operator_env(&mut cmd)
             .args(["run", "--local"])
             .arg(dir.path())
@@ -144,16 +141,9 @@ impl Local {
 
     /// Waits until `cond` holds on the output; panics with the output after [`DEADLINE`].
     pub fn wait_for<T>(&self, what: &str, mut cond: impl FnMut(&[Line]) -> Option<T>) -> T {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = cond(&self.lines()) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; output:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        blocking(DEADLINE, what, || {
+            cond(&self.lines()).ok_or_else(|| format!("output:\n{}", self.output()))
+        })
     }
 
     /// Waits for a line containing `needle`; returns it.
@@ -189,16 +179,9 @@ impl Local {
         mut cond: impl FnMut(&mut redis::Connection) -> Option<T>,
     ) -> T {
         let mut conn = self.conn();
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = cond(&mut conn) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; output:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        blocking(DEADLINE, what, || {
+            cond(&mut conn).ok_or_else(|| format!("output:\n{}", self.output()))
+        })
     }
 
     /// Sends SIGTERM (like Ctrl-C) and waits for the exit, bounded.

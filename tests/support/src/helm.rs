@@ -1,9 +1,6 @@
 //! Runs `tests/chart/chart.py` (the real Helm library through helm-python-sdk, and
 //! kubernetes-validate) for the chart tests, and small helpers to look into rendered objects.
 
-// Each test binary that includes this module uses a different part of it.
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,8 +36,9 @@ pub struct Answer {
     pub cases: Vec<Rendered>,
 }
 
+/// The repository's root directory.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate::repo_dir().to_path_buf()
 }
 
 pub fn chart_dir() -> PathBuf {

@@ -1,0 +1,29 @@
+//! End to end: the real `jobqueue-operator run` binary against the test API server and private
+//! redis-server processes, one story a cluster admin relies on per module:
+//! - [`provisioning`]: a queue's whole life — provisioning, the owned worker Deployment,
+//!   [`scaling`] 0 → 8 → 0 with Events and a lost worker's jobs handed out again at once,
+//!   the HTTP [`endpoints`], and [`deletion`] by policy;
+//! - [`schedules`] firing where they point; [`leadership`]: every-second Schedules firing
+//!   exactly once while the leader of two replicas is SIGKILLed, and a replica that loses its
+//!   Lease going quiet;
+//! - [`redis_outage`]: Redis SIGKILLed and restarted from its snapshot; [`redis_targets`]: a
+//!   queue on a Redis Cluster and on TLS Redis;
+//! - [`invalid`] resources the schema cannot reject, and the README quickstart through
+//!   [`kubectl`].
+//!
+//! One test binary: cargo runs its tests in parallel like any other binary's. Conditions are
+//! awaited by bounded polling; nothing sleeps in place of synchronisation. Every test leaves
+//! the operator's API accesses in `target/rbac-observed/<test>.json`.
+
+mod deletion;
+mod endpoints;
+mod fixtures;
+mod invalid;
+mod kubectl;
+mod leadership;
+mod provisioning;
+mod redis_outage;
+mod redis_targets;
+mod runs;
+mod scaling;
+mod schedules;
