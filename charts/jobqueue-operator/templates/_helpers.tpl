@@ -53,7 +53,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-What the operator does in each namespace it watches; tests/chart_rbac.rs runs the operator
+What the operator does in each namespace it watches; tests/chart_rbac/ runs the operator
 against a recording API server and checks every request it makes is granted here.
 */}}
 {{- define "jobqueue-operator.rules" -}}
