@@ -22,10 +22,11 @@ use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 
 use crate::api::{JobQueue, Schedule};
-use crate::cli::run::{RunArgs, shutdown_signal};
 use crate::operator::http::{self, Health};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
+use crate::operator::settings::Settings;
+use crate::operator::signal::shutdown_signal;
 
 mod context;
 mod deployments;
@@ -39,7 +40,7 @@ mod workers;
 pub use context::Context;
 
 /// Runs the operator until SIGTERM / Ctrl-C.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: Settings) -> anyhow::Result<()> {
     let client = Client::try_default().await.context(
         "connecting to Kubernetes (in-cluster config, else KUBECONFIG or ~/.kube/config)",
     )?;
@@ -159,7 +160,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// What the leader runs: controllers, the pod index, the runtime's loops and status writes.
 async fn lead(
     client: Client,
-    args: RunArgs,
+    args: Settings,
     metrics: Metrics,
     identity: String,
     mut stop: tokio::sync::watch::Receiver<bool>,

@@ -12,10 +12,11 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::run::{RunArgs, shutdown_signal};
 use crate::operator::http::{Health, serve};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
+use crate::operator::settings::Settings;
+use crate::operator::signal::shutdown_signal;
 
 mod apply;
 mod catalog;
@@ -43,7 +44,7 @@ const REDRAW: Duration = Duration::from_millis(500);
 
 /// Runs the manifests under `args.local` on this machine until Ctrl-C / SIGTERM, then stops
 /// the workers gracefully and returns.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: Settings) -> anyhow::Result<()> {
     let root = args
         .local
         .clone()
