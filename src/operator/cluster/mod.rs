@@ -101,7 +101,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
                     identity,
                     "became the leader; starting controllers and loops"
                 );
-                metrics.leader.set(1);
+                metrics.leading(true);
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 let task = tokio::spawn(lead(
                     client.clone(),
@@ -117,7 +117,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
                     identity,
                     "lost the leader lease; stopping controllers and loops"
                 );
-                metrics.leader.set(0);
+                metrics.leading(false);
                 if let Some((tx, task)) = active.take() {
                     let _ = tx.send(true);
                     task.abort();

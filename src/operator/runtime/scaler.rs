@@ -11,7 +11,7 @@ use crate::queue::metrics::{LagSource, QueueMetrics, QueueState, snapshot};
 use crate::queue::provision;
 use crate::scaling::{Decision, Lag, Sample};
 
-use super::super::metrics::{Direction, ObjectLabels, ScaleLabels};
+use super::super::metrics::Direction;
 use super::pool::is_connection_error;
 use super::{Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, lock, poll_interval};
 
@@ -62,10 +62,7 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
             .map(|r| (conn, r)),
         Err(e) => Err(e),
     };
-    inner
-        .metrics
-        .metrics_poll_duration
-        .observe(started.elapsed().as_secs_f64());
+    inner.metrics.snapshot_done(started.elapsed());
     match result {
         Err(e) => {
             if is_connection_error(&e) {
@@ -130,9 +127,10 @@ fn lag_of(m: &QueueMetrics) -> Lag {
 /// Applies one reading of a queue: gauges, scaling decision, status.
 async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth) {
     let now = Instant::now();
-    let labels = ObjectLabels::new(&entry.id.namespace, &entry.id.name);
     if let QueueHealth::Ok(m) = &health {
-        export(inner, &labels, m);
+        inner
+            .metrics
+            .queue_observed(&entry.id.namespace, &entry.id.name, m);
     }
     let current = match &entry.workers {
         Some(w) => match w.replicas().await {
@@ -178,13 +176,7 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
                     };
                     inner
                         .metrics
-                        .scale_events
-                        .get_or_create(&ScaleLabels {
-                            namespace: labels.namespace.clone(),
-                            name: labels.name.clone(),
-                            direction,
-                        })
-                        .inc();
+                        .scaled(&entry.id.namespace, &entry.id.name, direction);
                     tracing::info!(queue = %entry.id, from = d.current, to = d.replicas, reason = %d.reason, "scaled");
                     inner.reporter.queue_event(
                         &entry.id,
@@ -208,44 +200,15 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
         }
         inner
             .metrics
-            .desired_replicas
-            .get_or_create(&labels)
-            .set(i64::from(d.replicas));
+            .desired_replicas_set(&entry.id.namespace, &entry.id.name, d.replicas);
         decision = Some(d);
     }
     if let Some(r) = replicas {
         inner
             .metrics
-            .replicas
-            .get_or_create(&labels)
-            .set(i64::from(r));
+            .replicas_set(&entry.id.namespace, &entry.id.name, r);
     }
     report(inner, entry, health, replicas, decision, now);
-}
-
-fn export(inner: &Inner, labels: &ObjectLabels, m: &QueueMetrics) {
-    let metrics = &inner.metrics;
-    let set = |f: &prometheus_client::metrics::family::Family<
-        ObjectLabels,
-        prometheus_client::metrics::gauge::Gauge,
-    >,
-               v: u64| {
-        f.get_or_create(labels)
-            .set(i64::try_from(v).unwrap_or(i64::MAX));
-    };
-    set(&metrics.lag, m.lag);
-    set(&metrics.pending, m.pending);
-    set(&metrics.length, m.length);
-    set(&metrics.delayed, m.delayed);
-    set(&metrics.dead_letters, m.dead_letter_length);
-    set(&metrics.consumers, m.consumers.len() as u64);
-    metrics
-        .oldest_pending_age
-        .get_or_create(labels)
-        .set(m.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64()));
-    // Counters of a served queue exist from 0, so rate() and alerts work before the first event.
-    metrics.redelivered.get_or_create(labels).inc_by(0);
-    metrics.dead_lettered.get_or_create(labels).inc_by(0);
 }
 
 /// Hands the observation to the reporter when the status interval has passed or something a
