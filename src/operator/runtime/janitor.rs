@@ -81,6 +81,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
     }
 }
 
+/// One janitor pass over one queue.
+#[tracing::instrument(name = "janitor", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
 async fn tick_queue(
     inner: &Inner,
     conn: &mut RedisConn,

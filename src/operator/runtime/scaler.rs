@@ -13,7 +13,9 @@ use crate::scaling::{Decision, Lag, Sample};
 
 use super::super::metrics::Direction;
 use super::pool::is_connection_error;
-use super::{Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, lock, poll_interval};
+use super::{
+    Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, Workers, lock, poll_interval,
+};
 
 /// Longest sleep when nothing is due (a new queue wakes the loop at once anyway).
 const IDLE_SLEEP: Duration = Duration::from_secs(1);
@@ -125,6 +127,7 @@ fn lag_of(m: &QueueMetrics) -> Lag {
 }
 
 /// Applies one reading of a queue: gauges, scaling decision, status.
+#[tracing::instrument(name = "scaler", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
 async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth) {
     let now = Instant::now();
     if let QueueHealth::Ok(m) = &health {
@@ -161,42 +164,8 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
             slot.history.observe(sample);
             slot.history.decide(&scaling.policy, current, now)
         };
-        if d.changed() {
-            let consumers = match &health {
-                QueueHealth::Ok(m) => m.consumers.as_slice(),
-                _ => &[],
-            };
-            match workers.scale(d.replicas, consumers).await {
-                Ok(()) => {
-                    replicas = Some(d.replicas);
-                    let direction = if d.replicas > d.current {
-                        Direction::Up
-                    } else {
-                        Direction::Down
-                    };
-                    inner
-                        .metrics
-                        .scaled(&entry.id.namespace, &entry.id.name, direction);
-                    tracing::info!(queue = %entry.id, from = d.current, to = d.replicas, reason = %d.reason, "scaled");
-                    inner.reporter.queue_event(
-                        &entry.id,
-                        RuntimeEvent::normal(d.event_reason(), d.to_string()),
-                    );
-                    if let Some(slot) = lock(&inner.queues).get_mut(&entry.id) {
-                        slot.last_scale_time = Some(SystemTime::now());
-                        slot.last_status = None; // report the change at once
-                    }
-                }
-                Err(e) => {
-                    inner.reporter.queue_event(
-                        &entry.id,
-                        RuntimeEvent::warning(
-                            "ScaleFailed",
-                            format!("could not scale {} → {}: {e}", d.current, d.replicas),
-                        ),
-                    );
-                }
-            }
+        if d.changed() && scale(inner, entry, workers.as_ref(), &d, &health).await {
+            replicas = Some(d.replicas);
         }
         inner
             .metrics
@@ -209,6 +178,52 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
             .replicas_set(&entry.id.namespace, &entry.id.name, r);
     }
     report(inner, entry, health, replicas, decision, now);
+}
+
+/// Writes a changed replica count to the workers; whether it was written.
+async fn scale(
+    inner: &Inner,
+    entry: &QueueEntry,
+    workers: &dyn Workers,
+    d: &Decision,
+    health: &QueueHealth,
+) -> bool {
+    let consumers = match health {
+        QueueHealth::Ok(m) => m.consumers.as_slice(),
+        _ => &[],
+    };
+    match workers.scale(d.replicas, consumers).await {
+        Ok(()) => {
+            let direction = if d.replicas > d.current {
+                Direction::Up
+            } else {
+                Direction::Down
+            };
+            inner
+                .metrics
+                .scaled(&entry.id.namespace, &entry.id.name, direction);
+            tracing::info!(queue = %entry.id, from = d.current, to = d.replicas, reason = %d.reason, "scaled");
+            inner.reporter.queue_event(
+                &entry.id,
+                RuntimeEvent::normal(d.event_reason(), d.to_string()),
+            );
+            if let Some(slot) = lock(&inner.queues).get_mut(&entry.id) {
+                slot.last_scale_time = Some(SystemTime::now());
+                slot.last_status = None; // report the change at once
+            }
+            true
+        }
+        Err(e) => {
+            inner.reporter.queue_event(
+                &entry.id,
+                RuntimeEvent::warning(
+                    "ScaleFailed",
+                    format!("could not scale {} → {}: {e}", d.current, d.replicas),
+                ),
+            );
+            false
+        }
+    }
 }
 
 /// Hands the observation to the reporter when the status interval has passed or something a
