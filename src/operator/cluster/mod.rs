@@ -48,23 +48,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry);
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-
-    let http = match args.metrics_addr {
-        Some(addr) => {
-            let (bound, server) = http::serve(addr, registry, health.clone(), stopped())
-                .await
-                .with_context(|| format!("binding the metrics address {addr}"))?;
-            tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
-            Some(tokio::spawn(server))
-        }
-        None => None,
-    };
+    let http = serve_http(&args, registry, health.clone(), stop_rx).await?;
 
     let identity = args
         .identity
@@ -87,12 +71,69 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         "waiting for the leader lease"
     );
 
+    let active = follow_lease(&client, &args, &metrics, &identity, &mut leading).await?;
+
+    tracing::info!("shutting down");
+    health.set_ready(false);
+    if let Some((tx, task)) = active {
+        let _ = tx.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
+    // Dropping the receiver makes the lease manager release the lease.
+    drop(leading);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("released the leader lease"),
+        other => tracing::warn!(
+            ?other,
+            "could not release the leader lease; it expires on its own"
+        ),
+    }
+    let _ = stop_tx.send(true);
+    if let Some(http) = http {
+        let _ = http.await;
+    }
+    Ok(())
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `stop` turns true (nothing when the
+/// address is `off`).
+async fn serve_http(
+    args: &Settings,
+    registry: Registry,
+    health: Arc<Health>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    let Some(addr) = args.metrics_addr else {
+        return Ok(None);
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let (bound, server) = http::serve(addr, registry, health, stopped)
+        .await
+        .with_context(|| format!("binding the metrics address {addr}"))?;
+    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    Ok(Some(tokio::spawn(server)))
+}
+
+/// The leader's work while it runs: its stop switch and task.
+type Leadership = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Starts the leader's work when the lease is won and stops it when it is lost, until SIGTERM /
+/// Ctrl-C. Returns the work still running then.
+async fn follow_lease(
+    client: &Client,
+    args: &Settings,
+    metrics: &Metrics,
+    identity: &str,
+    leading: &mut tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Leadership>> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    let mut active: Option<(
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    )> = None;
+    let mut active: Option<Leadership> = None;
     loop {
         let is_leader = *leading.borrow_and_update();
         match (is_leader, active.is_some()) {
@@ -107,7 +148,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
                     client.clone(),
                     args.clone(),
                     metrics.clone(),
-                    identity.clone(),
+                    identity.to_string(),
                     rx,
                 ));
                 active = Some((tx, task));
@@ -126,7 +167,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
             _ => {}
         }
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => return Ok(active),
             changed = leading.changed() => {
                 if changed.is_err() {
                     anyhow::bail!("leader election stopped unexpectedly");
@@ -134,27 +175,6 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
             }
         }
     }
-
-    tracing::info!("shutting down");
-    health.set_ready(false);
-    if let Some((tx, task)) = active.take() {
-        let _ = tx.send(true);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
-    }
-    // Dropping the receiver makes the lease manager release the lease.
-    drop(leading);
-    match tokio::time::timeout(std::time::Duration::from_secs(5), lease_task).await {
-        Ok(Ok(Ok(_))) => tracing::info!("released the leader lease"),
-        other => tracing::warn!(
-            ?other,
-            "could not release the leader lease; it expires on its own"
-        ),
-    }
-    let _ = stop_tx.send(true);
-    if let Some(http) = http {
-        let _ = http.await;
-    }
-    Ok(())
 }
 
 /// What the leader runs: controllers, the pod index, the runtime's loops and status writes.
