@@ -194,11 +194,49 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         Ok(report)
     }
 
+    /// Fires the due runs of one queue (one round trip for all of them).
+    #[tracing::instrument(name = "scheduler", skip_all, fields(stream = %queue.keys.stream, due = due.len()))]
     async fn fire_due(
         &mut self,
         queue: &ScheduledQueue,
         due: &[(String, i64)],
         now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), ScheduleError> {
+        let stream = &queue.keys.stream;
+        self.load_definitions(queue, due, report).await?;
+        let mut requests = Vec::with_capacity(due.len());
+        let mut missed = Vec::with_capacity(due.len());
+        for (name, score) in due {
+            let Some(c) = self.cache.get(&(stream.clone(), name.clone())) else {
+                continue;
+            };
+            let Some(due_at) = DateTime::from_timestamp_millis(*score) else {
+                continue;
+            };
+            let decision = decide(&c.cron, c.tz, due_at, now, c.rules);
+            missed.push(decision.missed);
+            requests.push(FireRequest {
+                name: name.clone(),
+                expected_ms: *score,
+                revision: c.revision,
+                fire_ms: decision.fire.map(|t| t.timestamp_millis()),
+                next_ms: decision.next.map(|t| t.timestamp_millis()),
+                missed: decision.missed,
+            });
+        }
+        let outcomes =
+            schedules::fire_many(&mut self.conn, &queue.keys, &queue.group, &requests).await?;
+        self.count_outcomes(stream, &requests, missed, outcomes, report);
+        Ok(())
+    }
+
+    /// Compiles the definitions of due schedules not in the cache yet; drops due runs whose
+    /// schedule is gone.
+    async fn load_definitions(
+        &mut self,
+        queue: &ScheduledQueue,
+        due: &[(String, i64)],
         report: &mut TickReport,
     ) -> Result<(), ScheduleError> {
         let stream = &queue.keys.stream;
@@ -227,29 +265,18 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 }
             }
         }
+        Ok(())
+    }
 
-        let mut requests = Vec::with_capacity(due.len());
-        let mut missed = Vec::with_capacity(due.len());
-        for (name, score) in due {
-            let Some(c) = self.cache.get(&(stream.clone(), name.clone())) else {
-                continue;
-            };
-            let Some(due_at) = DateTime::from_timestamp_millis(*score) else {
-                continue;
-            };
-            let decision = decide(&c.cron, c.tz, due_at, now, c.rules);
-            missed.push(decision.missed);
-            requests.push(FireRequest {
-                name: name.clone(),
-                expected_ms: *score,
-                revision: c.revision,
-                fire_ms: decision.fire.map(|t| t.timestamp_millis()),
-                next_ms: decision.next.map(|t| t.timestamp_millis()),
-                missed: decision.missed,
-            });
-        }
-        let outcomes =
-            schedules::fire_many(&mut self.conn, &queue.keys, &queue.group, &requests).await?;
+    /// Counts what each fire did, and forgets definitions that changed under us.
+    fn count_outcomes(
+        &mut self,
+        stream: &str,
+        requests: &[FireRequest],
+        missed: Vec<u64>,
+        outcomes: Vec<Result<FireOutcome, ScheduleError>>,
+        report: &mut TickReport,
+    ) {
         for ((req, missed), outcome) in requests.iter().zip(missed).zip(outcomes) {
             match outcome {
                 Ok(FireOutcome::Fired { .. }) => report.fired += 1,
@@ -260,7 +287,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                     continue;
                 }
                 Ok(FireOutcome::DefinitionChanged) => {
-                    self.cache.remove(&(stream.clone(), req.name.clone()));
+                    self.cache.remove(&(stream.to_string(), req.name.clone()));
                     report.more_due = true;
                     continue;
                 }
@@ -280,7 +307,6 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 );
             }
         }
-        Ok(())
     }
 
     fn compile(&self, stored: StoredSchedule) -> Result<Compiled, ScheduleError> {
