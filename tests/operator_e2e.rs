@@ -1634,7 +1634,10 @@ async fn kubectl_quickstart() {
         .await;
     let expected = jobqueue_operator::schedule::CronSchedule::parse("30 7 * * *")
         .expect("cron")
-        .next_after(chrono_tz::Europe::Berlin, chrono::Utc::now())
+        .next_after(
+            &jobqueue_operator::schedule::parse_time_zone("Europe/Berlin").expect("zone"),
+            jiff::Timestamp::now(),
+        )
         .expect("a next run");
     eventually(
         Duration::from_secs(10),
@@ -1649,7 +1652,7 @@ async fn kubectl_quickstart() {
                 .data
                 .pointer("/status/nextScheduleTime")
                 .and_then(|v| v.as_str())
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok());
             match next {
                 Some(t) if t == expected => Ok(()),
                 other => Err(format!("{other:?}, expected {expected}")),

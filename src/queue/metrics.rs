@@ -286,12 +286,13 @@ fn by_node(
         .collect()
 }
 
+/// One node's pipeline: its host and port, the queues it read (by index), and the replies
+/// (`None` when the pipeline could not run).
+type NodeReplies = (String, u16, Vec<usize>, Option<Vec<Value>>);
+
 /// The node pipelines' replies put back in queue order; `None` where a queue must be read
 /// again on its own.
-fn placed(
-    results: Vec<(String, u16, Vec<usize>, Option<Vec<Value>>)>,
-    queues: usize,
-) -> Vec<Option<redis::RedisResult<Value>>> {
+fn placed(results: Vec<NodeReplies>, queues: usize) -> Vec<Option<redis::RedisResult<Value>>> {
     let mut out: Vec<Option<redis::RedisResult<Value>>> = vec![None; queues];
     for (_, _, idx, values) in results {
         if let Some(values) = values {

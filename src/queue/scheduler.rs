@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use redis::aio::ConnectionLike;
 use tokio::sync::Notify;
 
@@ -22,7 +22,7 @@ use super::keys::QueueKeys;
 use super::schedules::{
     self, CHANGES_CHANNEL, FireOutcome, FireRequest, ScheduleError, StoredSchedule,
 };
-use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfireRules, decide};
+use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfirePolicy, MisfireRules, decide};
 
 /// A queue whose schedules a loop fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl TickReport {
 struct Compiled {
     revision: i64,
     cron: CronSchedule,
-    tz: Tz,
+    tz: TimeZone,
     rules: MisfireRules,
 }
 
@@ -162,14 +162,14 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
     }
 
     /// Fires everything due at `now` on every queue, once.
-    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
+    pub async fn tick(&mut self, now: Timestamp) -> Result<TickReport, ScheduleError> {
         if self.cache_since.elapsed() > CACHE_LIFETIME {
             self.cache.clear();
             self.cache_since = std::time::Instant::now();
         }
         let queues = self.handle.queues();
         let mut report = TickReport::default();
-        let now_ms = now.timestamp_millis();
+        let now_ms = now.as_millisecond();
         let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
         let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await?;
         for (queue, due) in queues.iter().zip(due) {
@@ -200,7 +200,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         &mut self,
         queue: &ScheduledQueue,
         due: &[(String, i64)],
-        now: DateTime<Utc>,
+        now: Timestamp,
         report: &mut TickReport,
     ) -> Result<(), ScheduleError> {
         let stream = &queue.keys.stream;
@@ -211,17 +211,17 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             let Some(c) = self.cache.get(&(stream.clone(), name.clone())) else {
                 continue;
             };
-            let Some(due_at) = DateTime::from_timestamp_millis(*score) else {
+            let Ok(due_at) = Timestamp::from_millisecond(*score) else {
                 continue;
             };
-            let decision = decide(&c.cron, c.tz, due_at, now, c.rules);
+            let decision = decide(&c.cron, &c.tz, due_at, now, c.rules);
             missed.push(decision.missed);
             requests.push(FireRequest {
                 name: name.clone(),
                 expected_ms: *score,
                 revision: c.revision,
-                fire_ms: decision.fire.map(|t| t.timestamp_millis()),
-                next_ms: decision.next.map(|t| t.timestamp_millis()),
+                fire_ms: decision.fire.map(|t| t.as_millisecond()),
+                next_ms: decision.next.map(|t| t.as_millisecond()),
                 missed: decision.missed,
             });
         }
@@ -316,7 +316,10 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             cron,
             tz,
             rules: MisfireRules {
-                policy: stored.definition.misfire_policy,
+                policy: match stored.definition.misfire_policy {
+                    crate::api::MisfirePolicy::Skip => MisfirePolicy::Skip,
+                    crate::api::MisfirePolicy::FireOnce => MisfirePolicy::FireOnce,
+                },
                 starting_deadline: stored.definition.starting_deadline,
                 grace: self.config.misfire_grace,
             },
@@ -338,7 +341,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
     ) {
         tokio::pin!(shutdown);
         loop {
-            let now = Utc::now();
+            let now = Timestamp::now();
             let result = self.tick(now).await;
             if let Ok(report) = &result {
                 observe(report);
@@ -348,14 +351,14 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 Ok(report) => {
                     let until_due = report.next_due_ms.map_or(self.config.max_sleep, |ms| {
                         Duration::from_millis(
-                            ms.saturating_sub(Utc::now().timestamp_millis()).max(0) as u64,
+                            ms.saturating_sub(Timestamp::now().as_millisecond()).max(0) as u64,
                         )
                     });
                     // A due run that made no progress (a broken definition) must not spin.
                     // One that came due while the pass ran is simply fired on the next pass.
                     let due_before_pass = report
                         .next_due_ms
-                        .is_some_and(|ms| ms <= now.timestamp_millis());
+                        .is_some_and(|ms| ms <= now.as_millisecond());
                     if until_due.is_zero() && !report.progressed() && due_before_pass {
                         self.config.retry_delay
                     } else {
