@@ -258,14 +258,14 @@ impl Metrics {
     }
 
     /// The replica count the autoscaler wants for a queue.
-    pub fn desired_replicas_set(&self, namespace: &str, name: &str, replicas: u32) {
+    pub fn replicas_wanted(&self, namespace: &str, name: &str, replicas: u32) {
         self.desired_replicas
             .get_or_create(&ObjectLabels::new(namespace, name))
             .set(i64::from(replicas));
     }
 
     /// The replica count a queue's workers have.
-    pub fn replicas_set(&self, namespace: &str, name: &str, replicas: u32) {
+    pub fn replicas_observed(&self, namespace: &str, name: &str, replicas: u32) {
         self.replicas
             .get_or_create(&ObjectLabels::new(namespace, name))
             .set(i64::from(replicas));

@@ -169,13 +169,13 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
         }
         inner
             .metrics
-            .desired_replicas_set(&entry.id.namespace, &entry.id.name, d.replicas);
+            .replicas_wanted(&entry.id.namespace, &entry.id.name, d.replicas);
         decision = Some(d);
     }
     if let Some(r) = replicas {
         inner
             .metrics
-            .replicas_set(&entry.id.namespace, &entry.id.name, r);
+            .replicas_observed(&entry.id.namespace, &entry.id.name, r);
     }
     report(inner, entry, health, replicas, decision, now);
 }
