@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::operator::metrics::ObjectLabels;
 use crate::queue::schedules::{self, ScheduleDefinition, ScheduleError};
 
 use super::{Inner, ObjectId, QueueEntry, Runtime, RuntimeError, ScheduleSlot, lock};
-use crate::operator::metrics::ObjectLabels;
 
 impl Runtime {
     /// Writes a schedule into its queue's Redis (it fires from then on) and wakes the

@@ -7,6 +7,7 @@ use crate::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerHandle};
 
 use super::{Inner, Runtime, lock};
 
+/// A running scheduler: its handle, its loop and its change listener.
 pub(super) struct SchedulerRun {
     pub(super) handle: SchedulerHandle,
     pub(super) tasks: Vec<tokio::task::JoinHandle<()>>,
