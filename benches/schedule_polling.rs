@@ -110,7 +110,11 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
                 if wait > 0 {
                     tokio::time::sleep(Duration::from_millis(wait as u64)).await;
                 }
-                fired += scheduler.tick(Utc::now()).await.expect("tick").fired;
+                fired += scheduler
+                    .tick(jiff::Timestamp::now())
+                    .await
+                    .expect("tick")
+                    .fired;
                 next_tick += POLL.as_millis() as i64;
             }
         }

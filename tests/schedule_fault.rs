@@ -6,7 +6,7 @@ use jobqueue_test_support::without_operator_env;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use jobqueue_operator::api::MisfirePolicy;
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::schedules::{self, ScheduleDefinition};
@@ -51,8 +51,8 @@ impl Drop for SchedulerProcess {
     }
 }
 
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
+fn at(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap()
 }
 
 async fn wait_for_job_after(conn: &RedisConn, stream: &str, after_ms: i64) -> Job {
@@ -129,8 +129,8 @@ async fn kill_and_restart(policy: MisfirePolicy) -> (Vec<Job>, u64, i64, i64) {
 
 fn runs_between(after_ms: i64, until_ms: i64) -> Vec<i64> {
     let cron = CronSchedule::parse(CRON).unwrap();
-    cron.iter_after(chrono_tz::Tz::UTC, at(after_ms))
-        .map(|t| t.timestamp_millis())
+    cron.iter_after(&jiff::tz::TimeZone::UTC, at(after_ms))
+        .map(|t| t.as_millisecond())
         .take_while(|t| *t <= until_ms)
         .collect()
 }
@@ -149,8 +149,8 @@ fn common_checks(all: &[Job], last_before_kill: i64, restarted_at: i64) {
     assert_eq!(before, expected_before, "runs before the kill");
     let next_regular = CronSchedule::parse(CRON)
         .unwrap()
-        .next_after(chrono_tz::Tz::UTC, at(restarted_at))
-        .map(|t| t.timestamp_millis());
+        .next_after(&jiff::tz::TimeZone::UTC, at(restarted_at))
+        .map(|t| t.as_millisecond());
     assert!(
         all.iter().any(|j| Some(j.scheduled_for) == next_regular),
         "the first run after the restart fired"

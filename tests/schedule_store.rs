@@ -547,7 +547,10 @@ async fn one_broken_queue_does_not_hold_back_the_others() {
     scheduler
         .handle()
         .set_queues([&broken_set, &broken_stream, &healthy].map(queue).to_vec());
-    let report = scheduler.tick(t("2026-05-04T10:00:01.200Z")).await.unwrap();
+    let report = scheduler
+        .tick("2026-05-04T10:00:01.200Z".parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!((report.fired, report.errors), (1, 2), "{report:?}");
     let fired = jobs(&mut conn, &healthy.stream).await;
     assert_eq!(fired.len(), 1);

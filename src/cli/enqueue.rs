@@ -57,7 +57,7 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
                 .as_std(),
         ),
         (None, Some(at)) => {
-            let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+            let t: jiff::Timestamp = at.parse().map_err(|e| {
                 anyhow::anyhow!(
                     "--at: {at:?} is not an RFC 3339 time ({e}); e.g. 2030-01-01T09:00:00Z"
                 )

@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use chrono::{DateTime, SecondsFormat, Utc};
-use chrono_tz::Tz;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 
 use crate::api::Duration;
+use crate::operator::signal::shutdown_signal;
 use crate::queue::conn::{self, Endpoint};
 use crate::queue::keys::QueueKeys;
 use crate::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig, spawn_change_listener};
@@ -75,7 +76,7 @@ pub struct RunArgs {
 pub async fn run(cmd: ScheduleCommand) -> anyhow::Result<()> {
     match cmd {
         ScheduleCommand::Preview(args) => {
-            print!("{}", preview(&args, Utc::now())?);
+            print!("{}", preview(&args, Timestamp::now())?);
             Ok(())
         }
         ScheduleCommand::Run(args) => run_scheduler(args).await,
@@ -83,20 +84,18 @@ pub async fn run(cmd: ScheduleCommand) -> anyhow::Result<()> {
 }
 
 /// The text `schedule preview` prints.
-fn preview(args: &PreviewArgs, now: DateTime<Utc>) -> anyhow::Result<String> {
+fn preview(args: &PreviewArgs, now: Timestamp) -> anyhow::Result<String> {
     let cron = CronSchedule::parse(&args.expr)
         .with_context(|| format!("cron expression {:?}", args.expr))?;
     let tz = parse_time_zone(&args.time_zone).context("--time-zone")?;
     let from = match &args.from {
         None => now,
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .with_context(|| {
-                format!("--from {s:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z")
-            })?
-            .with_timezone(&Utc),
+        Some(s) => s.parse::<Timestamp>().with_context(|| {
+            format!("--from {s:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z")
+        })?,
     };
-    let times: Vec<DateTime<Utc>> = cron
-        .iter_after(tz, from)
+    let times: Vec<Timestamp> = cron
+        .iter_after(&tz, from)
         .take(args.count as usize)
         .collect();
     Ok(match args.output {
@@ -104,27 +103,28 @@ fn preview(args: &PreviewArgs, now: DateTime<Utc>) -> anyhow::Result<String> {
             let utc: Vec<String> = times.iter().map(|t| rfc3339(*t)).collect();
             format!("{}\n", serde_json::to_string_pretty(&utc)?)
         }
-        Output::Text => render_text(&times, tz),
+        Output::Text => render_text(&times, &tz),
     })
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+/// RFC 3339 in UTC, whole seconds (fire times have no fraction).
+fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn render_text(times: &[DateTime<Utc>], tz: Tz) -> String {
+fn render_text(times: &[Timestamp], tz: &TimeZone) -> String {
     let rows: Vec<(String, String)> = times
         .iter()
         .map(|t| {
             (
-                t.with_timezone(&tz)
-                    .format("%Y-%m-%d %H:%M:%S %Z (%:z)")
+                t.to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z (%:z)")
                     .to_string(),
                 rfc3339(*t),
             )
         })
         .collect();
-    let head = format!("LOCAL ({})", tz.name());
+    let head = format!("LOCAL ({})", tz.iana_name().unwrap_or_default());
     let width = rows
         .iter()
         .map(|(l, _)| l.len())
@@ -181,28 +181,6 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -224,9 +202,7 @@ mod tests {
         else {
             unreachable!("preview parses to Preview")
         };
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let now = "2026-01-01T00:00:00Z".parse().unwrap();
         preview(&args, now)
     }
 

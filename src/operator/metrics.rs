@@ -4,6 +4,7 @@
 //! (it may hold a password).
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::queue::metrics::QueueMetrics;
 
 /// Labels of a per-queue or per-schedule series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,7 +66,7 @@ pub struct ControllerLabels {
 pub struct ErrorLabels {
     /// `jobqueue` or `schedule`.
     pub controller: String,
-    /// Short error kind, e.g. `RedisUnreachable`.
+    /// The failed reconcile's error kind: `KubeApi`, `Finalizer`, `Redis` or `NotReady`.
     pub reason: String,
 }
 
@@ -94,7 +97,15 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the series and registers them in `registry` under the `jobqueue` prefix.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Metrics {
+        let m = Self::unregistered();
+        let r = registry.sub_registry_with_prefix("jobqueue");
+        m.register_queue_gauges(r);
+        m.register_events(r);
+        m
+    }
+
+    fn unregistered() -> Self {
+        Metrics {
             lag: Family::default(),
             pending: Family::default(),
             length: Family::default(),
@@ -116,92 +127,217 @@ impl Metrics {
             reconcile_errors: Family::default(),
             metrics_poll_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             leader: Gauge::default(),
-        };
-        let r = registry.sub_registry_with_prefix("jobqueue");
+        }
+    }
+
+    /// The gauges read from each queue's snapshot.
+    fn register_queue_gauges(&self, r: &mut Registry) {
         r.register(
             "lag",
             "Entries not yet delivered to the consumer group",
-            m.lag.clone(),
+            self.lag.clone(),
         );
         r.register(
             "pending",
             "Entries delivered and not yet acknowledged",
-            m.pending.clone(),
+            self.pending.clone(),
         );
-        r.register("length", "Entries in the stream", m.length.clone());
+        r.register("length", "Entries in the stream", self.length.clone());
         r.register(
             "delayed",
             "Jobs waiting in the delayed set",
-            m.delayed.clone(),
+            self.delayed.clone(),
         );
         r.register(
             "dead_letters",
             "Entries in the dead-letter stream",
-            m.dead_letters.clone(),
+            self.dead_letters.clone(),
         );
         r.register(
             "oldest_pending_age_seconds",
             "Idle time of the oldest pending entry",
-            m.oldest_pending_age.clone(),
+            self.oldest_pending_age.clone(),
         );
-        r.register("consumers", "Consumers in the group", m.consumers.clone());
-        r.register("replicas", "Current worker replicas", m.replicas.clone());
+        r.register(
+            "consumers",
+            "Consumers in the group",
+            self.consumers.clone(),
+        );
+        r.register("replicas", "Current worker replicas", self.replicas.clone());
         r.register(
             "desired_replicas",
             "Worker replicas the autoscaler wants",
-            m.desired_replicas.clone(),
+            self.desired_replicas.clone(),
         );
+    }
+
+    /// Counters of what happened, and the operator's own series.
+    fn register_events(&self, r: &mut Registry) {
         r.register(
             "scale_events",
             "Replica changes written by the autoscaler",
-            m.scale_events.clone(),
+            self.scale_events.clone(),
         );
         r.register(
             "redelivered",
             "Jobs handed out again after the visibility timeout or a dead consumer",
-            m.redelivered.clone(),
+            self.redelivered.clone(),
         );
         r.register(
             "dead_lettered",
             "Jobs moved to the dead-letter stream",
-            m.dead_lettered.clone(),
+            self.dead_lettered.clone(),
         );
         r.register(
             "schedule_fires",
             "Jobs enqueued by schedules",
-            m.schedule_fires.clone(),
+            self.schedule_fires.clone(),
         );
         r.register(
             "schedule_missed",
             "Schedule runs missed (not fired in time)",
-            m.schedule_missed.clone(),
+            self.schedule_missed.clone(),
         );
         r.register(
             "schedule_skipped",
             "Schedule runs skipped by concurrencyPolicy Forbid",
-            m.schedule_skipped.clone(),
+            self.schedule_skipped.clone(),
         );
         r.register(
             "reconcile_duration_seconds",
             "Duration of one reconcile",
-            m.reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
         r.register(
             "reconcile_errors",
             "Reconciles that failed",
-            m.reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
         r.register(
             "metrics_poll_duration_seconds",
             "Duration of one metrics snapshot of a Redis endpoint (all its queues)",
-            m.metrics_poll_duration.clone(),
+            self.metrics_poll_duration.clone(),
         );
         r.register(
             "leader",
             "1 while this replica holds the leader lease",
-            m.leader.clone(),
+            self.leader.clone(),
         );
-        m
+    }
+
+    /// Exports one reading of a queue's gauges.
+    pub fn queue_observed(&self, namespace: &str, name: &str, m: &QueueMetrics) {
+        let labels = ObjectLabels::new(namespace, name);
+        let set = |f: &Family<ObjectLabels, Gauge>, v: u64| {
+            f.get_or_create(&labels)
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.lag, m.lag);
+        set(&self.pending, m.pending);
+        set(&self.length, m.length);
+        set(&self.delayed, m.delayed);
+        set(&self.dead_letters, m.dead_letter_length);
+        set(&self.consumers, m.consumers.len() as u64);
+        self.oldest_pending_age
+            .get_or_create(&labels)
+            .set(m.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64()));
+        // Counters of a served queue exist from 0, so rate() and alerts work before the first event.
+        self.redelivered.get_or_create(&labels).inc_by(0);
+        self.dead_lettered.get_or_create(&labels).inc_by(0);
+    }
+
+    /// Counts one replica change written by the autoscaler.
+    pub fn scaled(&self, namespace: &str, name: &str, direction: Direction) {
+        self.scale_events
+            .get_or_create(&ScaleLabels {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                direction,
+            })
+            .inc();
+    }
+
+    /// The replica count the autoscaler wants for a queue.
+    pub fn replicas_wanted(&self, namespace: &str, name: &str, replicas: u32) {
+        self.desired_replicas
+            .get_or_create(&ObjectLabels::new(namespace, name))
+            .set(i64::from(replicas));
+    }
+
+    /// The replica count a queue's workers have.
+    pub fn replicas_observed(&self, namespace: &str, name: &str, replicas: u32) {
+        self.replicas
+            .get_or_create(&ObjectLabels::new(namespace, name))
+            .set(i64::from(replicas));
+    }
+
+    /// Counts jobs the janitor handed out again and jobs it moved to the dead letters.
+    pub fn jobs_reclaimed(&self, namespace: &str, name: &str, retried: u64, dead_lettered: u64) {
+        let labels = ObjectLabels::new(namespace, name);
+        if retried > 0 {
+            self.redelivered.get_or_create(&labels).inc_by(retried);
+        }
+        if dead_lettered > 0 {
+            self.dead_lettered
+                .get_or_create(&labels)
+                .inc_by(dead_lettered);
+        }
+    }
+
+    /// Brings a schedule's counters to the totals stored with the schedule in Redis.
+    pub fn schedule_counts(
+        &self,
+        namespace: &str,
+        name: &str,
+        fired: u64,
+        missed: u64,
+        skipped: u64,
+    ) {
+        let labels = ObjectLabels::new(namespace, name);
+        for (family, stored) in [
+            (&self.schedule_fires, fired),
+            (&self.schedule_missed, missed),
+            (&self.schedule_skipped, skipped),
+        ] {
+            let exported = family.get_or_create(&labels).get();
+            if stored >= exported {
+                family.get_or_create(&labels).inc_by(stored - exported);
+            } else {
+                // The hash started again (its queue was deleted and recreated, or Redis lost it):
+                // a new series, which Prometheus reads as a counter reset.
+                family.remove(&labels);
+                family.get_or_create(&labels).inc_by(stored);
+            }
+        }
+    }
+
+    /// Records how long one reconcile took.
+    pub fn reconcile_done(&self, controller: &str, duration: Duration) {
+        self.reconcile_duration
+            .get_or_create(&ControllerLabels {
+                controller: controller.into(),
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Counts a failed reconcile by its error kind.
+    pub fn reconcile_failed(&self, controller: &str, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                controller: controller.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Records how long one metrics snapshot of a Redis endpoint took.
+    pub fn snapshot_done(&self, duration: Duration) {
+        self.metrics_poll_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Whether this replica holds the leader lease.
+    pub fn leading(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// Drops every series of a deleted queue so it stops being exported.

@@ -5,5 +5,7 @@ pub mod http;
 pub mod local;
 pub mod metrics;
 pub mod runtime;
+pub mod settings;
+pub mod signal;
 pub mod telemetry;
 pub mod workload;

@@ -81,8 +81,9 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    /// Wraps a Redis error, recognising the engine's own script errors (`NOSTREAM`,
-    /// `NOGROUP`, `WRONGTYPE`) raised by the Lua scripts.
+    /// Wraps a Redis error with what the engine was doing, as it is: the engine's own script
+    /// errors (`NOSTREAM`, `NOGROUP`, `WRONGTYPE`) become typed errors in
+    /// `scripts::map_error`, not here.
     pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {
         QueueError::Redis { op, error: source }
     }

@@ -205,16 +205,6 @@ async fn cluster_snapshot(
     options: SnapshotOptions,
 ) -> Result<Vec<redis::RedisResult<Value>>> {
     let slots = cluster_slots(conn).await?;
-    let mut by_node: BTreeMap<(String, u16), Vec<usize>> = BTreeMap::new();
-    for (i, q) in queues.iter().enumerate() {
-        let s = slot(q.stream());
-        let node = slots
-            .iter()
-            .find(|r| r.0 <= s && s <= r.1)
-            .map(|r| (r.2.clone(), r.3))
-            .unwrap_or_default();
-        by_node.entry(node).or_default().push(i);
-    }
     let run_nodes = |conn: &redis::cluster_async::ClusterConnection,
                      nodes: Vec<(String, u16, Vec<usize>)>| {
         let futures = nodes.into_iter().map(|(host, port, idx)| {
@@ -235,11 +225,7 @@ async fn cluster_snapshot(
         });
         futures::future::join_all(futures)
     };
-    let nodes: Vec<(String, u16, Vec<usize>)> = by_node
-        .into_iter()
-        .map(|((h, p), idx)| (h, p, idx))
-        .collect();
-    let mut results = run_nodes(conn, nodes).await;
+    let mut results = run_nodes(conn, by_node(&slots, queues)).await;
     // First use on these nodes (or after a restart): load the script everywhere (SCRIPT LOAD
     // goes to every primary) and run the affected node pipelines once more.
     let noscript = |v: &Option<Vec<Value>>| {
@@ -263,7 +249,51 @@ async fn cluster_snapshot(
             .collect();
         results.extend(run_nodes(conn, retry).await);
     }
-    let mut out: Vec<Option<redis::RedisResult<Value>>> = vec![None; queues.len()];
+    let mut out = placed(results, queues.len());
+    for (i, slot) in out.iter_mut().enumerate() {
+        if slot.is_none() {
+            let q = &queues[i];
+            let mut inv = METRICS.key(q.stream());
+            inv.key(q.keys.delayed())
+                .key(&q.dead_letter)
+                .arg(&q.group)
+                .arg(options.lag_estimate_bound.max(1));
+            *slot = Some(inv.invoke_async(conn).await);
+        }
+    }
+    Ok(out.into_iter().map(|v| v.expect("filled above")).collect())
+}
+
+/// The queues (by index) whose stream each node serves; an empty host when the slot map read
+/// does not cover a slot.
+fn by_node(
+    slots: &[(u16, u16, String, u16)],
+    queues: &[QueueConfig],
+) -> Vec<(String, u16, Vec<usize>)> {
+    let mut by_node: BTreeMap<(String, u16), Vec<usize>> = BTreeMap::new();
+    for (i, q) in queues.iter().enumerate() {
+        let s = slot(q.stream());
+        let node = slots
+            .iter()
+            .find(|r| r.0 <= s && s <= r.1)
+            .map(|r| (r.2.clone(), r.3))
+            .unwrap_or_default();
+        by_node.entry(node).or_default().push(i);
+    }
+    by_node
+        .into_iter()
+        .map(|((h, p), idx)| (h, p, idx))
+        .collect()
+}
+
+/// One node's pipeline: its host and port, the queues it read (by index), and the replies
+/// (`None` when the pipeline could not run).
+type NodeReplies = (String, u16, Vec<usize>, Option<Vec<Value>>);
+
+/// The node pipelines' replies put back in queue order; `None` where a queue must be read
+/// again on its own.
+fn placed(results: Vec<NodeReplies>, queues: usize) -> Vec<Option<redis::RedisResult<Value>>> {
+    let mut out: Vec<Option<redis::RedisResult<Value>>> = vec![None; queues];
     for (_, _, idx, values) in results {
         if let Some(values) = values {
             for (&i, v) in idx.iter().zip(values) {
@@ -283,18 +313,7 @@ async fn cluster_snapshot(
             }
         }
     }
-    for (i, slot) in out.iter_mut().enumerate() {
-        if slot.is_none() {
-            let q = &queues[i];
-            let mut inv = METRICS.key(q.stream());
-            inv.key(q.keys.delayed())
-                .key(&q.dead_letter)
-                .arg(&q.group)
-                .arg(options.lag_estimate_bound.max(1));
-            *slot = Some(inv.invoke_async(conn).await);
-        }
-    }
-    Ok(out.into_iter().map(|v| v.expect("filled above")).collect())
+    out
 }
 
 /// `CLUSTER SLOTS` as (first slot, last slot, host, port) of each range's primary.

@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use redis::aio::ConnectionLike;
 use tokio::sync::Notify;
 
@@ -22,7 +22,7 @@ use super::keys::QueueKeys;
 use super::schedules::{
     self, CHANGES_CHANNEL, FireOutcome, FireRequest, ScheduleError, StoredSchedule,
 };
-use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfireRules, decide};
+use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfirePolicy, MisfireRules, decide};
 
 /// A queue whose schedules a loop fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl TickReport {
 struct Compiled {
     revision: i64,
     cron: CronSchedule,
-    tz: Tz,
+    tz: TimeZone,
     rules: MisfireRules,
 }
 
@@ -162,14 +162,14 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
     }
 
     /// Fires everything due at `now` on every queue, once.
-    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
+    pub async fn tick(&mut self, now: Timestamp) -> Result<TickReport, ScheduleError> {
         if self.cache_since.elapsed() > CACHE_LIFETIME {
             self.cache.clear();
             self.cache_since = std::time::Instant::now();
         }
         let queues = self.handle.queues();
         let mut report = TickReport::default();
-        let now_ms = now.timestamp_millis();
+        let now_ms = now.as_millisecond();
         let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
         let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await?;
         for (queue, due) in queues.iter().zip(due) {
@@ -194,11 +194,49 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         Ok(report)
     }
 
+    /// Fires the due runs of one queue (one round trip for all of them).
+    #[tracing::instrument(name = "scheduler", skip_all, fields(stream = %queue.keys.stream, due = due.len()))]
     async fn fire_due(
         &mut self,
         queue: &ScheduledQueue,
         due: &[(String, i64)],
-        now: DateTime<Utc>,
+        now: Timestamp,
+        report: &mut TickReport,
+    ) -> Result<(), ScheduleError> {
+        let stream = &queue.keys.stream;
+        self.load_definitions(queue, due, report).await?;
+        let mut requests = Vec::with_capacity(due.len());
+        let mut missed = Vec::with_capacity(due.len());
+        for (name, score) in due {
+            let Some(c) = self.cache.get(&(stream.clone(), name.clone())) else {
+                continue;
+            };
+            let Ok(due_at) = Timestamp::from_millisecond(*score) else {
+                continue;
+            };
+            let decision = decide(&c.cron, &c.tz, due_at, now, c.rules);
+            missed.push(decision.missed);
+            requests.push(FireRequest {
+                name: name.clone(),
+                expected_ms: *score,
+                revision: c.revision,
+                fire_ms: decision.fire.map(|t| t.as_millisecond()),
+                next_ms: decision.next.map(|t| t.as_millisecond()),
+                missed: decision.missed,
+            });
+        }
+        let outcomes =
+            schedules::fire_many(&mut self.conn, &queue.keys, &queue.group, &requests).await?;
+        self.count_outcomes(stream, &requests, missed, outcomes, report);
+        Ok(())
+    }
+
+    /// Compiles the definitions of due schedules not in the cache yet; drops due runs whose
+    /// schedule is gone.
+    async fn load_definitions(
+        &mut self,
+        queue: &ScheduledQueue,
+        due: &[(String, i64)],
         report: &mut TickReport,
     ) -> Result<(), ScheduleError> {
         let stream = &queue.keys.stream;
@@ -227,29 +265,18 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 }
             }
         }
+        Ok(())
+    }
 
-        let mut requests = Vec::with_capacity(due.len());
-        let mut missed = Vec::with_capacity(due.len());
-        for (name, score) in due {
-            let Some(c) = self.cache.get(&(stream.clone(), name.clone())) else {
-                continue;
-            };
-            let Some(due_at) = DateTime::from_timestamp_millis(*score) else {
-                continue;
-            };
-            let decision = decide(&c.cron, c.tz, due_at, now, c.rules);
-            missed.push(decision.missed);
-            requests.push(FireRequest {
-                name: name.clone(),
-                expected_ms: *score,
-                revision: c.revision,
-                fire_ms: decision.fire.map(|t| t.timestamp_millis()),
-                next_ms: decision.next.map(|t| t.timestamp_millis()),
-                missed: decision.missed,
-            });
-        }
-        let outcomes =
-            schedules::fire_many(&mut self.conn, &queue.keys, &queue.group, &requests).await?;
+    /// Counts what each fire did, and forgets definitions that changed under us.
+    fn count_outcomes(
+        &mut self,
+        stream: &str,
+        requests: &[FireRequest],
+        missed: Vec<u64>,
+        outcomes: Vec<Result<FireOutcome, ScheduleError>>,
+        report: &mut TickReport,
+    ) {
         for ((req, missed), outcome) in requests.iter().zip(missed).zip(outcomes) {
             match outcome {
                 Ok(FireOutcome::Fired { .. }) => report.fired += 1,
@@ -260,7 +287,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                     continue;
                 }
                 Ok(FireOutcome::DefinitionChanged) => {
-                    self.cache.remove(&(stream.clone(), req.name.clone()));
+                    self.cache.remove(&(stream.to_string(), req.name.clone()));
                     report.more_due = true;
                     continue;
                 }
@@ -280,7 +307,6 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 );
             }
         }
-        Ok(())
     }
 
     fn compile(&self, stored: StoredSchedule) -> Result<Compiled, ScheduleError> {
@@ -290,7 +316,10 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             cron,
             tz,
             rules: MisfireRules {
-                policy: stored.definition.misfire_policy,
+                policy: match stored.definition.misfire_policy {
+                    crate::api::MisfirePolicy::Skip => MisfirePolicy::Skip,
+                    crate::api::MisfirePolicy::FireOnce => MisfirePolicy::FireOnce,
+                },
                 starting_deadline: stored.definition.starting_deadline,
                 grace: self.config.misfire_grace,
             },
@@ -312,7 +341,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
     ) {
         tokio::pin!(shutdown);
         loop {
-            let now = Utc::now();
+            let now = Timestamp::now();
             let result = self.tick(now).await;
             if let Ok(report) = &result {
                 observe(report);
@@ -322,14 +351,14 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 Ok(report) => {
                     let until_due = report.next_due_ms.map_or(self.config.max_sleep, |ms| {
                         Duration::from_millis(
-                            ms.saturating_sub(Utc::now().timestamp_millis()).max(0) as u64,
+                            ms.saturating_sub(Timestamp::now().as_millisecond()).max(0) as u64,
                         )
                     });
                     // A due run that made no progress (a broken definition) must not spin.
                     // One that came due while the pass ran is simply fired on the next pass.
                     let due_before_pass = report
                         .next_due_ms
-                        .is_some_and(|ms| ms <= now.timestamp_millis());
+                        .is_some_and(|ms| ms <= now.as_millisecond());
                     if until_due.is_zero() && !report.progressed() && due_before_pass {
                         self.config.retry_delay
                     } else {

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
@@ -138,7 +137,7 @@ impl ScheduleDefinition {
     }
 
     /// Parses the expression and zone, and checks the name and payload.
-    pub fn compile(&self) -> Result<(CronSchedule, Tz), ScheduleError> {
+    pub fn compile(&self) -> Result<(CronSchedule, jiff::tz::TimeZone), ScheduleError> {
         let invalid = |field, reason: String| ScheduleError::Invalid {
             name: self.name.clone(),
             field,
@@ -205,7 +204,10 @@ pub async fn upsert<C: ConnectionLike>(
     let mut after = now;
     // Two rounds suffice: the second starts after the last fired run the script reported.
     for _ in 0..3 {
-        let candidate = cron.next_after(tz, after);
+        let candidate =
+            jiff::Timestamp::new(after.timestamp(), after.timestamp_subsec_nanos() as i32)
+                .ok()
+                .and_then(|after| cron.next_after(&tz, after));
         let (status, score): (String, String) = UPSERT
             .key(keys.schedules())
             .key(keys.schedule(&def.name))
@@ -221,7 +223,7 @@ pub async fn upsert<C: ConnectionLike>(
                 def.starting_deadline
                     .map_or(String::new(), |d| d.as_millis().to_string()),
             )
-            .arg(candidate.map_or(String::new(), |t| t.timestamp_millis().to_string()))
+            .arg(candidate.map_or(String::new(), |t| t.as_millisecond().to_string()))
             .invoke_async(conn)
             .await
             .map_err(during("schedule upsert"))?;

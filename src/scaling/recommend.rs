@@ -7,7 +7,7 @@ use super::{
     history::History,
     policy::Policy,
     reason::{Limit, Reason},
-    sample::observe,
+    sample::{Observed, observe},
 };
 
 /// What to do with the workers after one poll.
@@ -129,18 +129,56 @@ pub fn recommend(policy: &Policy, history: &History, current: u32, now: Instant)
     decision.recommendation = Some(recommendation);
 
     if recommendation >= current {
-        // Scale-up is immediate, bounded by the step; the bounds win over the step.
-        let mut to = recommendation;
-        if let Some(step) = policy.scale_up_max_step.map(|s| s.max(1))
-            && current.saturating_add(step) < to
-        {
-            to = current.saturating_add(step);
-            decision.limit = Some(Limit::ScaleUpStep(step));
-        }
-        decision.replicas = clamp(to, min, max, &mut decision.limit);
-        return decision;
+        scale_up(policy, &mut decision, recommendation);
+    } else {
+        let demand = Demand {
+            observed,
+            need,
+            target,
+        };
+        scale_down(policy, history, &mut decision, recommendation, demand);
     }
+    decision
+}
 
+/// What the latest reading asks for.
+#[derive(Clone, Copy)]
+struct Demand {
+    observed: Observed,
+    need: u64,
+    target: u64,
+}
+
+/// Scale-up (or holding at the recommendation).
+fn scale_up(policy: &Policy, decision: &mut Decision, recommendation: u32) {
+    let (min, max) = policy.bounds();
+    let current = decision.current;
+    // Scale-up is immediate, bounded by the step; the bounds win over the step.
+    let mut to = recommendation;
+    if let Some(step) = policy.scale_up_max_step.map(|s| s.max(1))
+        && current.saturating_add(step) < to
+    {
+        to = current.saturating_add(step);
+        decision.limit = Some(Limit::ScaleUpStep(step));
+    }
+    decision.replicas = clamp(to, min, max, &mut decision.limit);
+}
+
+/// Scale-down, held back by the window, the cooldown and the step.
+fn scale_down(
+    policy: &Policy,
+    history: &History,
+    decision: &mut Decision,
+    recommendation: u32,
+    demand: Demand,
+) {
+    let (min, max) = policy.bounds();
+    let (current, now) = (decision.current, decision.at);
+    let Demand {
+        observed,
+        need,
+        target,
+    } = demand;
     // Scale-down: never below the highest recommendation still inside the window.
     let window = policy.scale_down_window;
     let highest = history
@@ -203,7 +241,6 @@ pub fn recommend(policy: &Policy, history: &History, current: u32, now: Instant)
         decision.limit = Some(Limit::ScaleDownStep(step));
     }
     decision.replicas = clamp(to, min, max, &mut decision.limit);
-    decision
 }
 
 /// `value` within `[min, max]`, noting the bound that applied.

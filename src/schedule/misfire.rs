@@ -13,10 +13,15 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
-pub use crate::api::MisfirePolicy;
+/// Runs missed while no scheduler could fire them: none fire, or the most recent one does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MisfirePolicy {
+    Skip,
+    FireOnce,
+}
 
 use super::cron::CronSchedule;
 
@@ -38,7 +43,7 @@ pub struct MisfireRules {
 impl Default for MisfireRules {
     fn default() -> Self {
         MisfireRules {
-            policy: MisfirePolicy::default(),
+            policy: MisfirePolicy::FireOnce,
             starting_deadline: None,
             grace: DEFAULT_MISFIRE_GRACE,
         }
@@ -49,19 +54,19 @@ impl Default for MisfireRules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The scheduled time of the run to fire now, if any.
-    pub fire: Option<DateTime<Utc>>,
+    pub fire: Option<Timestamp>,
     /// Runs that will never fire.
     pub missed: u64,
     /// The next run to wait for (`None`: the expression never fires again).
-    pub next: Option<DateTime<Utc>>,
+    pub next: Option<Timestamp>,
 }
 
 /// Decides, for a schedule whose earliest unfired run is `due`, what happens at `now`.
 pub fn decide(
     cron: &CronSchedule,
-    tz: Tz,
-    due: DateTime<Utc>,
-    now: DateTime<Utc>,
+    tz: &TimeZone,
+    due: Timestamp,
+    now: Timestamp,
     rules: MisfireRules,
 ) -> Decision {
     if now < due {
@@ -101,12 +106,12 @@ pub fn decide(
     }
 }
 
-fn lateness(scheduled: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
-    (now - scheduled).to_std().unwrap_or(Duration::ZERO)
+fn lateness(scheduled: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(scheduled)).unwrap_or(Duration::ZERO)
 }
 
 /// Runs in `[from, until)`, counting `from` itself, saturating at [`MAX_COUNTED_MISSES`].
-fn count_runs(cron: &CronSchedule, tz: Tz, from: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
+fn count_runs(cron: &CronSchedule, tz: &TimeZone, from: Timestamp, until: Timestamp) -> u64 {
     if from >= until {
         return 0;
     }
@@ -118,29 +123,29 @@ fn count_runs(cron: &CronSchedule, tz: Tz, from: DateTime<Utc>, until: DateTime<
 /// `now` so that a long outage costs a few searches rather than one per missed run.
 fn last_run_at_or_before(
     cron: &CronSchedule,
-    tz: Tz,
-    due: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> DateTime<Utc> {
-    let mut back = chrono::Duration::seconds(1);
+    tz: &TimeZone,
+    due: Timestamp,
+    now: Timestamp,
+) -> Timestamp {
+    let mut back = SignedDuration::from_secs(1);
     loop {
-        let from = now.checked_sub_signed(back).unwrap_or(due);
-        if from < due || back > chrono::Duration::days(366 * 20) {
+        let from = now.checked_sub(back).unwrap_or(due);
+        if from < due || back > SignedDuration::from_hours(24 * 366 * 20) {
             return walk_forward(cron, tz, due, now);
         }
         if let Some(first) = cron.next_after(tz, from).filter(|t| *t <= now) {
             return walk_forward(cron, tz, first, now);
         }
-        back = back * 2;
+        back *= 2;
     }
 }
 
 fn walk_forward(
     cron: &CronSchedule,
-    tz: Tz,
-    mut last: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> DateTime<Utc> {
+    tz: &TimeZone,
+    mut last: Timestamp,
+    now: Timestamp,
+) -> Timestamp {
     while let Some(t) = cron.next_after(tz, last).filter(|t| *t <= now) {
         last = t;
     }
@@ -150,10 +155,17 @@ fn walk_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
-    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, 4, h, m, s).unwrap()
+    fn utc(y: i16, mo: i8, d: i8, h: i8, m: i8, s: i8) -> Timestamp {
+        jiff::civil::date(y, mo, d)
+            .at(h, m, s, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+    }
+
+    fn at(h: i8, m: i8, s: i8) -> Timestamp {
+        utc(2026, 5, 4, h, m, s)
     }
 
     fn rules(policy: MisfirePolicy, deadline: Option<u64>) -> MisfireRules {
@@ -172,7 +184,7 @@ mod tests {
     fn not_yet_due_waits() {
         let d = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 0, 59),
             MisfireRules::default(),
@@ -193,7 +205,7 @@ mod tests {
             for now in [at(10, 1, 0), at(10, 1, 5)] {
                 let d = decide(
                     &every_minute(),
-                    Tz::UTC,
+                    &TimeZone::UTC,
                     at(10, 1, 0),
                     now,
                     rules(policy, None),
@@ -217,7 +229,7 @@ mod tests {
         let mut due = at(10, 0, 0);
         let mut fired = vec![];
         loop {
-            let d = decide(&cron, Tz::UTC, due, now, MisfireRules::default());
+            let d = decide(&cron, &TimeZone::UTC, due, now, MisfireRules::default());
             let Some(t) = d.fire else { break };
             assert_eq!(d.missed, 0);
             fired.push(t);
@@ -232,7 +244,7 @@ mod tests {
         // Due 10:01; down until 10:10:30: runs 10:01 .. 10:10 (10 runs) were missed.
         let d = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 10, 30),
             rules(MisfirePolicy::Skip, None),
@@ -251,7 +263,7 @@ mod tests {
     fn fire_once_after_downtime_fires_the_latest_run_only() {
         let d = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 10, 30),
             rules(MisfirePolicy::FireOnce, None),
@@ -271,7 +283,7 @@ mod tests {
         // The latest run (10:10:00) is 30 s late: within a 60 s deadline, beyond a 10 s one.
         let within = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 10, 30),
             rules(MisfirePolicy::FireOnce, Some(60)),
@@ -280,7 +292,7 @@ mod tests {
         assert_eq!(within.missed, 9);
         let beyond = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 10, 30),
             rules(MisfirePolicy::FireOnce, Some(10)),
@@ -299,7 +311,7 @@ mod tests {
     fn a_deadline_shorter_than_grace_makes_late_runs_misfires() {
         let d = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 1, 3),
             rules(MisfirePolicy::Skip, Some(2)),
@@ -314,7 +326,7 @@ mod tests {
         );
         let d = decide(
             &every_minute(),
-            Tz::UTC,
+            &TimeZone::UTC,
             at(10, 1, 0),
             at(10, 1, 2),
             rules(MisfirePolicy::Skip, Some(2)),
@@ -325,52 +337,46 @@ mod tests {
     #[test]
     fn a_long_outage_of_an_every_second_schedule_is_cheap_and_saturates() {
         let cron = CronSchedule::parse("* * * * * *").unwrap();
-        let due = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let due = utc(2026, 1, 1, 0, 0, 0);
+        let now = utc(2026, 3, 1, 0, 0, 0);
         let d = decide(
             &cron,
-            Tz::UTC,
+            &TimeZone::UTC,
             due,
             now,
             rules(MisfirePolicy::FireOnce, None),
         );
         assert_eq!(d.fire, Some(now));
         assert_eq!(d.missed, MAX_COUNTED_MISSES);
-        assert_eq!(d.next, Some(now + chrono::Duration::seconds(1)));
+        assert_eq!(d.next, Some(now + SignedDuration::from_secs(1)));
     }
 
     #[test]
     fn sparse_schedules_find_the_latest_run_across_months() {
         let cron = CronSchedule::parse("0 9 1 * *").unwrap();
-        let due = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 6, 15, 0, 0, 0).unwrap();
+        let due = utc(2026, 1, 1, 9, 0, 0);
+        let now = utc(2026, 6, 15, 0, 0, 0);
         let d = decide(
             &cron,
-            Tz::UTC,
+            &TimeZone::UTC,
             due,
             now,
             rules(MisfirePolicy::FireOnce, None),
         );
-        assert_eq!(
-            d.fire,
-            Some(Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap())
-        );
+        assert_eq!(d.fire, Some(utc(2026, 6, 1, 9, 0, 0)));
         assert_eq!(d.missed, 5, "Jan..May");
-        assert_eq!(
-            d.next,
-            Some(Utc.with_ymd_and_hms(2026, 7, 1, 9, 0, 0).unwrap())
-        );
+        assert_eq!(d.next, Some(utc(2026, 7, 1, 9, 0, 0)));
     }
 }
 
 #[cfg(test)]
 mod proptests {
-    use chrono::TimeZone;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::schedule::parse_time_zone;
 
-    fn runs_in(cron: &CronSchedule, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    fn runs_in(cron: &CronSchedule, tz: &TimeZone, from: Timestamp, to: Timestamp) -> u64 {
         1 + cron
             .iter_after(tz, from)
             .take_while(|t| *t <= to)
@@ -387,7 +393,7 @@ mod proptests {
         #[test]
         fn every_due_run_is_fired_missed_or_still_armed(
             expr in proptest::sample::select(&["*/10 * * * * *", "*/7 * * * *", "0 */2 * * *", "30 9 * * MON-FRI", "0 0 1 * *"][..]),
-            zone in proptest::sample::select(&[Tz::UTC, Tz::Europe__Berlin, Tz::Australia__Lord_Howe][..]),
+            zone in proptest::sample::select(&["UTC", "Europe/Berlin", "Australia/Lord_Howe"][..]),
             start in 1_767_225_600i64..1_798_761_600i64,
             behind_ms in prop_oneof![0i64..20_000, 0i64..100_000_000],
             skip in any::<bool>(),
@@ -395,8 +401,9 @@ mod proptests {
             grace_ms in 0u64..20_000,
         ) {
             let cron = CronSchedule::parse(expr).unwrap();
-            let due = cron.next_after(zone, Utc.timestamp_opt(start, 0).unwrap()).unwrap();
-            let now = due + chrono::Duration::milliseconds(behind_ms);
+            let zone = &parse_time_zone(zone).unwrap();
+            let due = cron.next_after(zone, Timestamp::from_second(start).unwrap()).unwrap();
+            let now = due + SignedDuration::from_millis(behind_ms);
             let rules = MisfireRules {
                 policy: if skip { MisfirePolicy::Skip } else { MisfirePolicy::FireOnce },
                 starting_deadline: deadline.map(Duration::from_secs),
@@ -410,7 +417,7 @@ mod proptests {
                 if skip { prop_assert_eq!(f, due, "Skip only fires on-time runs"); }
             }
             // Runs in [due, next) are decided now; the rest wait for `next`.
-            let decided = runs_in(&cron, zone, due, next - chrono::Duration::milliseconds(1));
+            let decided = runs_in(&cron, zone, due, next - SignedDuration::from_millis(1));
             let fired = d.fire.is_some() as u64;
             if decided < MAX_COUNTED_MISSES {
                 prop_assert_eq!(fired + d.missed, decided, "{:?}", d);

@@ -10,10 +10,9 @@
 //! Mapping with the earliest offset keeps instants increasing with wall-clock time, so the
 //! first matching candidate whose instant lies after the starting point is the answer.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc,
-};
-use chrono_tz::Tz;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::{SignedDuration, Timestamp};
 
 use super::cron::CronSchedule;
 
@@ -22,40 +21,44 @@ const SEARCH_YEARS: i32 = 9;
 
 impl CronSchedule {
     /// The first fire time strictly after `after`, evaluated in `tz`. `None` only when no fire
-    /// time exists in the next nine years (or before chrono's last representable date).
-    pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&tz).naive_local();
+    /// time exists in the next nine years (or before the last representable date, 9999-12-31).
+    pub fn next_after(&self, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
+        let local = tz.to_datetime(after);
         // Every candidate at or before `local` maps to an instant at or before `after`.
         let mut from = local
-            .with_nanosecond(0)?
-            .checked_add_signed(Duration::seconds(1))?;
-        let last_year = from.year().saturating_add(SEARCH_YEARS);
+            .with()
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?
+            .checked_add(SignedDuration::from_secs(1))
+            .ok()?;
+        let last_year = i32::from(from.year()).saturating_add(SEARCH_YEARS);
         loop {
             let candidate = self.next_local_match(from, last_year)?;
-            match tz.from_local_datetime(&candidate) {
-                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => {
-                    let t = t.with_timezone(&Utc);
-                    if t > after {
-                        return Some(t);
-                    }
-                }
-                LocalResult::None => {}
+            let instants = tz.to_ambiguous_timestamp(candidate);
+            // A skipped wall-clock time does not fire; a repeated one fires at its first
+            // occurrence.
+            if !matches!(instants.offset(), AmbiguousOffset::Gap { .. })
+                && let Ok(t) = instants.earlier()
+                && t > after
+            {
+                return Some(t);
             }
-            from = candidate.checked_add_signed(Duration::seconds(1))?;
+            from = candidate.checked_add(SignedDuration::from_secs(1)).ok()?;
         }
     }
 
     /// The fire times strictly after `after`, in order.
-    pub fn iter_after(
-        &self,
-        tz: Tz,
-        after: DateTime<Utc>,
-    ) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+    pub fn iter_after<'a>(
+        &'a self,
+        tz: &'a TimeZone,
+        after: Timestamp,
+    ) -> impl Iterator<Item = Timestamp> + 'a {
         std::iter::successors(self.next_after(tz, after), move |t| self.next_after(tz, *t))
     }
 
     /// Whether a wall-clock time matches every field (day fields under cron's OR rule).
-    pub fn matches_local(&self, t: NaiveDateTime) -> bool {
+    pub fn matches_local(&self, t: DateTime) -> bool {
         bit(self.seconds, t.second())
             && bit(self.minutes, t.minute())
             && bit(self.hours, t.hour())
@@ -63,19 +66,19 @@ impl CronSchedule {
             && self.day_matches(t.date())
     }
 
-    fn day_matches(&self, date: NaiveDate) -> bool {
+    fn day_matches(&self, date: Date) -> bool {
         let dom = bit(self.days_of_month, date.day());
-        let dow = bit(self.days_of_week, date.weekday().num_days_from_sunday());
+        let dow = bit(self.days_of_week, date.weekday().to_sunday_zero_offset());
         if self.days_or { dom || dow } else { dom && dow }
     }
 
     /// The first wall-clock time at or after `from` that matches, skipping whole months, days,
     /// hours and minutes that cannot match.
-    fn next_local_match(&self, from: NaiveDateTime, last_year: i32) -> Option<NaiveDateTime> {
+    fn next_local_match(&self, from: DateTime, last_year: i32) -> Option<DateTime> {
         let mut date = from.date();
         let (mut h, mut m, mut s) = (from.hour(), from.minute(), from.second());
         loop {
-            if date.year() > last_year {
+            if i32::from(date.year()) > last_year {
                 return None;
             }
             if !bit(self.months, date.month()) {
@@ -84,13 +87,13 @@ impl CronSchedule {
                 continue;
             }
             if !self.day_matches(date) {
-                date = date.succ_opt()?;
+                date = date.tomorrow().ok()?;
                 (h, m, s) = (0, 0, 0);
                 continue;
             }
             match next_bit(self.hours, h, 23) {
                 None => {
-                    date = date.succ_opt()?;
+                    date = date.tomorrow().ok()?;
                     (h, m, s) = (0, 0, 0);
                     continue;
                 }
@@ -102,7 +105,7 @@ impl CronSchedule {
                     (m, s) = (0, 0);
                     h += 1;
                     if h > 23 {
-                        date = date.succ_opt()?;
+                        date = date.tomorrow().ok()?;
                         h = 0;
                     }
                     continue;
@@ -118,7 +121,7 @@ impl CronSchedule {
                         m = 0;
                         h += 1;
                         if h > 23 {
-                            date = date.succ_opt()?;
+                            date = date.tomorrow().ok()?;
                             h = 0;
                         }
                     }
@@ -126,30 +129,31 @@ impl CronSchedule {
                 }
                 Some(ns) => s = ns,
             }
-            return date.and_hms_opt(h, m, s);
+            return Some(date.to_datetime(Time::new(h, m, s, 0).ok()?));
         }
     }
 }
 
-fn bit(set: u64, v: u32) -> bool {
+/// Whether `v` (a wall-clock field, never negative) is in `set`.
+fn bit(set: u64, v: i8) -> bool {
     set & (1 << v) != 0
 }
 
 /// The smallest value `>= from` and `<= max` in `set`.
-fn next_bit(set: u64, from: u32, max: u32) -> Option<u32> {
+fn next_bit(set: u64, from: i8, max: i8) -> Option<i8> {
     let rest = set >> from;
     if rest == 0 {
         return None;
     }
-    let v = from + rest.trailing_zeros();
+    let v = from + rest.trailing_zeros() as i8;
     (v <= max).then_some(v)
 }
 
-fn first_of_next_month(date: NaiveDate) -> Option<NaiveDate> {
+fn first_of_next_month(date: Date) -> Option<Date> {
     let (y, m) = if date.month() == 12 {
         (date.year().checked_add(1)?, 1)
     } else {
         (date.year(), date.month() + 1)
     };
-    NaiveDate::from_ymd_opt(y, m, 1)
+    Date::new(y, m, 1).ok()
 }

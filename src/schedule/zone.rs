@@ -1,6 +1,9 @@
-//! IANA time zone names, from the tz database compiled into chrono-tz.
+//! IANA time zone names, from the tz database compiled into the binary (jiff's bundled copy):
+//! a schedule fires the same whatever the host's `/usr/share/zoneinfo` holds.
 
-use chrono_tz::Tz;
+use std::sync::OnceLock;
+
+use jiff::tz::{TimeZone, TimeZoneDatabase};
 
 /// Why a time zone name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,21 +18,30 @@ pub enum TimeZoneError {
 
 /// Parses an IANA time zone name (`Europe/Berlin`, `UTC`). Names are case-sensitive as in the
 /// tz database; a wrong case gets a hint with the right spelling.
-pub fn parse_time_zone(name: &str) -> Result<Tz, TimeZoneError> {
+pub fn parse_time_zone(name: &str) -> Result<TimeZone, TimeZoneError> {
     if name.trim().is_empty() {
         return Err(TimeZoneError::Empty);
     }
-    name.parse::<Tz>().map_err(|_| {
-        let hint = chrono_tz::TZ_VARIANTS
-            .iter()
-            .find(|tz| tz.name().eq_ignore_ascii_case(name.trim()))
-            .map(|tz| format!(" (did you mean {:?}?)", tz.name()))
-            .unwrap_or_default();
-        TimeZoneError::Unknown {
-            name: name.to_string(),
-            hint,
-        }
-    })
+    let unknown = |hint: String| TimeZoneError::Unknown {
+        name: name.to_string(),
+        hint,
+    };
+    // The database matches names without regard to case; its own spelling tells them apart.
+    match database().get(name.trim()) {
+        Ok(tz) if tz.iana_name() == Some(name) => Ok(tz),
+        Ok(tz) => Err(unknown(
+            tz.iana_name()
+                .map(|right| format!(" (did you mean {right:?}?)"))
+                .unwrap_or_default(),
+        )),
+        Err(_) => Err(unknown(String::new())),
+    }
+}
+
+/// The bundled tz database, opened once.
+fn database() -> &'static TimeZoneDatabase {
+    static DB: OnceLock<TimeZoneDatabase> = OnceLock::new();
+    DB.get_or_init(TimeZoneDatabase::bundled)
 }
 
 #[cfg(test)]
@@ -45,7 +57,7 @@ mod tests {
             "Australia/Lord_Howe",
             "Asia/Kolkata",
         ] {
-            assert_eq!(parse_time_zone(name).unwrap().name(), name);
+            assert_eq!(parse_time_zone(name).unwrap().iana_name(), Some(name));
         }
     }
 

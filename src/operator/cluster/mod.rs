@@ -22,10 +22,11 @@ use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 
 use crate::api::{JobQueue, Schedule};
-use crate::cli::run::{RunArgs, shutdown_signal};
 use crate::operator::http::{self, Health};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
+use crate::operator::settings::Settings;
+use crate::operator::signal::shutdown_signal;
 
 mod context;
 mod deployments;
@@ -39,7 +40,7 @@ mod workers;
 pub use context::Context;
 
 /// Runs the operator until SIGTERM / Ctrl-C.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: Settings) -> anyhow::Result<()> {
     let client = Client::try_default().await.context(
         "connecting to Kubernetes (in-cluster config, else KUBECONFIG or ~/.kube/config)",
     )?;
@@ -47,23 +48,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry);
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-
-    let http = match args.metrics_addr {
-        Some(addr) => {
-            let (bound, server) = http::serve(addr, registry, health.clone(), stopped())
-                .await
-                .with_context(|| format!("binding the metrics address {addr}"))?;
-            tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
-            Some(tokio::spawn(server))
-        }
-        None => None,
-    };
+    let http = serve_http(&args, registry, health.clone(), stop_rx).await?;
 
     let identity = args
         .identity
@@ -86,57 +71,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "waiting for the leader lease"
     );
 
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    let mut active: Option<(
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    )> = None;
-    loop {
-        let is_leader = *leading.borrow_and_update();
-        match (is_leader, active.is_some()) {
-            (true, false) => {
-                tracing::info!(
-                    identity,
-                    "became the leader; starting controllers and loops"
-                );
-                metrics.leader.set(1);
-                let (tx, rx) = tokio::sync::watch::channel(false);
-                let task = tokio::spawn(lead(
-                    client.clone(),
-                    args.clone(),
-                    metrics.clone(),
-                    identity.clone(),
-                    rx,
-                ));
-                active = Some((tx, task));
-            }
-            (false, true) => {
-                tracing::warn!(
-                    identity,
-                    "lost the leader lease; stopping controllers and loops"
-                );
-                metrics.leader.set(0);
-                if let Some((tx, task)) = active.take() {
-                    let _ = tx.send(true);
-                    task.abort();
-                }
-            }
-            _ => {}
-        }
-        tokio::select! {
-            _ = &mut shutdown => break,
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    anyhow::bail!("leader election stopped unexpectedly");
-                }
-            }
-        }
-    }
+    let active = follow_lease(&client, &args, &metrics, &identity, &mut leading).await?;
 
     tracing::info!("shutting down");
     health.set_ready(false);
-    if let Some((tx, task)) = active.take() {
+    if let Some((tx, task)) = active {
         let _ = tx.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
     }
@@ -156,10 +95,92 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves `/metrics`, `/healthz` and `/readyz` until `stop` turns true (nothing when the
+/// address is `off`).
+async fn serve_http(
+    args: &Settings,
+    registry: Registry,
+    health: Arc<Health>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    let Some(addr) = args.metrics_addr else {
+        return Ok(None);
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let (bound, server) = http::serve(addr, registry, health, stopped)
+        .await
+        .with_context(|| format!("binding the metrics address {addr}"))?;
+    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    Ok(Some(tokio::spawn(server)))
+}
+
+/// The leader's work while it runs: its stop switch and task.
+type Leadership = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Starts the leader's work when the lease is won and stops it when it is lost, until SIGTERM /
+/// Ctrl-C. Returns the work still running then.
+async fn follow_lease(
+    client: &Client,
+    args: &Settings,
+    metrics: &Metrics,
+    identity: &str,
+    leading: &mut tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Leadership>> {
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut active: Option<Leadership> = None;
+    loop {
+        let is_leader = *leading.borrow_and_update();
+        match (is_leader, active.is_some()) {
+            (true, false) => {
+                tracing::info!(
+                    identity,
+                    "became the leader; starting controllers and loops"
+                );
+                metrics.leading(true);
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(lead(
+                    client.clone(),
+                    args.clone(),
+                    metrics.clone(),
+                    identity.to_string(),
+                    rx,
+                ));
+                active = Some((tx, task));
+            }
+            (false, true) => {
+                tracing::warn!(
+                    identity,
+                    "lost the leader lease; stopping controllers and loops"
+                );
+                metrics.leading(false);
+                if let Some((tx, task)) = active.take() {
+                    let _ = tx.send(true);
+                    task.abort();
+                }
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = &mut shutdown => return Ok(active),
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("leader election stopped unexpectedly");
+                }
+            }
+        }
+    }
+}
+
 /// What the leader runs: controllers, the pod index, the runtime's loops and status writes.
 async fn lead(
     client: Client,
-    args: RunArgs,
+    args: Settings,
     metrics: Metrics,
     identity: String,
     mut stop: tokio::sync::watch::Receiver<bool>,

@@ -12,10 +12,11 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::run::{RunArgs, shutdown_signal};
 use crate::operator::http::{Health, serve};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
+use crate::operator::settings::Settings;
+use crate::operator::signal::shutdown_signal;
 
 mod apply;
 mod catalog;
@@ -43,7 +44,7 @@ const REDRAW: Duration = Duration::from_millis(500);
 
 /// Runs the manifests under `args.local` on this machine until Ctrl-C / SIGTERM, then stops
 /// the workers gracefully and returns.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: Settings) -> anyhow::Result<()> {
     let root = args
         .local
         .clone()
@@ -62,21 +63,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(options, metrics, view.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     if let Some(addr) = args.metrics_addr {
-        let health = Arc::new(Health::default());
-        health.set_ready(true);
-        match serve(addr, registry, health, stopped(stop_rx.clone())).await {
-            Ok((bound, server)) => {
-                console.line(&format!("metrics: http://{bound}/metrics"));
-                tokio::spawn(server);
-            }
-            Err(e) => console.error(&format!(
-                "warning: /metrics not served: cannot listen on {addr}: {e} (choose another with --metrics-addr HOST:PORT, or off)"
-            )),
-        }
+        serve_metrics(&console, addr, registry, stopped(stop_rx.clone())).await;
     }
 
     let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -108,7 +96,52 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         exits_tx.clone(),
         args.redis.clone(),
     );
-    let mut files = Files::new(root);
+    follow_files(Files::new(root), &mut applier, &console).await;
+
+    console
+        .line("stopping: workers get SIGTERM and their grace period (Ctrl-C again kills them now)");
+    let _ = stop_tx.send(true);
+    let _ = loops.await;
+    stop_workers(&mut applier, &console).await;
+    // Reclaim what the stopped workers still held, then finish.
+    let _ = exits_tx.send(None);
+    let _ = reclaimer.await;
+    if let Some(d) = drawer {
+        d.abort();
+    }
+    console.release();
+    console.line("stopped");
+    Ok(())
+}
+
+/// Completes once the stop flag is set.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Serves `/metrics` (and the health endpoints) on `addr`; a port that cannot be bound is a
+/// warning, not an error, on a developer's machine.
+async fn serve_metrics(
+    console: &Console,
+    addr: std::net::SocketAddr,
+    registry: Registry,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let health = Arc::new(Health::default());
+    health.set_ready(true);
+    match serve(addr, registry, health, stop).await {
+        Ok((bound, server)) => {
+            console.line(&format!("metrics: http://{bound}/metrics"));
+            tokio::spawn(server);
+        }
+        Err(e) => console.error(&format!(
+            "warning: /metrics not served: cannot listen on {addr}: {e} (choose another with --metrics-addr HOST:PORT, or off)"
+        )),
+    }
+}
+
+/// Reads the files every [`FILE_POLL`] and applies what changed, until SIGTERM / Ctrl-C.
+async fn follow_files(mut files: Files, applier: &mut apply::Applier, console: &Console) {
     let mut catalog = Catalog::default();
     let mut said: BTreeSet<String> = BTreeSet::new();
     let mut pending = false;
@@ -150,31 +183,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = tokio::time::sleep(FILE_POLL) => {}
         }
     }
+}
 
-    console
-        .line("stopping: workers get SIGTERM and their grace period (Ctrl-C again kills them now)");
-    let _ = stop_tx.send(true);
-    let _ = loops.await;
-    {
-        let graceful = applier.stop_workers(Stop::Graceful);
-        tokio::pin!(graceful);
-        tokio::select! {
-            _ = &mut graceful => {}
-            _ = shutdown_signal() => {
-                console.line("killing the workers");
-                applier.stop_workers(Stop::Now).await;
-            }
+/// Stops the workers within their grace period; a second Ctrl-C kills them at once.
+async fn stop_workers(applier: &mut apply::Applier, console: &Console) {
+    let graceful = applier.stop_workers(Stop::Graceful);
+    tokio::pin!(graceful);
+    tokio::select! {
+        _ = &mut graceful => {}
+        _ = shutdown_signal() => {
+            console.line("killing the workers");
+            applier.stop_workers(Stop::Now).await;
         }
     }
-    // Reclaim what the stopped workers still held, then finish.
-    let _ = exits_tx.send(None);
-    let _ = reclaimer.await;
-    if let Some(d) = drawer {
-        d.abort();
-    }
-    console.release();
-    console.line("stopped");
-    Ok(())
 }
 
 /// Hands the jobs of every exited worker to the others at once. A `None` ends the loop (all

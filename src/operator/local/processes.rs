@@ -284,7 +284,7 @@ async fn run_slot(mut t: SlotTask) {
         }
         let launch = t.launch.borrow_and_update().clone();
         let consumer = consumer_name(&t.shared.queue, t.index);
-        let mut child = match spawn(&launch, &consumer) {
+        let child = match spawn(&launch, &consumer) {
             Ok(c) => c,
             Err(e) => {
                 crashes = crashes.saturating_add(1);
@@ -302,51 +302,7 @@ async fn run_slot(mut t: SlotTask) {
             }
         };
         let started = Instant::now();
-        *lock(&t.consumer) = Some(consumer.clone());
-        console.line(&format!(
-            "{prefix} started pid {} as consumer {consumer}",
-            child.id().unwrap_or(0)
-        ));
-        let mut forwarders = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            forwarders.push(tokio::spawn(forward(
-                out,
-                prefix.clone(),
-                console.clone(),
-                false,
-            )));
-        }
-        if let Some(err) = child.stderr.take() {
-            forwarders.push(tokio::spawn(forward(
-                err,
-                prefix.clone(),
-                console.clone(),
-                true,
-            )));
-        }
-        let ended = tokio::select! {
-            status = child.wait() => Ended::Exited(status),
-            r = t.stop.changed() => match r {
-                Ok(()) if *t.stop.borrow() == Stop::Run => Ended::Relaunch,
-                _ => Ended::Stopped,
-            },
-            r = t.launch.changed() => if r.is_ok() { Ended::Relaunch } else { Ended::Stopped },
-        };
-        let relaunch = matches!(ended, Ended::Relaunch);
-        let status = match ended {
-            Ended::Exited(status) => status,
-            Ended::Stopped | Ended::Relaunch => {
-                terminate(&mut child, launch.grace, &mut t.stop).await
-            }
-        };
-        *lock(&t.consumer) = None;
-        let _ = t.shared.exits.send(Some(Exited {
-            queue: t.shared.queue.clone(),
-            consumer,
-        }));
-        // The process's last words come before our line about its end (bounded: a program it
-        // started may hold the pipes open).
-        let _ = tokio::time::timeout(OUTPUT_DRAIN, futures::future::join_all(forwarders)).await;
+        let (status, relaunch) = supervise(&mut t, &prefix, &launch, child, consumer).await;
         let status = describe(&status);
         if *t.stop.borrow() != Stop::Run {
             console.line(&format!("{prefix} stopped ({status})"));
@@ -369,6 +325,63 @@ async fn run_slot(mut t: SlotTask) {
             return;
         }
     }
+}
+
+/// Watches one started process until it exits, is stopped or must start with a new template;
+/// reports its exit. Returns how it ended and whether it is to be started again at once.
+#[tracing::instrument(name = "worker", skip_all, fields(namespace = %t.shared.queue.namespace, name = %t.shared.queue.name, index = t.index, consumer = %consumer))]
+async fn supervise(
+    t: &mut SlotTask,
+    prefix: &str,
+    launch: &Launch,
+    mut child: tokio::process::Child,
+    consumer: String,
+) -> (std::io::Result<ExitStatus>, bool) {
+    let console = t.shared.console.clone();
+    *lock(&t.consumer) = Some(consumer.clone());
+    console.line(&format!(
+        "{prefix} started pid {} as consumer {consumer}",
+        child.id().unwrap_or(0)
+    ));
+    let mut forwarders = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        forwarders.push(tokio::spawn(forward(
+            out,
+            prefix.to_string(),
+            console.clone(),
+            false,
+        )));
+    }
+    if let Some(err) = child.stderr.take() {
+        forwarders.push(tokio::spawn(forward(
+            err,
+            prefix.to_string(),
+            console.clone(),
+            true,
+        )));
+    }
+    let ended = tokio::select! {
+        status = child.wait() => Ended::Exited(status),
+        r = t.stop.changed() => match r {
+            Ok(()) if *t.stop.borrow() == Stop::Run => Ended::Relaunch,
+            _ => Ended::Stopped,
+        },
+        r = t.launch.changed() => if r.is_ok() { Ended::Relaunch } else { Ended::Stopped },
+    };
+    let relaunch = matches!(ended, Ended::Relaunch);
+    let status = match ended {
+        Ended::Exited(status) => status,
+        Ended::Stopped | Ended::Relaunch => terminate(&mut child, launch.grace, &mut t.stop).await,
+    };
+    *lock(&t.consumer) = None;
+    let _ = t.shared.exits.send(Some(Exited {
+        queue: t.shared.queue.clone(),
+        consumer,
+    }));
+    // The process's last words come before our line about its end (bounded: a program it
+    // started may hold the pipes open).
+    let _ = tokio::time::timeout(OUTPUT_DRAIN, futures::future::join_all(forwarders)).await;
+    (status, relaunch)
 }
 
 fn spawn(launch: &Launch, consumer: &str) -> std::io::Result<tokio::process::Child> {

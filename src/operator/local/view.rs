@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::console::Console;
 use super::processes::LocalWorkers;
@@ -48,7 +48,7 @@ pub struct Line {
     pub health: Option<QueueHealth>,
     /// Running processes and asked-for replicas; `None` for a queue without local workers.
     pub workers: Option<(usize, u32)>,
-    pub next_schedule: Option<(DateTime<Utc>, String)>,
+    pub next_schedule: Option<(Timestamp, String)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,7 +93,7 @@ impl View {
 
     /// The table as it stands (header first).
     pub fn table(&self) -> Vec<String> {
-        render(&self.lines(), Utc::now())
+        render(&self.lines(), Timestamp::now())
     }
 
     fn lines(&self) -> Vec<Line> {
@@ -111,7 +111,7 @@ fn line(id: &ObjectId, row: &QueueRow, schedules: &BTreeMap<ObjectId, ScheduleRo
         .iter()
         .filter(|(_, s)| &s.queue == id)
         .filter_map(|(sid, s)| {
-            let next = s.state.as_ref()?.next_schedule_time?;
+            let next = stored_time(s.state.as_ref()?.next_schedule_time?);
             Some((next, sid.name.clone()))
         })
         .min();
@@ -153,7 +153,7 @@ impl Reporter for View {
             row.printed_at = Some(now);
             row.printed = Some(key);
             let l = line(queue, row, &state.schedules);
-            plain(&l, Utc::now())
+            plain(&l, Timestamp::now())
         };
         self.console.line(&text);
     }
@@ -173,14 +173,14 @@ impl Reporter for View {
             fired
         };
         if fired {
-            let when = |t: Option<DateTime<Utc>>| {
-                t.map_or("-".to_string(), |t| t.format("%H:%M:%S").to_string())
+            let when = |t: Option<Timestamp>| {
+                t.map_or("-".to_string(), |t| t.strftime("%H:%M:%S").to_string())
             };
             self.console.line(&format!(
                 "schedule {schedule}: enqueued job {} for {}; next run {}",
                 observed.last_job_id.as_deref().unwrap_or("-"),
-                when(observed.last_schedule_time),
-                when(observed.next_schedule_time),
+                when(observed.last_schedule_time.map(stored_time)),
+                when(observed.next_schedule_time.map(stored_time)),
             ));
         }
     }
@@ -205,7 +205,7 @@ const HEADER: [&str; 6] = [
 ];
 
 /// The live table: a header and one row per queue, columns padded to their widest cell.
-pub fn render(lines: &[Line], now: DateTime<Utc>) -> Vec<String> {
+pub fn render(lines: &[Line], now: Timestamp) -> Vec<String> {
     let mut cells: Vec<Vec<String>> = vec![HEADER.iter().map(|h| h.to_string()).collect()];
     for l in lines {
         let (length, lag, pending) = match &l.health {
@@ -260,7 +260,7 @@ pub fn render(lines: &[Line], now: DateTime<Utc>) -> Vec<String> {
 }
 
 /// The plain log line of one queue.
-pub fn plain(l: &Line, now: DateTime<Utc>) -> String {
+pub fn plain(l: &Line, now: Timestamp) -> String {
     let numbers = match &l.health {
         Some(QueueHealth::Ok(m)) => {
             format!("length={} lag={} pending={}", m.length, m.lag, m.pending)
@@ -284,23 +284,27 @@ fn workers(w: Option<(usize, u32)>) -> String {
     }
 }
 
-fn next(n: &Option<(DateTime<Utc>, String)>, now: DateTime<Utc>) -> String {
+fn next(n: &Option<(Timestamp, String)>, now: Timestamp) -> String {
     let Some((at, name)) = n else {
         return "-".into();
     };
-    let secs = (*at - now).num_seconds();
+    let secs = at.duration_since(now).as_secs();
     let when = match secs {
         s if s <= 0 => "now".to_string(),
         s if s < 120 => format!("in {s}s"),
         s if s < 7200 => format!("in {}m", s / 60),
-        _ => at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        _ => at.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
     };
     format!("{when} ({name})")
 }
 
+/// A time read from the schedule store (which carries chrono times) as a [`Timestamp`].
+fn stored_time(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp::from_millisecond(t.timestamp_millis()).unwrap_or(Timestamp::MAX)
+}
+
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
 
     use super::*;
     use crate::queue::metrics::{LagSource, QueueMetrics};
@@ -320,8 +324,8 @@ mod tests {
         }
     }
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+    fn now() -> Timestamp {
+        "2026-01-01T12:00:00Z".parse().unwrap()
     }
 
     #[test]
@@ -331,7 +335,7 @@ mod tests {
                 queue: "default/demo".into(),
                 health: Some(QueueHealth::Ok(metrics(2000, 1500, 200))),
                 workers: Some((3, 4)),
-                next_schedule: Some((now() + chrono::Duration::seconds(12), "tick".into())),
+                next_schedule: Some((now() + jiff::SignedDuration::from_secs(12), "tick".into())),
             },
             Line {
                 queue: "team/x".into(),
@@ -356,7 +360,7 @@ mod tests {
             queue: "default/demo".into(),
             health: Some(QueueHealth::Ok(metrics(5, 1, 2))),
             workers: Some((1, 2)),
-            next_schedule: Some((now() + chrono::Duration::minutes(10), "tick".into())),
+            next_schedule: Some((now() + jiff::SignedDuration::from_mins(10), "tick".into())),
         };
         assert_eq!(
             plain(&l, now()),
@@ -366,7 +370,7 @@ mod tests {
 
     #[test]
     fn next_schedule_wording() {
-        let at = |s: i64| Some((now() + chrono::Duration::seconds(s), "t".to_string()));
+        let at = |s: i64| Some((now() + jiff::SignedDuration::from_secs(s), "t".to_string()));
         assert_eq!(next(&None, now()), "-");
         assert_eq!(next(&at(-3), now()), "now (t)");
         assert_eq!(next(&at(119), now()), "in 119s (t)");

@@ -14,7 +14,6 @@ use crate::queue::error::QueueError;
 use crate::queue::janitor;
 use crate::queue::metrics::QueueMetrics;
 
-use super::super::metrics::ObjectLabels;
 use super::pool::is_connection_error;
 use super::{Inner, ObjectId, QueueEntry, RuntimeEvent, lock};
 
@@ -82,6 +81,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
     }
 }
 
+/// One janitor pass over one queue.
+#[tracing::instrument(name = "janitor", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
 async fn tick_queue(
     inner: &Inner,
     conn: &mut RedisConn,
@@ -127,21 +128,12 @@ async fn tick_queue(
 }
 
 fn count(inner: &Inner, entry: &QueueEntry, r: janitor::Reclaimed) {
-    let labels = ObjectLabels::new(&entry.id.namespace, &entry.id.name);
-    if r.retried > 0 {
-        inner
-            .metrics
-            .redelivered
-            .get_or_create(&labels)
-            .inc_by(r.retried);
-    }
-    if r.dead_lettered > 0 {
-        inner
-            .metrics
-            .dead_lettered
-            .get_or_create(&labels)
-            .inc_by(r.dead_lettered);
-    }
+    inner.metrics.jobs_reclaimed(
+        &entry.id.namespace,
+        &entry.id.name,
+        r.retried,
+        r.dead_lettered,
+    );
 }
 
 async fn reclaim(

@@ -22,8 +22,8 @@ use crate::queue::error::QueueError;
 use crate::queue::janitor::JanitorOptions;
 use crate::queue::metrics::{QueueMetrics, SnapshotOptions};
 use crate::queue::provision::{self, Drift, Provisioned};
-use crate::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig, SchedulerHandle};
-use crate::queue::schedules::{self, ScheduleDefinition, ScheduleError};
+use crate::queue::scheduler::SchedulerConfig;
+use crate::queue::schedules::{self, ScheduleError};
 use crate::scaling::{History, Policy};
 
 use super::metrics::{Metrics, ObjectLabels};
@@ -32,8 +32,13 @@ mod janitor;
 mod pool;
 mod report;
 mod scaler;
+mod schedule_runs;
 mod schedule_status;
+mod schedulers;
 mod workers;
+
+use schedule_runs::{drop_moved_schedules, sweep_loop};
+use schedulers::{SchedulerRun, StopOnDrop};
 
 pub use pool::{RedisPool, is_connection_error};
 pub use report::{ObjectId, QueueHealth, QueueObservation, Reporter, RuntimeEvent};
@@ -108,11 +113,6 @@ struct ScheduleSlot {
     keys: Option<crate::queue::keys::QueueKeys>,
     last_reported: Option<schedules::ScheduleState>,
     last_report_at: Option<Instant>,
-}
-
-struct SchedulerRun {
-    handle: SchedulerHandle,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) struct Inner {
@@ -323,124 +323,6 @@ impl Runtime {
         lock(&self.inner.queues).get(id).map(|s| s.entry.clone())
     }
 
-    /// Writes a schedule into its queue's Redis (it fires from then on) and wakes the
-    /// scheduler of that endpoint.
-    pub async fn upsert_schedule(
-        &self,
-        id: &ObjectId,
-        queue: &ObjectId,
-        def: &ScheduleDefinition,
-    ) -> Result<(), RuntimeError> {
-        let entry = self
-            .queue_entry(queue)
-            .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
-        // Recorded before anything is looked up: a queue served concurrently checks this map
-        // after it is served itself (see drop_moved_schedules), and a sweep requested below
-        // reads it later still, so an old run of this schedule in another queue is found.
-        let (previous, moved) = {
-            let mut known = lock(&self.inner.schedules);
-            let previous = known.get(id).map(|s| s.queue.clone());
-            let slot = known.entry(id.clone()).or_insert_with(|| ScheduleSlot {
-                queue: queue.clone(),
-                keys: None,
-                last_reported: None,
-                last_report_at: None,
-            });
-            let moved = slot.queue != *queue;
-            if moved {
-                slot.queue = queue.clone();
-                slot.last_reported = None;
-                slot.last_report_at = None;
-            }
-            slot.keys = Some(entry.config.keys.clone());
-            (previous, moved)
-        };
-        // Pointed at another queue: it must stop firing into the one it was written to. This
-        // process knows which one, unless it has not seen the schedule before (after a
-        // restart): then one sweep of the served queues, shared by every schedule seen for the
-        // first time, finds it.
-        match previous {
-            None => self.inner.sweep.notify_one(),
-            Some(old) if old != *queue => {
-                if let Err(e) = self.remove_schedule_from(id, &[old]).await {
-                    self.inner.sweep.notify_one();
-                    return Err(e);
-                }
-            }
-            Some(_) => {}
-        }
-        let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-        schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
-        if moved {
-            // Its counters start again in the new queue's Redis: a new series, as after a reset.
-            self.inner
-                .metrics
-                .forget_schedule(&ObjectLabels::new(&id.namespace, &id.name));
-        }
-        if let Some(run) = lock(&self.inner.schedulers).get(&entry.redis_url) {
-            run.handle.wake();
-        }
-        Ok(())
-    }
-
-    /// Removes a schedule from Redis (it never fires again): from `queue`, and from the queue
-    /// it was last written to if that is another one.
-    pub async fn remove_schedule(
-        &self,
-        id: &ObjectId,
-        queue: &ObjectId,
-    ) -> Result<(), RuntimeError> {
-        let written_to = lock(&self.inner.schedules).get(id).map(|s| s.queue.clone());
-        let mut queues = vec![queue.clone()];
-        match written_to {
-            Some(q) => queues.push(q),
-            // Not written by this process (it restarted): wherever it is in the namespace.
-            None => queues.extend(self.queues_of_namespace(&id.namespace, Some(queue))),
-        }
-        self.remove_schedule_from(id, &queues).await?;
-        lock(&self.inner.schedules).remove(id);
-        self.inner
-            .metrics
-            .forget_schedule(&ObjectLabels::new(&id.namespace, &id.name));
-        Ok(())
-    }
-
-    /// Served queues of `namespace`, except `except`.
-    fn queues_of_namespace(&self, namespace: &str, except: Option<&ObjectId>) -> Vec<ObjectId> {
-        lock(&self.inner.queues)
-            .keys()
-            .filter(|id| id.namespace == namespace && Some(*id) != except)
-            .cloned()
-            .collect()
-    }
-
-    /// Removes schedule `id` from each of `queues` that is served and holds it (queues
-    /// without it are only read, so nothing is announced to their schedulers). The lookups run
-    /// concurrently: on the multiplexed connections they share round trips.
-    async fn remove_schedule_from(
-        &self,
-        id: &ObjectId,
-        queues: &[ObjectId],
-    ) -> Result<(), RuntimeError> {
-        use futures::StreamExt;
-        let entries: Vec<Arc<QueueEntry>> =
-            queues.iter().filter_map(|q| self.queue_entry(q)).collect();
-        let results: Vec<Result<(), RuntimeError>> = futures::stream::iter(entries)
-            .map(|entry| async move {
-                let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-                let keys = &entry.config.keys;
-                if schedules::holds(&mut conn, keys, &id.name).await? {
-                    schedules::remove(&mut conn, keys, &id.name).await?;
-                    tracing::info!(queue = %entry.id, schedule = %id, "removed the run of a schedule that now points at another queue");
-                }
-                Ok(())
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        results.into_iter().collect()
-    }
-
     /// Reclaims at once everything `consumer` holds in queue `id` (its worker is gone).
     pub async fn consumer_gone(&self, id: &ObjectId, consumer: &str) -> Result<(), QueueError> {
         janitor::reclaim_consumer(&self.inner, id, consumer).await
@@ -460,143 +342,6 @@ impl Runtime {
             ],
         };
         shutdown.await;
-    }
-
-    /// Points the scheduler of `url` at the queues currently served there, starting it on
-    /// first use (with `conn`, a live connection to that endpoint) and stopping it when no
-    /// queue is left.
-    fn refresh_scheduler(&self, url: &str, conn: Option<crate::queue::conn::RedisConn>) {
-        let queues: Vec<ScheduledQueue> = lock(&self.inner.queues)
-            .values()
-            .filter(|s| s.entry.redis_url == url)
-            .map(|s| ScheduledQueue {
-                keys: s.entry.config.keys.clone(),
-                group: s.entry.config.group.clone(),
-            })
-            .collect();
-        let mut schedulers = lock(&self.inner.schedulers);
-        if queues.is_empty() {
-            if let Some(run) = schedulers.remove(url) {
-                for t in run.tasks {
-                    t.abort();
-                }
-            }
-            return;
-        }
-        if let Some(run) = schedulers.get(url) {
-            run.handle.set_queues(queues);
-            return;
-        }
-        let Some(conn) = conn else { return };
-        let scheduler = Scheduler::new(conn, self.inner.options.scheduler.clone());
-        let handle = scheduler.handle();
-        handle.set_queues(queues);
-        let mut stop = self.inner.shutdown.subscribe();
-        let task = tokio::spawn(scheduler.run(async move {
-            while !*stop.borrow_and_update() {
-                if stop.changed().await.is_err() {
-                    return;
-                }
-            }
-        }));
-        let mut tasks = vec![task];
-        // Other operator replicas or tools (a schedule written by `run --local` elsewhere)
-        // announce changes on a channel; the in-process wake covers our own writes.
-        if let Some(listen_url) = pubsub_url(url) {
-            tasks.push(crate::queue::scheduler::spawn_change_listener(
-                listen_url,
-                handle.clone(),
-            ));
-        }
-        schedulers.insert(url.to_string(), SchedulerRun { handle, tasks });
-    }
-}
-
-/// Removes from a queue the armed runs of schedules this process knows to be written to
-/// another queue (one ZRANGE when there are none).
-async fn drop_moved_schedules(
-    inner: &Inner,
-    conn: &mut crate::queue::conn::RedisConn,
-    queue: &ObjectId,
-    keys: &crate::queue::keys::QueueKeys,
-) -> Result<(), ScheduleError> {
-    for name in schedules::armed(conn, keys).await? {
-        let schedule = ObjectId::new(&queue.namespace, &name);
-        let elsewhere = lock(&inner.schedules)
-            .get(&schedule)
-            .is_some_and(|slot| slot.queue != *queue);
-        if elsewhere {
-            schedules::remove(conn, keys, &name).await?;
-            tracing::info!(%queue, %schedule, "removed the run of a schedule that now points at another queue");
-        }
-    }
-    Ok(())
-}
-
-/// Runs [`drop_moved_schedules`] on every served queue whenever a sweep is requested (schedules
-/// seen for the first time by this process, or a failed cleanup). Requests made while a sweep
-/// runs are served by one more sweep.
-async fn sweep_loop(inner: Arc<Inner>) {
-    use futures::StreamExt;
-    loop {
-        inner.sweep.notified().await;
-        let queues: Vec<Arc<QueueEntry>> = lock(&inner.queues)
-            .values()
-            .map(|s| s.entry.clone())
-            .collect();
-        let failed = futures::stream::iter(queues)
-            .map(|entry| {
-                let inner = inner.clone();
-                async move {
-                    let mut conn = inner.pool.get(&entry.redis_url).await.ok()?;
-                    drop_moved_schedules(&inner, &mut conn, &entry.id, &entry.config.keys)
-                        .await
-                        .err()
-                        .map(|e| (entry.id.clone(), e))
-                }
-            })
-            .buffer_unordered(16)
-            .filter_map(std::future::ready)
-            .collect::<Vec<_>>()
-            .await;
-        if let Some((queue, e)) = failed.first() {
-            tracing::warn!(%queue, error = %e, failed = failed.len(), "sweep for schedules that moved away failed; retrying");
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            inner.sweep.notify_one();
-        }
-    }
-}
-
-/// Stops the runtime's loops and schedulers when dropped.
-struct StopOnDrop {
-    inner: Arc<Inner>,
-    loops: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = self.inner.shutdown.send(true);
-        for t in &self.loops {
-            t.abort();
-        }
-        let runs: Vec<SchedulerRun> = lock(&self.inner.schedulers)
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
-        for run in runs {
-            for t in run.tasks {
-                t.abort();
-            }
-        }
-    }
-}
-
-/// A plain URL for the change listener: the URL itself, or the first seed of a cluster
-/// (a PUBLISH reaches every node).
-fn pubsub_url(url: &str) -> Option<String> {
-    match crate::queue::conn::Endpoint::parse(url).ok()? {
-        crate::queue::conn::Endpoint::Single(u) => Some(u),
-        crate::queue::conn::Endpoint::Cluster(seeds) => seeds.into_iter().next(),
     }
 }
 

@@ -61,7 +61,7 @@ pub struct QueueObservation {
 pub struct RuntimeEvent {
     /// `Normal` or `Warning`.
     pub warning: bool,
-    /// CamelCase reason: `ScaledUp`, `ScaledDown`, `DriftRepaired`, `JobsReclaimed`, ...
+    /// CamelCase reason: `ScaledUp`, `ScaledDown`, `StreamRecreated`, `JobsReclaimed`, ...
     pub reason: String,
     /// One sentence.
     pub message: String,

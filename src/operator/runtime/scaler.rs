@@ -11,9 +11,11 @@ use crate::queue::metrics::{LagSource, QueueMetrics, QueueState, snapshot};
 use crate::queue::provision;
 use crate::scaling::{Decision, Lag, Sample};
 
-use super::super::metrics::{Direction, ObjectLabels, ScaleLabels};
+use super::super::metrics::Direction;
 use super::pool::is_connection_error;
-use super::{Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, lock, poll_interval};
+use super::{
+    Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, Workers, lock, poll_interval,
+};
 
 /// Longest sleep when nothing is due (a new queue wakes the loop at once anyway).
 const IDLE_SLEEP: Duration = Duration::from_secs(1);
@@ -62,10 +64,7 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
             .map(|r| (conn, r)),
         Err(e) => Err(e),
     };
-    inner
-        .metrics
-        .metrics_poll_duration
-        .observe(started.elapsed().as_secs_f64());
+    inner.metrics.snapshot_done(started.elapsed());
     match result {
         Err(e) => {
             if is_connection_error(&e) {
@@ -128,11 +127,13 @@ fn lag_of(m: &QueueMetrics) -> Lag {
 }
 
 /// Applies one reading of a queue: gauges, scaling decision, status.
+#[tracing::instrument(name = "scaler", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
 async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth) {
     let now = Instant::now();
-    let labels = ObjectLabels::new(&entry.id.namespace, &entry.id.name);
     if let QueueHealth::Ok(m) = &health {
-        export(inner, &labels, m);
+        inner
+            .metrics
+            .queue_observed(&entry.id.namespace, &entry.id.name, m);
     }
     let current = match &entry.workers {
         Some(w) => match w.replicas().await {
@@ -163,89 +164,66 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
             slot.history.observe(sample);
             slot.history.decide(&scaling.policy, current, now)
         };
-        if d.changed() {
-            let consumers = match &health {
-                QueueHealth::Ok(m) => m.consumers.as_slice(),
-                _ => &[],
-            };
-            match workers.scale(d.replicas, consumers).await {
-                Ok(()) => {
-                    replicas = Some(d.replicas);
-                    let direction = if d.replicas > d.current {
-                        Direction::Up
-                    } else {
-                        Direction::Down
-                    };
-                    inner
-                        .metrics
-                        .scale_events
-                        .get_or_create(&ScaleLabels {
-                            namespace: labels.namespace.clone(),
-                            name: labels.name.clone(),
-                            direction,
-                        })
-                        .inc();
-                    tracing::info!(queue = %entry.id, from = d.current, to = d.replicas, reason = %d.reason, "scaled");
-                    inner.reporter.queue_event(
-                        &entry.id,
-                        RuntimeEvent::normal(d.event_reason(), d.to_string()),
-                    );
-                    if let Some(slot) = lock(&inner.queues).get_mut(&entry.id) {
-                        slot.last_scale_time = Some(SystemTime::now());
-                        slot.last_status = None; // report the change at once
-                    }
-                }
-                Err(e) => {
-                    inner.reporter.queue_event(
-                        &entry.id,
-                        RuntimeEvent::warning(
-                            "ScaleFailed",
-                            format!("could not scale {} → {}: {e}", d.current, d.replicas),
-                        ),
-                    );
-                }
-            }
+        if d.changed() && scale(inner, entry, workers.as_ref(), &d, &health).await {
+            replicas = Some(d.replicas);
         }
         inner
             .metrics
-            .desired_replicas
-            .get_or_create(&labels)
-            .set(i64::from(d.replicas));
+            .replicas_wanted(&entry.id.namespace, &entry.id.name, d.replicas);
         decision = Some(d);
     }
     if let Some(r) = replicas {
         inner
             .metrics
-            .replicas
-            .get_or_create(&labels)
-            .set(i64::from(r));
+            .replicas_observed(&entry.id.namespace, &entry.id.name, r);
     }
     report(inner, entry, health, replicas, decision, now);
 }
 
-fn export(inner: &Inner, labels: &ObjectLabels, m: &QueueMetrics) {
-    let metrics = &inner.metrics;
-    let set = |f: &prometheus_client::metrics::family::Family<
-        ObjectLabels,
-        prometheus_client::metrics::gauge::Gauge,
-    >,
-               v: u64| {
-        f.get_or_create(labels)
-            .set(i64::try_from(v).unwrap_or(i64::MAX));
+/// Writes a changed replica count to the workers; whether it was written.
+async fn scale(
+    inner: &Inner,
+    entry: &QueueEntry,
+    workers: &dyn Workers,
+    d: &Decision,
+    health: &QueueHealth,
+) -> bool {
+    let consumers = match health {
+        QueueHealth::Ok(m) => m.consumers.as_slice(),
+        _ => &[],
     };
-    set(&metrics.lag, m.lag);
-    set(&metrics.pending, m.pending);
-    set(&metrics.length, m.length);
-    set(&metrics.delayed, m.delayed);
-    set(&metrics.dead_letters, m.dead_letter_length);
-    set(&metrics.consumers, m.consumers.len() as u64);
-    metrics
-        .oldest_pending_age
-        .get_or_create(labels)
-        .set(m.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64()));
-    // Counters of a served queue exist from 0, so rate() and alerts work before the first event.
-    metrics.redelivered.get_or_create(labels).inc_by(0);
-    metrics.dead_lettered.get_or_create(labels).inc_by(0);
+    match workers.scale(d.replicas, consumers).await {
+        Ok(()) => {
+            let direction = if d.replicas > d.current {
+                Direction::Up
+            } else {
+                Direction::Down
+            };
+            inner
+                .metrics
+                .scaled(&entry.id.namespace, &entry.id.name, direction);
+            tracing::info!(queue = %entry.id, from = d.current, to = d.replicas, reason = %d.reason, "scaled");
+            inner.reporter.queue_event(
+                &entry.id,
+                RuntimeEvent::normal(d.event_reason(), d.to_string()),
+            );
+            if let Some(slot) = lock(&inner.queues).get_mut(&entry.id) {
+                slot.last_scale_time = Some(SystemTime::now());
+                slot.last_status = None; // report the change at once
+            }
+            true
+        }
+        Err(e) => {
+            inner.reporter.queue_event(
+                &entry.id,
+                RuntimeEvent::warning(
+                    "ScaleFailed",
+                    format!("could not scale {} → {}: {e}", d.current, d.replicas),
+                ),
+            );
+            false
+        }
+    }
 }
 
 /// Hands the observation to the reporter when the status interval has passed or something a
