@@ -105,6 +105,7 @@ on_both_topologies!(
     wait_returns_when_the_job_ends_and_honours_the_timeout,
     the_library_is_loaded_on_every_primary,
     job_commands_get_wait_cancel_list,
+    a_fired_schedule_run_and_a_replayed_dead_letter_get_records,
 );
 
 async fn a_job_is_followed_from_queued_to_succeeded(t: Topology) {
@@ -562,4 +563,61 @@ async fn job_commands_get_wait_cancel_list(t: Topology) {
     assert_eq!(listed[0]["id"], other.as_str());
     let out = cli(&["job", "get", "--redis", &url, STREAM, "no-such-job"]);
     assert!(!out.status.success());
+}
+
+async fn a_fired_schedule_run_and_a_replayed_dead_letter_get_records(t: Topology) {
+    use jobqueue_operator::queue::dead_letter;
+    use jobqueue_operator::queue::schedules::{FireOutcome, FireRequest, fire};
+    let mut f = tracked(t, |c| c.max_deliveries = 1, JobSettings::default()).await;
+    let keys = f.cfg.keys.clone();
+    // A stored schedule armed at 1000 (what an upsert leaves behind).
+    let _: () = redis::cmd("HSET")
+        .arg(keys.schedule("nightly"))
+        .arg("revision")
+        .arg(1)
+        .arg("payload")
+        .arg("{}")
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(keys.schedules())
+        .arg(1000)
+        .arg("nightly")
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    let request = FireRequest {
+        name: "nightly".into(),
+        expected_ms: 1000,
+        revision: 1,
+        fire_ms: Some(1000),
+        next_ms: Some(2000),
+        missed: 0,
+    };
+    let FireOutcome::Fired { job_id, .. } = fire(&mut f.conn, &keys, &f.cfg.group, &request)
+        .await
+        .unwrap()
+    else {
+        panic!("the run fires")
+    };
+    assert_eq!(record(&mut f, &job_id).await.state, JobState::Queued);
+
+    let w = ops(&f, "w1");
+    let d = take(&mut f, "w1").await;
+    w.start(&mut f.conn, &d).await.unwrap();
+    w.fail(&mut f.conn, &d, "once", false).await.unwrap();
+    assert_eq!(record(&mut f, &job_id).await.state, JobState::Dead);
+    let cfg = f.cfg.clone();
+    dead_letter::replay(&mut f.conn, &cfg, &[], 10)
+        .await
+        .unwrap();
+    let rec = record(&mut f, &job_id).await;
+    assert_eq!(
+        (rec.state, rec.attempt, rec.error),
+        (JobState::Queued, 1, None)
+    );
+    let again = take(&mut f, "w1").await;
+    assert_eq!(again.job_id, job_id);
+    assert_eq!(again.attempt, 1);
 }

@@ -300,3 +300,24 @@ async fn a_cancelled_job_never_runs_and_sigterm_drains() {
     let rec = record_when(&f, &cancelled, "cancelled", |_| true).await;
     assert_eq!(rec.state, JobState::Cancelled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_on_a_missing_queue_fails_with_one_line() {
+    let f = tracked(Topology::Single, |_| {}).await;
+    let url = f.redis.url();
+    let out = cli(&[
+        "work",
+        "--redis",
+        &url,
+        "jobqueue:{shop/typo}",
+        "--",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("does not exist"),
+        "{err}"
+    );
+}

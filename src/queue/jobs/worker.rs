@@ -15,6 +15,9 @@ use super::ops::{Delivery, JobOps, Liveness, Started};
 use crate::queue::conn::RedisConn;
 use crate::queue::error::{QueueError, Result};
 
+/// Pause after a failed read before the next one.
+const READ_RETRY: Duration = Duration::from_secs(1);
+
 /// How a handler ended a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -75,7 +78,9 @@ pub struct WorkerReport {
     pub skipped_cancelled: u64,
 }
 
-/// Runs jobs until `stop` turns true, then waits for the running ones. `reader` serves only
+/// Runs jobs until `stop` turns true, then waits for the running ones. A failed first read
+/// is returned (the queue is unusable); later ones are logged and retried, never fatal to the
+/// jobs running. `reader` serves only
 /// the blocking XREADGROUP (a blocked connection would delay the other calls); `conn` serves
 /// the worker operations.
 pub async fn run_worker<H, F>(
@@ -92,16 +97,28 @@ where
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let mut tasks: JoinSet<Result<bool>> = JoinSet::new();
     let mut report = WorkerReport::default();
+    let mut started = false;
     while !*stop.borrow() {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = stop.changed() => continue,
         };
         // Not raced against `stop`: a delivery the server made must reach a handler.
-        let delivery = read_one(&mut reader, &cfg).await?;
+        let delivery = match read_one(&mut reader, &cfg).await {
+            Ok(d) => d,
+            // A queue that cannot be read at all at start is a setup error (a typo).
+            Err(e) if !started => return Err(e),
+            Err(e) => {
+                // Running jobs go on; reading resumes when Redis (or the queue) is back.
+                tracing::warn!(error = %e, "reading jobs failed; retrying");
+                tokio::time::sleep(READ_RETRY).await;
+                None
+            }
+        };
         while let Some(done) = tasks.try_join_next() {
             tally(&mut report, done);
         }
+        started = true;
         let Some(d) = delivery else { continue };
         let (conn, cfg, handler) = (conn.clone(), cfg.clone(), handler.clone());
         tasks.spawn(async move {

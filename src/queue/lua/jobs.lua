@@ -36,7 +36,8 @@
 -- Record fields: state (queued, delayed, active, retrying, succeeded, dead, cancelled),
 -- attempt, enqueued_at, started_at, finished_at, updated_at, due (unix ms, Redis clock),
 -- entry, consumer, progress, result, result_dropped, error, cancel_requested.
--- Every state change is also added to `<prefix>:events` (capped): job, state, attempt, at.
+-- Every state change is also added to `<prefix>:events` (capped): job, state, attempt, at; a
+-- progress report adds one with state active and a `progress` field.
 
 local VERSION = 1
 
