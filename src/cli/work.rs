@@ -42,6 +42,13 @@ const ERROR_TAIL_BYTES: usize = 4096;
 
 /// Arguments of `work`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The command gets the payload on stdin and JOBQUEUE_JOB_ID, JOBQUEUE_ATTEMPT in its environment.
+  exit 0    the job succeeded; stdout is its result (JSON, or stored as a JSON string)
+  exit 65   the job failed for good: dead-lettered at once
+  other     the job failed (also on --timeout): retried with the queue's backoff;
+            the end of stderr is the error
+A stderr line `JOBQUEUE_PROGRESS <JSON>` reports progress. SIGTERM finishes running jobs, then exits.")]
 pub struct WorkArgs {
     #[command(flatten)]
     target: TargetArgs,

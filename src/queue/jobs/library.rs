@@ -11,7 +11,9 @@ use crate::queue::scripts::COMMON;
 /// The library's name in `FUNCTION LIST`.
 pub const LIBRARY_NAME: &str = "jobqueue";
 
-/// The revision `FCALL_RO jobqueue_version 0` answers; bumped whenever the library changes.
+/// The revision `FCALL_RO jobqueue_version 0` answers. Bump it (and `VERSION` in
+/// `lua/jobs.lua`) whenever the library's source changes, common helpers included: a server
+/// keeps a loaded revision until a newer one comes.
 pub const LIBRARY_VERSION: i64 = 1;
 
 /// The library's source as given to FUNCTION LOAD.
@@ -93,4 +95,28 @@ fn version_of(v: Value) -> Option<i64> {
 /// Cluster after provisioning, or a Redis restarted without persistence).
 pub(crate) fn is_missing_function(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
+    const SOURCE_SHA256: &str = "560d68d9409895792e17b70416453eee85766c7b39cd227cb7a1bdc615d23358";
+
+    #[test]
+    fn a_changed_source_comes_with_a_new_revision() {
+        let source = library_source();
+        assert!(
+            source.contains(&format!("local VERSION = {LIBRARY_VERSION}\n")),
+            "lua/jobs.lua and LIBRARY_VERSION disagree"
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, source.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex, SOURCE_SHA256,
+            "the library source changed: bump LIBRARY_VERSION and VERSION in lua/jobs.lua, \
+             then record the new digest here"
+        );
+    }
 }

@@ -19,6 +19,7 @@ pub(crate) async fn fcall<T: FromRedisValue>(
     job_id: &str,
     args: &[&str],
 ) -> Result<T> {
+    // The read is flagged no-writes in the library: FCALL_RO lets it run where writes may not.
     let mut cmd = redis::cmd(if name == "jobqueue_get" {
         "FCALL_RO"
     } else {
@@ -169,17 +170,15 @@ impl JobOps {
             &d.job_id,
             result.unwrap_or(""),
         ];
-        settled(
-            fcall(
-                conn,
-                "completing a job",
-                "jobqueue_complete",
-                &self.keys,
-                &d.job_id,
-                &args,
-            )
-            .await?,
-        )
+        let reply = fcall(
+            conn,
+            "completing a job",
+            "jobqueue_complete",
+            &self.keys,
+            &d.job_id,
+            &args,
+        );
+        Ok(settled(reply.await?))
     }
 
     /// Fails `d`: retried with the queue's backoff, or dead-lettered at `maxDeliveries` or at
@@ -198,23 +197,21 @@ impl JobOps {
             error,
             if permanent { "1" } else { "0" },
         ];
-        settled(
-            fcall(
-                conn,
-                "failing a job",
-                "jobqueue_fail",
-                &self.keys,
-                &d.job_id,
-                &args,
-            )
-            .await?,
-        )
+        let reply = fcall(
+            conn,
+            "failing a job",
+            "jobqueue_fail",
+            &self.keys,
+            &d.job_id,
+            &args,
+        );
+        Ok(settled(reply.await?))
     }
 }
 
-fn settled((state, attempt): (String, i64)) -> Result<Settled> {
-    Ok(Settled {
+fn settled((state, attempt): (String, i64)) -> Settled {
+    Settled {
         state,
         attempt: u32::try_from(attempt).unwrap_or(0),
-    })
+    }
 }

@@ -5,8 +5,13 @@
 -- Keys. `<prefix>` is the queue's key prefix: the stream key when it carries a hash tag
 -- (`jobqueue:{ns/name}`), else `{<stream>}`. Every function takes the same three keys:
 --   KEYS[1] the stream, KEYS[2] `<prefix>:settings`, KEYS[3] `<prefix>:job:<job id>`.
--- The settings hash holds the queue's rules (group, max_deliveries, backoff_ms, TTLs,
--- max_result_size, tracking, dead_letter); missing fields take the engine's defaults.
+-- The settings hash (written by the operator; a missing field takes the default in brackets):
+--   group [workers], max_deliveries [5], visibility_timeout_ms [300000], backoff_ms (delays
+--   after attempt 1, 2, ... comma-separated; [''] = retry at once), dead_letter
+--   [<prefix>:dead], dead_letter_max_length [0 = uncapped], tracking [1; 0 = no records],
+--   succeeded_ttl_ms [86400000], dead_ttl_ms (dead and cancelled) [604800000],
+--   waiting_ttl_ms (bound of a waiting or running record, plus any delay) [604800000],
+--   max_result_size (bytes of result or progress JSON) [65536], events_max_length [10000].
 --
 -- A worker reads jobs with plain XREADGROUP (fields `id`, `payload`, `attempt`, ...), then:
 --   FCALL jobqueue_start 3 <keys> <group> <consumer> <entry id> <job id>
