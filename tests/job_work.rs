@@ -321,3 +321,84 @@ async fn work_on_a_missing_queue_fails_with_one_line() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_names_the_queue_for_work_and_job() {
+    let stream = "jobqueue:{team-a/emails}";
+    let mut f = queue(Topology::Single, stream, |c| c.group = "mailers".into()).await;
+    store_settings(&mut f.conn, &f.cfg, &JobSettings::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("jq.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: jobqueue.io/v1alpha1\nkind: JobQueue\nmetadata:\n  name: emails\n  namespace: team-a\n\
+             spec:\n  redis:\n    url: {}\n  consumerGroup: mailers\n",
+            f.redis.url()
+        ),
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    let out = cli(&["enqueue", "-f", m, r#"{"to":"x"}"#]);
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut work = command(&["work", "-f", m, "--", "sh", "-c", "cat"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = cli(&[
+        "job",
+        "wait",
+        "-f",
+        m,
+        &id,
+        "--timeout",
+        "30s",
+        "-o",
+        "json",
+    ]);
+    let _ = work.kill();
+    let _ = work.wait();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["result"],
+        json!({"to": "x"}),
+        "the payload echoed back"
+    );
+    let out = cli(&["job", "get", "-f", m, &id]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("state: succeeded"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_takes_its_queue_from_the_environment_a_worker_pod_gets() {
+    let f = queue(Topology::Single, STREAM, |c| c.group = "renderers".into()).await;
+    let url = f.redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hold"), "").unwrap();
+    let id = enqueue_cli(&url, "{}");
+    let mut work = command(&["work", "--", "sh", "-c"])
+        .arg(r#"while [ -e "$DIR/hold" ]; do sleep 0.02; done"#)
+        .env("DIR", dir.path())
+        .env("REDIS_URL", &url)
+        .env("JOBQUEUE_STREAM", STREAM)
+        .env("JOBQUEUE_GROUP", "renderers")
+        .env("JOBQUEUE_CONSUMER", "render-7f9c")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rec = record_when(&f, &id, "active", |r| r.state == JobState::Active).await;
+    assert_eq!(rec.consumer.as_deref(), Some("render-7f9c"));
+    std::fs::remove_file(dir.path().join("hold")).unwrap();
+    record_when(&f, &id, "succeeded", |r| r.state == JobState::Succeeded).await;
+    let _ = work.kill();
+    let _ = work.wait();
+}
