@@ -481,6 +481,27 @@ async fn the_library_is_loaded_on_every_primary(t: Topology) {
     }
     let id = add(&mut f, json!({}), Due::Now).await;
     assert_eq!(record(&mut f, &id).await.state, JobState::Queued);
+    // A newer revision (a newer operator's) is never downgraded.
+    let newer = "#!lua name=jobqueue\nredis.register_function{function_name='jobqueue_version', \
+                 flags={'no-writes'}, callback=function() return 99 end}";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(newer)
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ensure_library(&mut f.conn).await.unwrap(),
+        LibraryStatus::Newer
+    );
+    let v: i64 = redis::cmd("FCALL_RO")
+        .arg("jobqueue_version")
+        .arg(0)
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    assert_eq!(v, 99);
 }
 
 fn cli(args: &[&str]) -> Output {

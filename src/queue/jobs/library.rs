@@ -27,21 +27,24 @@ pub fn library_source() -> String {
 /// What [`ensure_library`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LibraryStatus {
-    /// Every primary already had this revision (or a newer one).
+    /// Every primary already had this revision.
     Current,
     /// The library was missing or older somewhere and was loaded on every primary.
     Loaded,
+    /// A newer revision is loaded somewhere (a newer operator owns the library): nothing
+    /// was changed, so it is never downgraded.
+    Newer,
 }
 
 /// Loads the library when it is missing or older than [`LIBRARY_VERSION`]. On a Redis
-/// Cluster every primary is checked and loaded (FUNCTION LOAD goes to all primaries); a
-/// newer revision loaded by a newer operator is left alone.
+/// Cluster every primary is checked, and redis-rs sends FUNCTION LOAD to all primaries
+/// (failing unless all succeed); replicas get it through replication.
 pub async fn ensure_library(conn: &mut RedisConn) -> Result<LibraryStatus> {
     let versions = loaded_versions(conn).await?;
-    if versions
-        .iter()
-        .all(|v| v.is_some_and(|v| v >= LIBRARY_VERSION))
-    {
+    if versions.iter().flatten().any(|v| *v > LIBRARY_VERSION) {
+        return Ok(LibraryStatus::Newer);
+    }
+    if versions.iter().all(|v| *v == Some(LIBRARY_VERSION)) {
         return Ok(LibraryStatus::Current);
     }
     let _: Value = redis::cmd("FUNCTION")
