@@ -402,3 +402,25 @@ async fn work_takes_its_queue_from_the_environment_a_worker_pod_gets() {
     let _ = work.kill();
     let _ = work.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_runs_jobs_side_by_side() {
+    let f = tracked(Topology::Single, |_| {}).await;
+    let url = f.redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hold"), "").unwrap();
+    let ids = [enqueue_cli(&url, "{}"), enqueue_cli(&url, "{}")];
+    let script = r#"while [ -e "$DIR/hold" ]; do sleep 0.02; done"#;
+    let work = Work::start(&url, dir.path(), "w1", &["--concurrency", "2"], script);
+    for id in &ids {
+        record_when(&f, id, "both active at once", |r| {
+            r.state == JobState::Active
+        })
+        .await;
+    }
+    std::fs::remove_file(dir.path().join("hold")).unwrap();
+    for id in &ids {
+        let rec = record_when(&f, id, "succeeded", |r| r.state.is_final()).await;
+        assert_eq!(rec.state, JobState::Succeeded, "{}", work.log());
+    }
+}

@@ -105,7 +105,7 @@ mod tests {
     use super::*;
 
     /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
-    const SOURCE_SHA256: &str = "560d68d9409895792e17b70416453eee85766c7b39cd227cb7a1bdc615d23358";
+    const SOURCE_SHA256: &str = "49bf8d3e59beeb239b26516eaf7903f4a196016879b8673408804cadec05b72e";
 
     #[test]
     fn a_changed_source_comes_with_a_new_revision() {

@@ -120,10 +120,12 @@ local function as_json(text)
   return cjson.encode(text)
 end
 
--- Resets the entry's idle time when `consumer` holds it. Returns whether it does.
-local function touch(stream, group, consumer, entry)
+-- Resets the entry's idle time when `consumer` holds it, and renews the running job's record
+-- bound (a long job keeps its record). Returns whether it holds it.
+local function touch(s, stream, group, consumer, entry, id)
   if pending_owner(stream, group, entry) ~= consumer then return false end
   redis.call('XCLAIM', stream, group, consumer, 0, entry, 'JUSTID')
+  redis.call('PEXPIRE', job_key(s, id), s.waiting_ttl_ms)
   return true
 end
 
@@ -135,7 +137,7 @@ local function heartbeat(keys, args)
   local stream, s = keys[1], job_settings(keys[2])
   local err = require_stream(stream)
   if err then return err end
-  if not touch(stream, args[1], args[2], args[3]) then return { 'stale', 0 } end
+  if not touch(s, stream, args[1], args[2], args[3], args[4]) then return { 'stale', 0 } end
   return { 'active', cancel_flag(s, args[4]) }
 end
 
@@ -144,7 +146,7 @@ local function progress(keys, args)
   local id = args[4]
   local err = require_stream(stream)
   if err then return err end
-  if not touch(stream, args[1], args[2], args[3]) then return { 'stale', 0 } end
+  if not touch(s, stream, args[1], args[2], args[3], id) then return { 'stale', 0 } end
   local value = as_json(args[5] or 'null')
   if s.tracking == '1' and #value <= tonumber(s.max_result_size) then
     local key = job_key(s, id)
