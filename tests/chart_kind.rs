@@ -54,9 +54,7 @@ fn notes_manifest(notes: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_suite_and_notes_manifests_are_valid_for_the_chart_crds() {
-    if !tools::require_kubectl(
-        "chart_kind::kind_suite_and_notes_manifests_are_valid_for_the_chart_crds",
-    ) {
+    if !tools::require_kubectl("chart_kind::kind_suite_and_notes_manifests_are_valid_for_the_chart_crds") {
         return;
     }
     let server = TestApiServer::start().await;

@@ -84,10 +84,7 @@ fn documents(file: &Path) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn kubectl_applies_the_crds_and_every_example() {
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(
-        &server,
-        "kubectl_apply::kubectl_applies_the_crds_and_every_example",
-    ) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_applies_the_crds_and_every_example") else {
         return;
     };
     let version = k.ok(&["version"]).await;
@@ -139,10 +136,7 @@ async fn kubectl_applies_the_crds_and_every_example() {
 #[tokio::test]
 async fn kubectl_gets_describes_and_deletes_jobqueues() {
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(
-        &server,
-        "kubectl_apply::kubectl_gets_describes_and_deletes_jobqueues",
-    ) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_gets_describes_and_deletes_jobqueues") else {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;
@@ -261,10 +255,7 @@ async fn kubectl_gets_describes_and_deletes_jobqueues() {
 #[tokio::test]
 async fn kubectl_shows_the_field_error_for_every_bad_manifest() {
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(
-        &server,
-        "kubectl_apply::kubectl_shows_the_field_error_for_every_bad_manifest",
-    ) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_shows_the_field_error_for_every_bad_manifest") else {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;
@@ -312,10 +303,7 @@ async fn kubectl_get_watch_prints_rows_as_objects_change() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let server = TestApiServer::start().await;
-    let Some(k) = Kubectl::new(
-        &server,
-        "kubectl_apply::kubectl_get_watch_prints_rows_as_objects_change",
-    ) else {
+    let Some(k) = Kubectl::new(&server, "kubectl_apply::kubectl_get_watch_prints_rows_as_objects_change") else {
         return;
     };
     k.ok(&["apply", "-f", "crds/"]).await;
