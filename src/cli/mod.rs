@@ -10,9 +10,11 @@ pub mod dead_letter;
 pub mod enqueue;
 pub mod inspect;
 pub mod janitor;
+pub mod job;
 pub mod run;
 pub mod schedule;
 pub mod target;
+pub mod work;
 
 /// Redis job queues for Kubernetes: streams, retries, dead letters, cron schedules and
 /// autoscaled workers, declared as custom resources.
@@ -36,6 +38,11 @@ enum Command {
     /// List, replay or purge a queue's dead-letter stream.
     #[command(subcommand)]
     DeadLetter(dead_letter::DeadLetterCommand),
+    /// Follow a job by id: get, wait, cancel, list.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// Run a command for each job of a queue (a ready-made worker).
+    Work(work::WorkArgs),
     /// Cron schedule tools.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -64,6 +71,8 @@ pub fn main() -> ExitCode {
             Command::Enqueue(args) => enqueue::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
             Command::DeadLetter(cmd) => dead_letter::run(cmd).await,
+            Command::Job(cmd) => job::run(cmd).await,
+            Command::Work(args) => work::run(args).await,
             Command::Schedule(cmd) => schedule::run(cmd).await,
             Command::Janitor(args) => janitor::run(args).await,
         }

@@ -115,7 +115,7 @@ pub async fn replay(
     let mut out = Replayed::default();
     for chunk in ids.chunks(batch) {
         let mut inv = DEAD_REPLAY.key(&cfg.dead_letter);
-        inv.key(cfg.stream()).arg(batch);
+        inv.key(cfg.stream()).key(cfg.keys.settings()).arg(batch);
         for id in chunk {
             inv.arg(id);
         }

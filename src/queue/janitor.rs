@@ -150,6 +150,7 @@ pub async fn promote_due(
             .arg(opts.batch.max(1))
             .arg(cfg.dead_letter_max_length.unwrap_or(0))
             .arg(cfg.keys.schedule(""))
+            .key(cfg.keys.settings())
             .invoke_async(conn)
             .await
             .map_err(|e| map_error("promoting delayed jobs", cfg.stream(), &cfg.group, e))?;
@@ -223,7 +224,8 @@ async fn reclaim(
             .arg(cfg.dead_letter_max_length.unwrap_or(0))
             .arg(consumer.unwrap_or(""))
             .arg(failure.as_str())
-            .arg(cfg.keys.schedule(""));
+            .arg(cfg.keys.schedule(""))
+            .key(cfg.keys.settings());
         for d in &backoff {
             inv.arg(*d);
         }

@@ -83,6 +83,23 @@ impl QueueKeys {
         self.aux(&format!("idem:{key}"))
     }
 
+    /// Hash of the queue's rules that the job scripts and worker functions read (delivery,
+    /// backoff, record retention, result cap, tracking): `<prefix>:settings`.
+    pub fn settings(&self) -> String {
+        self.aux("settings")
+    }
+
+    /// The record of job `id` (a hash: state, attempt, times, progress, result, error):
+    /// `<prefix>:job:<id>`.
+    pub fn job(&self, id: &str) -> String {
+        self.aux(&format!("job:{id}"))
+    }
+
+    /// Capped stream of job state changes (`job`, `state`, `attempt`, `at`): `<prefix>:events`.
+    pub fn events(&self) -> String {
+        self.aux("events")
+    }
+
     /// An auxiliary key `<prefix>:<suffix>` in the queue's slot.
     pub fn aux(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.prefix)
@@ -151,6 +168,9 @@ mod tests {
             k.schedule("nightly"),
             "jobqueue:{team-a/emails}:schedule:nightly"
         );
+        assert_eq!(k.settings(), "jobqueue:{team-a/emails}:settings");
+        assert_eq!(k.job("j1"), "jobqueue:{team-a/emails}:job:j1");
+        assert_eq!(k.events(), "jobqueue:{team-a/emails}:events");
     }
 
     #[test]
@@ -185,6 +205,9 @@ mod tests {
                 k.schedules(),
                 k.schedule("s"),
                 k.idempotency("i"),
+                k.settings(),
+                k.job("j"),
+                k.events(),
             ] {
                 assert!(k.same_slot(&key), "{key} not in the slot of {stream}");
             }

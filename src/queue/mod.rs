@@ -10,6 +10,7 @@ pub mod conn;
 pub mod dead_letter;
 pub mod error;
 pub mod janitor;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod producer;

@@ -119,6 +119,7 @@ async fn run(
     invocation
         .key(keys.delayed())
         .key(idem_key)
+        .key(keys.settings())
         .arg(&job_id)
         .arg(payload)
         .arg(due_ms)

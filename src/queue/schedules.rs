@@ -185,7 +185,7 @@ pub enum UpsertOutcome {
 static UPSERT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("lua/schedule_upsert.lua")));
 static FIRE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("lua/schedule_fire.lua")));
+    std::sync::LazyLock::new(|| super::scripts::script(include_str!("lua/schedule_fire.lua")));
 static REMOVE: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("lua/schedule_remove.lua")));
 static PRUNE: std::sync::LazyLock<Script> =
@@ -564,6 +564,7 @@ fn fire_invocation(
         .key(keys.schedule(&r.name))
         .key(&keys.stream)
         .key(keys.delayed())
+        .key(keys.settings())
         .arg(&r.name)
         .arg(r.expected_ms)
         .arg(r.revision)

@@ -7,9 +7,10 @@ use redis::Script;
 
 use super::error::QueueError;
 
-const COMMON: &str = include_str!("lua/common.lua");
+pub(crate) const COMMON: &str = include_str!("lua/common.lua");
 
-fn script(body: &str) -> Script {
+/// A script whose body is prefixed with the common helpers.
+pub(crate) fn script(body: &str) -> Script {
     Script::new(&format!("{COMMON}\n{body}"))
 }
 

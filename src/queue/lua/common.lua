@@ -161,3 +161,88 @@ local function require_stream(key)
   end
   return nil
 end
+
+-- Job records (docs/architecture.md#redis-data-model): one hash per job, `<prefix>:job:<id>`,
+-- and a capped stream of state changes, `<prefix>:events`. `<prefix>` is the queue's key prefix
+-- (see QueueKeys); the per-queue rules live in the hash `<prefix>:settings`, whose key the
+-- scripts receive (a script given no settings key writes no record). Absent fields take the
+-- defaults below, so a queue whose settings were never stored still tracks its jobs.
+local JOB_DEFAULTS = {
+  tracking = '1', succeeded_ttl_ms = '86400000', dead_ttl_ms = '604800000',
+  waiting_ttl_ms = '604800000', max_result_size = '65536', events_max_length = '10000',
+  group = 'workers', max_deliveries = '5', visibility_timeout_ms = '300000', backoff_ms = '',
+  dead_letter_max_length = '0',
+}
+
+-- The queue's settings with defaults filled in, plus `prefix` and the keys derived from it.
+local function job_settings(settings_key)
+  if not settings_key or settings_key == '' then return nil end
+  local s = to_map(redis.call('HGETALL', settings_key))
+  for k, v in pairs(JOB_DEFAULTS) do
+    if s[k] == nil or s[k] == '' then s[k] = v end
+  end
+  s.prefix = string.sub(settings_key, 1, #settings_key - #':settings')
+  s.events = s.prefix .. ':events'
+  s.delayed = s.prefix .. ':delayed'
+  s.schedule_prefix = s.prefix .. ':schedule:'
+  if s.dead_letter == nil or s.dead_letter == '' then s.dead_letter = s.prefix .. ':dead' end
+  return s
+end
+
+local function job_key(s, id)
+  return s.prefix .. ':job:' .. id
+end
+
+-- Backoff delay (ms) after failed attempt `attempt`, from the comma-separated table.
+local function backoff_after(s, attempt)
+  local i = 0
+  for d in string.gmatch(s.backoff_ms, '[^,]+') do
+    i = i + 1
+    if i == attempt then return tonumber(d) or 0 end
+  end
+  return 0
+end
+
+-- How long a record in `state` lives; a waiting record lives until its due time and then some.
+local function job_ttl_ms(s, state, due, now)
+  if state == 'succeeded' then return tonumber(s.succeeded_ttl_ms) end
+  if state == 'dead' or state == 'cancelled' then return tonumber(s.dead_ttl_ms) end
+  local ttl = tonumber(s.waiting_ttl_ms)
+  if due and due > now then ttl = ttl + (due - now) end
+  return ttl
+end
+
+-- Records a state change of job `id`: record fields `extra` (flat list; '' values are
+-- deleted), a fresh TTL, and one event. A cancelled record keeps its state unless `force`
+-- (a replay); `fresh` starts a new record (enqueue, fire, replay).
+local function job_record(s, id, state, attempt, now, extra, opts)
+  if not s or s.tracking ~= '1' or not id or id == '' then return end
+  opts = opts or {}
+  local key = job_key(s, id)
+  if opts.fresh then
+    redis.call('DEL', key)
+  elseif not opts.force and redis.call('HGET', key, 'state') == 'cancelled' then
+    return
+  end
+  local set = { 'state', state, 'attempt', tostring(attempt), 'updated_at', int_str(now) }
+  local del = {}
+  for i = 1, #(extra or {}), 2 do
+    if extra[i + 1] == '' then
+      del[#del + 1] = extra[i]
+    else
+      set[#set + 1] = extra[i]
+      set[#set + 1] = extra[i + 1]
+    end
+  end
+  if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+  redis.call('HSET', key, unpack(set))
+  redis.call('PEXPIRE', key, job_ttl_ms(s, state, opts.due, now))
+  redis.call('XADD', s.events, 'MAXLEN', '~', s.events_max_length, '*',
+    'job', id, 'state', state, 'attempt', tostring(attempt), 'at', int_str(now))
+end
+
+-- Whether job `id`'s record says it was cancelled.
+local function job_cancelled(s, id)
+  if not s or not id then return false end
+  return redis.call('HGET', job_key(s, id), 'state') == 'cancelled'
+end

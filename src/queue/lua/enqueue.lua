@@ -1,5 +1,6 @@
 -- Add one job, now or delayed, at most once per idempotency key.
--- KEYS[1] stream, KEYS[2] delayed zset, KEYS[3] idempotency key (ignored unless ARGV[5] == '1')
+-- KEYS[1] stream, KEYS[2] delayed zset, KEYS[3] idempotency key (ignored unless ARGV[5] == '1'),
+-- KEYS[4] the queue's settings hash (optional: its job record is written when given)
 -- ARGV[1] job id, ARGV[2] payload (JSON text), ARGV[3] due unix ms (0 = now; '+N' = N ms
 -- from now on the server clock),
 -- ARGV[4] idempotency TTL ms, ARGV[5] use idempotency ('1'/'0'), then extra field pairs
@@ -29,6 +30,9 @@ if due > now then
 else
   entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
 end
+job_record(job_settings(KEYS[4]), ARGV[1], entry == '' and 'delayed' or 'queued', 1, now,
+  { 'enqueued_at', int_str(now), 'entry', entry, 'due', entry == '' and int_str(due) or '' },
+  { fresh = true, due = due })
 if use_idem then
   redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
 end

@@ -2,17 +2,25 @@
 -- dead-letter stream with the raw text, so nothing is silently dropped.
 -- KEYS[1] delayed zset, KEYS[2] stream, KEYS[3] dead-letter stream
 -- ARGV[1] max jobs per call, ARGV[2] dead-letter MAXLEN (0 = none),
--- ARGV[3] the queue's schedule hash prefix (see schedule_of_last_run)
+-- ARGV[3] the queue's schedule hash prefix (see schedule_of_last_run),
+-- KEYS[4] the queue's settings hash (optional: job records are updated when given; a job whose
+-- record says cancelled is dropped instead of promoted)
 -- Returns {promoted, malformed, due jobs still waiting}
 local err = require_stream(KEYS[2])
 if err then return err end
 local now = now_ms()
+local settings = job_settings(KEYS[4])
 local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
 local promoted, malformed = 0, 0
 for _, member in ipairs(due) do
   local fields, why = member_to_fields(member, now)
-  if fields then
-    follow_to_entry(ARGV[3], fields, redis.call('XADD', KEYS[2], '*', unpack(fields)))
+  if fields and job_cancelled(settings, field_get(fields, 'id')) then
+    -- Cancelled while it waited: dropped, never handed out.
+  elseif fields then
+    local entry = redis.call('XADD', KEYS[2], '*', unpack(fields))
+    follow_to_entry(ARGV[3], fields, entry)
+    job_record(settings, field_get(fields, 'id'), 'queued', field_get(fields, 'attempt'), now,
+      { 'entry', entry, 'due', '' })
     promoted = promoted + 1
   else
     xadd(KEYS[3], tonumber(ARGV[2]), {

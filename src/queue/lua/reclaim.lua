@@ -8,7 +8,8 @@
 -- ARGV[5] dead-letter MAXLEN (0 = none), ARGV[6] consumer ('' = any),
 -- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone'),
 -- ARGV[8] the queue's schedule hash prefix (see schedule_of_last_run),
--- ARGV[9..] backoff delay ms after attempt 1, 2, ... (none = retry at once)
+-- ARGV[9..] backoff delay ms after attempt 1, 2, ... (none = retry at once),
+-- KEYS[4] the queue's settings hash (optional: job records are updated when given)
 -- Returns {retried, dead_lettered, missing (entry deleted out of band), scanned}
 local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
 local group = ARGV[1]
@@ -22,6 +23,7 @@ local cmd = { 'XPENDING', stream, group, 'IDLE', ARGV[2], '-', '+', ARGV[4] }
 if consumer ~= '' then cmd[#cmd + 1] = consumer end
 local pending = redis.call(unpack(cmd))
 local now = now_ms()
+local settings = job_settings(KEYS[4])
 local retried, dead_lettered, missing = 0, 0, 0
 for _, p in ipairs(pending) do
   local id, owner = p[1], p[2]
@@ -38,17 +40,27 @@ for _, p in ipairs(pending) do
       field_set(fields, 'original_id', id)
       field_set(fields, 'dead_at', int_str(now))
       xadd(dead, dead_maxlen, fields)
+      job_record(settings, field_get(fields, 'id'), 'dead', attempt, now, { 'entry', '',
+        'consumer', '', 'finished_at', int_str(now), 'error', 'delivery failed: ' .. why })
       dead_lettered = dead_lettered + 1
     else
       field_set(fields, 'attempt', int_str(attempt + 1))
       local delay = tonumber(ARGV[8 + attempt] or '0') or 0
+      local job = field_get(fields, 'id')
+      local failed = { 'consumer', '', 'error', 'delivery failed: ' .. why }
       if delay > 0 then
         local member = fields_to_member(fields)
         redis.call('ZADD', delayed, now + delay, member)
         local key = schedule_of_last_run(ARGV[8], fields)
         if key then redis.call('HSET', key, 'last_retry_member', member) end
+        field_set(failed, 'entry', '')
+        field_set(failed, 'due', int_str(now + delay))
+        job_record(settings, job, 'retrying', attempt + 1, now, failed, { due = now + delay })
       else
-        follow_to_entry(ARGV[8], fields, redis.call('XADD', stream, '*', unpack(fields)))
+        local entry = redis.call('XADD', stream, '*', unpack(fields))
+        follow_to_entry(ARGV[8], fields, entry)
+        field_set(failed, 'entry', entry)
+        job_record(settings, job, 'queued', attempt + 1, now, failed)
       end
       retried = retried + 1
     end

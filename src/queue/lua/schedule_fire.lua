@@ -1,5 +1,6 @@
 -- Fires one run of a schedule, exactly once: compare-and-set on the schedule's zset score.
--- KEYS[1] schedules zset, KEYS[2] schedule hash, KEYS[3] stream, KEYS[4] delayed zset
+-- KEYS[1] schedules zset, KEYS[2] schedule hash, KEYS[3] stream, KEYS[4] delayed zset,
+-- KEYS[5] the queue's settings hash (optional: the fired job's record is written when given)
 -- ARGV: name, expected_score_ms, revision, fire_ms ('' = fire nothing), next_ms ('' = never
 --       again), missed (runs to count as missed), job_id, group
 -- Returns {status, entry_id}: 'stale' (another scheduler moved the score: nothing done),
@@ -63,6 +64,8 @@ if ARGV[4] ~= '' then
       'last_entry_id', entry, 'last_fire_time', now_ms)
     redis.call('HDEL', KEYS[2], 'last_retry_member')
     redis.call('HINCRBY', KEYS[2], 'fired_runs', 1)
+    job_record(job_settings(KEYS[5]), ARGV[7], 'queued', 1, tonumber(now_ms),
+      { 'enqueued_at', now_ms, 'entry', entry }, { fresh = true })
     status = 'fired'
   end
 end

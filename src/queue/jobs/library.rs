@@ -1,0 +1,125 @@
+//! The `jobqueue` Redis Functions library (`lua/jobs.lua`, documented at its top): the worker
+//! operations, loaded once per Redis primary and called with FCALL by every client.
+
+use redis::Value;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+
+use crate::queue::conn::RedisConn;
+use crate::queue::error::{QueueError, Result};
+use crate::queue::scripts::COMMON;
+
+/// The library's name in `FUNCTION LIST`.
+pub const LIBRARY_NAME: &str = "jobqueue";
+
+/// The revision `FCALL_RO jobqueue_version 0` answers. Bump it (and `VERSION` in
+/// `lua/jobs.lua`) whenever the library's source changes, common helpers included: a server
+/// keeps a loaded revision until a newer one comes.
+pub const LIBRARY_VERSION: i64 = 1;
+
+/// The library's source as given to FUNCTION LOAD.
+pub fn library_source() -> String {
+    format!(
+        "#!lua name={LIBRARY_NAME}\n{COMMON}\n{}",
+        include_str!("../lua/jobs.lua")
+    )
+}
+
+/// What [`ensure_library`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibraryStatus {
+    /// Every primary already had this revision.
+    Current,
+    /// The library was missing or older somewhere and was loaded on every primary.
+    Loaded,
+    /// A newer revision is loaded somewhere (a newer operator owns the library): nothing
+    /// was changed, so it is never downgraded.
+    Newer,
+}
+
+/// Loads the library when it is missing or older than [`LIBRARY_VERSION`]. On a Redis
+/// Cluster every primary is checked, and redis-rs sends FUNCTION LOAD to all primaries
+/// (failing unless all succeed); replicas get it through replication.
+pub async fn ensure_library(conn: &mut RedisConn) -> Result<LibraryStatus> {
+    let versions = loaded_versions(conn).await?;
+    if versions.iter().flatten().any(|v| *v > LIBRARY_VERSION) {
+        return Ok(LibraryStatus::Newer);
+    }
+    if versions.iter().all(|v| *v == Some(LIBRARY_VERSION)) {
+        return Ok(LibraryStatus::Current);
+    }
+    let _: Value = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(library_source())
+        .query_async(conn)
+        .await
+        .map_err(QueueError::during("loading the jobqueue function library"))?;
+    Ok(LibraryStatus::Loaded)
+}
+
+/// The library revision on each primary (`None` where it is not loaded).
+async fn loaded_versions(conn: &mut RedisConn) -> Result<Vec<Option<i64>>> {
+    let mut cmd = redis::cmd("FCALL_RO");
+    cmd.arg("jobqueue_version").arg(0);
+    let replies = match conn {
+        RedisConn::Single(c) => vec![
+            cmd.query_async::<Value>(c)
+                .await
+                .or_else(server_error_value)?,
+        ],
+        RedisConn::Cluster(c) => {
+            let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+            match c.route_command(cmd, routing).await {
+                Ok(Value::Map(per_node)) => per_node.into_iter().map(|(_, v)| v).collect(),
+                Ok(other) => vec![other],
+                Err(e) => vec![server_error_value(e)?],
+            }
+        }
+    };
+    Ok(replies.into_iter().map(version_of).collect())
+}
+
+fn server_error_value(e: redis::RedisError) -> Result<Value> {
+    // "Function not found" is an answer (not loaded); a broken connection is an error.
+    if is_missing_function(&e) {
+        return Ok(Value::Nil);
+    }
+    Err(QueueError::during("checking the jobqueue function library")(e))
+}
+
+fn version_of(v: Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// Whether `e` says a function is not loaded on the node that answered (a node added to a
+/// Cluster after provisioning, or a Redis restarted without persistence).
+pub(crate) fn is_missing_function(e: &redis::RedisError) -> bool {
+    e.to_string().contains("Function not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
+    const SOURCE_SHA256: &str = "49bf8d3e59beeb239b26516eaf7903f4a196016879b8673408804cadec05b72e";
+
+    #[test]
+    fn a_changed_source_comes_with_a_new_revision() {
+        let source = library_source();
+        assert!(
+            source.contains(&format!("local VERSION = {LIBRARY_VERSION}\n")),
+            "lua/jobs.lua and LIBRARY_VERSION disagree"
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, source.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex, SOURCE_SHA256,
+            "the library source changed: bump LIBRARY_VERSION and VERSION in lua/jobs.lua, \
+             then record the new digest here"
+        );
+    }
+}
