@@ -2,8 +2,6 @@
 //! enqueue, the janitor and the worker functions; retention; cancel; the events stream; the
 //! function library on every primary; and the `job` commands of the real binary.
 
-mod queue_util;
-
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -13,9 +11,11 @@ use jobqueue_operator::queue::jobs::{
     cancel_job, ensure_library, get_job, list_jobs, store_settings, wait_job,
 };
 use jobqueue_operator::queue::{Backoff, Due, EnqueueOptions, RedisConn, enqueue};
+use jobqueue_test_support::on_both_topologies;
+use jobqueue_test_support::queue::*;
 use jobqueue_test_support::redis::{TestRedis, Topology};
+use jobqueue_test_support::wait::eventually;
 use jobqueue_test_support::without_operator_env;
-use queue_util::*;
 use serde_json::json;
 
 const STREAM: &str = "jobqueue:{shop/mail}";

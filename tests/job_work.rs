@@ -3,8 +3,6 @@
 //! cancelled jobs never run, `job wait` follows them, and a worker killed with SIGKILL loses
 //! nothing: its job is handed over with the next attempt and succeeds once.
 
-mod queue_util;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -14,9 +12,11 @@ use jobqueue_operator::queue::jobs::{
     JobRecord, JobSettings, JobState, ensure_library, get_job, store_settings,
 };
 use jobqueue_operator::queue::{Backoff, QueueConfig};
+use jobqueue_test_support::on_both_topologies;
+use jobqueue_test_support::queue::*;
 use jobqueue_test_support::redis::Topology;
+use jobqueue_test_support::wait::eventually;
 use jobqueue_test_support::without_operator_env;
-use queue_util::*;
 use serde_json::json;
 
 const STREAM: &str = "jobqueue:{shop/render}";
