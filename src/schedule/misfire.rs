@@ -16,7 +16,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-pub use crate::api::MisfirePolicy;
+/// Runs missed while nothing could fire them: dropped (`Skip`) or one catch-up run (`FireOnce`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MisfirePolicy {
+    Skip,
+    FireOnce,
+}
 
 use super::cron::CronSchedule;
 
@@ -38,7 +43,7 @@ pub struct MisfireRules {
 impl Default for MisfireRules {
     fn default() -> Self {
         MisfireRules {
-            policy: MisfirePolicy::default(),
+            policy: MisfirePolicy::FireOnce,
             starting_deadline: None,
             grace: DEFAULT_MISFIRE_GRACE,
         }

@@ -188,6 +188,7 @@ async fn lead(
         pods: pods.clone(),
         deployments: deployments.clone(),
         default_redis: args.redis.clone(),
+        failures: Default::default(),
     });
 
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {

@@ -111,7 +111,7 @@ fn line(id: &ObjectId, row: &QueueRow, schedules: &BTreeMap<ObjectId, ScheduleRo
         .iter()
         .filter(|(_, s)| &s.queue == id)
         .filter_map(|(sid, s)| {
-            let next = s.state.as_ref()?.next_schedule_time?;
+            let next = DateTime::from_timestamp_millis(s.state.as_ref()?.next_schedule_ms?)?;
             Some((next, sid.name.clone()))
         })
         .min();
@@ -173,14 +173,15 @@ impl Reporter for View {
             fired
         };
         if fired {
-            let when = |t: Option<DateTime<Utc>>| {
-                t.map_or("-".to_string(), |t| t.format("%H:%M:%S").to_string())
+            let when = |ms: Option<i64>| {
+                ms.and_then(DateTime::from_timestamp_millis)
+                    .map_or("-".to_string(), |t: DateTime<Utc>| t.format("%H:%M:%S").to_string())
             };
             self.console.line(&format!(
                 "schedule {schedule}: enqueued job {} for {}; next run {}",
                 observed.last_job_id.as_deref().unwrap_or("-"),
-                when(observed.last_schedule_time),
-                when(observed.next_schedule_time),
+                when(observed.last_schedule_ms),
+                when(observed.next_schedule_ms),
             ));
         }
     }

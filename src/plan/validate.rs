@@ -4,7 +4,7 @@
 //! prints them with the file and resource name. Each error names the field, the bad value and
 //! what is allowed.
 
-use super::{FieldError, FieldErrorKind, JobQueue, Schedule};
+use crate::api::{FieldError, FieldErrorKind, JobQueue, Schedule};
 use crate::queue::keys::hash_tag;
 
 /// Checks a Redis connection URL with the same parser the queue engine connects with.

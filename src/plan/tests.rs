@@ -1,0 +1,1 @@
+//! The plan from manifests: YAML in, plan or field errors out.
