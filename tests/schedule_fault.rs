@@ -9,11 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobqueue_operator::api::MisfirePolicy;
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::schedules::{self, ScheduleDefinition};
 use jobqueue_operator::queue::{RedisConn, connect};
 use jobqueue_operator::schedule::CronSchedule;
+use jobqueue_operator::schedule::MisfirePolicy;
 use jobqueue_test_support::redis::RedisServer;
 use schedule_support::{Job, eventually, jobs};
 
@@ -80,9 +80,14 @@ async fn kill_and_restart(policy: MisfirePolicy) -> (Vec<Job>, u64, i64, i64) {
     ));
     let mut def = ScheduleDefinition::new("every5s", CRON);
     def.misfire_policy = policy;
-    schedules::upsert(&mut conn.clone(), &keys, &def, Utc::now())
-        .await
-        .unwrap();
+    schedules::upsert(
+        &mut conn.clone(),
+        &keys,
+        &def,
+        Utc::now().timestamp_millis(),
+    )
+    .await
+    .unwrap();
 
     let mut first = SchedulerProcess::start(&server.url(), &keys.stream);
     let before_kill = wait_for_job_after(&conn, &keys.stream, 0).await;

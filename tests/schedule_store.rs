@@ -6,13 +6,13 @@ mod schedule_support;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobqueue_operator::api::ConcurrencyPolicy;
 use jobqueue_operator::queue::config::{Backoff, QueueConfig};
 use jobqueue_operator::queue::janitor::{self, JanitorOptions};
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{
     ScheduledQueue, Scheduler, SchedulerConfig, spawn_change_listener,
 };
+use jobqueue_operator::queue::schedules::ConcurrencyPolicy;
 use jobqueue_operator::queue::schedules::{
     self, FireOutcome, FireRequest, ScheduleDefinition, UpsertOutcome, job_id,
 };
@@ -53,12 +53,17 @@ async fn a_run_fires_exactly_once_when_two_schedulers_race_on_it() {
         let keys = QueueKeys::new(default_stream("team-a", "reports"));
         let mut def = ScheduleDefinition::new("nightly", "0 0 * * *");
         def.payload = r#"{"report":"daily"}"#.into();
-        let armed = schedules::upsert(&mut a, &keys, &def, t("2026-05-04T10:00:00Z"))
-            .await
-            .unwrap();
+        let armed = schedules::upsert(
+            &mut a,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:00Z").timestamp_millis(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             armed,
-            UpsertOutcome::Armed(t("2026-05-05T00:00:00Z")),
+            UpsertOutcome::Armed(t("2026-05-05T00:00:00Z").timestamp_millis()),
             "{topology:?}"
         );
         let due = ms("2026-05-05T00:00:00Z");
@@ -116,8 +121,14 @@ async fn a_run_fires_exactly_once_when_two_schedulers_race_on_it() {
             .unwrap()
             .unwrap()
             .state;
-        assert_eq!(state.last_schedule_time, Some(t("2026-05-05T00:00:00Z")));
-        assert_eq!(state.next_schedule_time, Some(t("2026-05-06T00:00:00Z")));
+        assert_eq!(
+            state.last_schedule_ms,
+            Some(t("2026-05-05T00:00:00Z").timestamp_millis())
+        );
+        assert_eq!(
+            state.next_schedule_ms,
+            Some(t("2026-05-06T00:00:00Z").timestamp_millis())
+        );
         assert_eq!(state.last_job_id.as_deref(), Some(job.id.as_str()));
         assert_eq!(state.last_entry_id.as_deref(), Some(job.entry_id.as_str()));
         assert_eq!((state.missed_runs, state.skipped_runs), (0, 0));
@@ -132,10 +143,10 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
     let mut def = ScheduleDefinition::new("tick", "*/10 * * * * *");
     let t0 = "2026-05-04T10:00:00Z";
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t(t0))
+        schedules::upsert(&mut conn, &keys, &def, t(t0).timestamp_millis())
             .await
             .unwrap(),
-        UpsertOutcome::Armed(t("2026-05-04T10:00:10Z"))
+        UpsertOutcome::Armed(t("2026-05-04T10:00:10Z").timestamp_millis())
     );
     let old_revision = revision(&mut conn, &keys, "tick").await;
 
@@ -143,10 +154,15 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
     def.payload = r#"{"v":2}"#.into();
     def.generation = 2;
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:05Z"))
-            .await
-            .unwrap(),
-        UpsertOutcome::Kept(t("2026-05-04T10:00:10Z"))
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:05Z").timestamp_millis()
+        )
+        .await
+        .unwrap(),
+        UpsertOutcome::Kept(t("2026-05-04T10:00:10Z").timestamp_millis())
     );
     // A scheduler that computed with the old definition is refused, and enqueues nothing.
     let stale_def = FireRequest {
@@ -180,18 +196,28 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
     // is armed strictly after that run rather than re-firing it.
     def.cron = "*/15 * * * * *".into();
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:05Z"))
-            .await
-            .unwrap(),
-        UpsertOutcome::Armed(t("2026-05-04T10:00:15Z"))
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:05Z").timestamp_millis()
+        )
+        .await
+        .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:00:15Z").timestamp_millis())
     );
 
     // Suspend disarms; resuming arms the next run after "now" (runs in between do not fire).
     def.suspend = true;
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:12Z"))
-            .await
-            .unwrap(),
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:12Z").timestamp_millis()
+        )
+        .await
+        .unwrap(),
         UpsertOutcome::Suspended
     );
     assert_eq!(score(&mut conn, &keys, "tick").await, None);
@@ -200,13 +226,18 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
         .unwrap()
         .unwrap();
     assert!(state.definition.suspend);
-    assert_eq!(state.state.next_schedule_time, None);
+    assert_eq!(state.state.next_schedule_ms, None);
     def.suspend = false;
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:01:00Z"))
-            .await
-            .unwrap(),
-        UpsertOutcome::Armed(t("2026-05-04T10:01:15Z"))
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:01:00Z").timestamp_millis()
+        )
+        .await
+        .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:01:15Z").timestamp_millis())
     );
 
     // Missed runs reported by a scheduler are counted without enqueuing anything.
@@ -230,8 +261,8 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
         .unwrap();
     assert_eq!(stored.state.missed_runs, 3);
     assert_eq!(
-        stored.state.next_schedule_time,
-        Some(t("2026-05-04T10:02:00Z"))
+        stored.state.next_schedule_ms,
+        Some(t("2026-05-04T10:02:00Z").timestamp_millis())
     );
     assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
 
@@ -253,7 +284,7 @@ async fn bad_definitions_are_rejected_before_anything_is_written() {
     let mut conn = connect(&server.url()).await.unwrap();
     let keys = QueueKeys::new("q");
     let mut def = ScheduleDefinition::new("bad", "0 0 30 2 *");
-    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now())
+    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now().timestamp_millis())
         .await
         .unwrap_err();
     assert_eq!(
@@ -262,7 +293,7 @@ async fn bad_definitions_are_rejected_before_anything_is_written() {
     );
     def.cron = "@daily".into();
     def.time_zone = "Europe/Atlantis".into();
-    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now())
+    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now().timestamp_millis())
         .await
         .unwrap_err();
     assert!(
@@ -302,7 +333,7 @@ async fn start_forbid_schedule(
         .unwrap();
     let mut def = ScheduleDefinition::new("sync", "* * * * * *");
     def.concurrency_policy = ConcurrencyPolicy::Forbid;
-    schedules::upsert(conn, keys, &def, Utc::now())
+    schedules::upsert(conn, keys, &def, Utc::now().timestamp_millis())
         .await
         .unwrap();
     let scheduler = Scheduler::new(connect(url).await.unwrap(), SchedulerConfig::default());
@@ -406,7 +437,7 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
         &mut conn,
         &keys,
         &ScheduleDefinition::new("yearly", "@yearly"),
-        Utc::now(),
+        Utc::now().timestamp_millis(),
     )
     .await
     .unwrap();
@@ -442,7 +473,7 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
         &mut conn,
         &keys,
         &ScheduleDefinition::new("soon", "* * * * * *"),
-        start,
+        start.timestamp_millis(),
     )
     .await
     .unwrap();
@@ -471,7 +502,7 @@ async fn the_loop_fires_schedules_of_queues_in_different_cluster_slots() {
     for keys in &queues {
         for i in 0..10 {
             let def = ScheduleDefinition::new(format!("s{i}"), "* * * * * *");
-            schedules::upsert(&mut conn, keys, &def, start)
+            schedules::upsert(&mut conn, keys, &def, start.timestamp_millis())
                 .await
                 .unwrap();
         }
@@ -528,7 +559,7 @@ async fn one_broken_queue_does_not_hold_back_the_others() {
             &mut conn,
             keys,
             &ScheduleDefinition::new("s", "* * * * * *"),
-            upserted,
+            upserted.timestamp_millis(),
         )
         .await
         .unwrap();

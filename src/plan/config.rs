@@ -118,5 +118,4 @@ spec:
                 .contains("delivery.maxDeliveries")
         );
     }
-
 }

@@ -17,7 +17,7 @@ pub mod validate;
 mod tests;
 
 pub use config::{field_error, queue_config};
-pub use jobqueue::{QueueInputs, QueuePlan, WorkersPlan, jobqueue, queue_spec, QueueSpecPlan};
+pub use jobqueue::{QueueInputs, QueuePlan, QueueSpecPlan, WorkersPlan, jobqueue, queue_spec};
 pub use redis::{
     MissingSecret, RedisInputs, RedisTarget, SecretValue, UrlSource, secret_refs, target,
 };

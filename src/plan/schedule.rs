@@ -24,7 +24,14 @@ pub fn schedule(s: &Schedule) -> Result<SchedulePlan, Vec<FieldError>> {
     let generation = s.metadata.generation.unwrap_or(1);
     let definition = definition(&name, &s.spec, generation)
         .and_then(|d| d.compile().map(|_| d))
-        .map_err(|e| vec![FieldError::new("spec", FieldErrorKind::Invalid, None, e.to_string())])?;
+        .map_err(|e| {
+            vec![FieldError::new(
+                "spec",
+                FieldErrorKind::Invalid,
+                None,
+                e.to_string(),
+            )]
+        })?;
     Ok(SchedulePlan {
         queue: s.spec.queue_ref.name.clone(),
         definition,
@@ -88,9 +95,7 @@ mod tests {
             "schedule": "* * * * *", "queueRef": {"name": "q"}, "startingDeadlineSeconds": -1
         }))
         .unwrap();
-        let e = definition("s", &spec, 3)
-            .unwrap_err()
-            .to_string();
+        let e = definition("s", &spec, 3).unwrap_err().to_string();
         assert_eq!(
             e,
             "schedule \"s\": spec.startingDeadlineSeconds: -1 is negative; use 0 or more seconds"

@@ -79,9 +79,10 @@ impl Reporter for KubeReporter {
                     s.dead_letter_length = count(m.dead_letter_length);
                     s.delayed = count(m.delayed);
                     mark_reachable(&mut s.conditions, generation, now);
-                    let ready_lost_to_redis = s.conditions.iter().any(|c| {
-                        c.type_ == conditions::READY && c.reason == REDIS_UNREACHABLE
-                    });
+                    let ready_lost_to_redis = s
+                        .conditions
+                        .iter()
+                        .any(|c| c.type_ == conditions::READY && c.reason == REDIS_UNREACHABLE);
                     if ready_lost_to_redis {
                         conditions::set(
                             &mut s.conditions,

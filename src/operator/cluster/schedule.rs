@@ -19,8 +19,7 @@ use crate::operator::runtime::{ObjectId, RuntimeError};
 use crate::plan::{self, SchedulePlan};
 
 use super::context::{
-    Context, DEPENDENCY_WAIT, ReconcileError, publish, reconcile_with_finalizer,
-    retry_after_error,
+    Context, DEPENDENCY_WAIT, ReconcileError, publish, reconcile_with_finalizer, retry_after_error,
 };
 
 /// Finalizer that removes the schedule from Redis.
@@ -152,7 +151,11 @@ async fn arm(
     queue: &ObjectId,
     plan: &SchedulePlan,
 ) -> Result<Action, ReconcileError> {
-    match ctx.runtime.upsert_schedule(id, queue, &plan.definition).await {
+    match ctx
+        .runtime
+        .upsert_schedule(id, queue, &plan.definition)
+        .await
+    {
         Ok(()) => {
             let zone = &s.spec.time_zone;
             let message = format!(

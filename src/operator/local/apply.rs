@@ -15,8 +15,8 @@ use super::manifest::{QueueDecl, ScheduleDecl};
 use super::processes::{Exited, LocalWorkers, Stop};
 use super::view::View;
 use crate::api::DeletionPolicy;
-use crate::plan::{self, PlanError, RedisInputs, RedisTarget};
 use crate::operator::runtime::{ObjectId, QueueEntry, Runtime, RuntimeError, Workers};
+use crate::plan::{self, PlanError, RedisInputs, RedisTarget};
 use crate::queue::conn::{Endpoint, mask_password};
 use crate::queue::error::QueueError;
 

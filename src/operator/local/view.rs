@@ -175,7 +175,9 @@ impl Reporter for View {
         if fired {
             let when = |ms: Option<i64>| {
                 ms.and_then(DateTime::from_timestamp_millis)
-                    .map_or("-".to_string(), |t: DateTime<Utc>| t.format("%H:%M:%S").to_string())
+                    .map_or("-".to_string(), |t: DateTime<Utc>| {
+                        t.format("%H:%M:%S").to_string()
+                    })
             };
             self.console.line(&format!(
                 "schedule {schedule}: enqueued job {} for {}; next run {}",

@@ -236,4 +236,3 @@ async fn query_per_queue<C: ConnectionLike>(
     }
     Ok(replies)
 }
-

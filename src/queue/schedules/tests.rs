@@ -20,8 +20,7 @@ fn definitions_are_checked_before_any_write() {
     let mut def = ScheduleDefinition::new("s", "* * * * *");
     def.time_zone = "Mars/Olympus".into();
     assert!(
-        err(def)
-            .starts_with("schedule \"s\": spec.timeZone: unknown time zone \"Mars/Olympus\"")
+        err(def).starts_with("schedule \"s\": spec.timeZone: unknown time zone \"Mars/Olympus\"")
     );
     let mut def = ScheduleDefinition::new("s", "* * * * *");
     def.payload = "{not json".into();

@@ -27,8 +27,7 @@ use crate::plan::{self, PlanError, QueuePlan, UrlSource, WorkersPlan};
 use crate::queue::config::QueueConfig;
 
 use super::context::{
-    Context, DEPENDENCY_WAIT, ReconcileError, publish, reconcile_with_finalizer,
-    retry_after_error,
+    Context, DEPENDENCY_WAIT, ReconcileError, publish, reconcile_with_finalizer, retry_after_error,
 };
 use super::status::FIELD_MANAGER;
 use super::workers::KubeWorkers;
