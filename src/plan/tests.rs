@@ -56,11 +56,19 @@ fn a_plain_queue_plans_with_the_defaults() {
     assert!(plan.redis.tls.is_default());
 }
 
+/// Each spec plans to exactly one field error, on the field given.
+fn assert_fields(cases: &[(&str, &str)]) {
+    for (spec, field) in cases {
+        let fields = invalid_fields(plan_of(spec));
+        assert_eq!(fields, vec![field.to_string()], "{spec}");
+    }
+}
+
 #[test]
-fn every_jobqueue_rule_names_its_field() {
+fn every_semantic_rule_names_its_field() {
     let template =
         "  workers:\n    template:\n      spec:\n        containers: [{name: w, image: w}]\n";
-    for (spec, field) in [
+    assert_fields(&[
         ("  redis: {url: 'mysql://db'}\n", "spec.redis.url"),
         ("  stream: 'has space'\n", "spec.stream"),
         (
@@ -87,6 +95,14 @@ fn every_jobqueue_rule_names_its_field() {
             "  workers:\n    template:\n      spec:\n        containers: [{name: w, env: [{name: JOBQUEUE_STREAM, value: x}]}]\n",
             "spec.workers.template.spec.containers[0].env[0].name",
         ),
+    ]);
+}
+
+#[test]
+fn every_engine_and_scaling_rule_names_its_field() {
+    let template =
+        "  workers:\n    template:\n      spec:\n        containers: [{name: w, image: w}]\n";
+    assert_fields(&[
         (
             "  delivery: {maxDeliveries: 0}\n",
             "spec.delivery.maxDeliveries",
@@ -134,10 +150,7 @@ fn every_jobqueue_rule_names_its_field() {
             &format!("{template}  scaling: {{maxReplicas: 2, metric: Pending}}\n"),
             "spec.scaling",
         ),
-    ] {
-        let fields = invalid_fields(plan_of(spec));
-        assert_eq!(fields, vec![field.to_string()], "{spec}");
-    }
+    ]);
 }
 
 #[test]

@@ -7,8 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use crate::api::{Duration, ScheduleStatus, conditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::{Duration, JobQueueStatus, ScheduleStatus, conditions};
 use crate::operator::runtime::{ObjectId, QueueHealth, QueueObservation, Reporter, RuntimeEvent};
+use crate::queue::metrics::QueueMetrics;
 use crate::queue::schedules::ScheduleState;
 
 use super::status::StatusWriter;
@@ -24,11 +27,7 @@ pub struct KubeReporter {
 }
 
 /// `RedisReachable=True`: Redis answered.
-pub fn mark_reachable(
-    list: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
+pub fn mark_reachable(list: &mut Vec<Condition>, generation: Option<i64>, now: Timestamp) {
     conditions::set(
         list,
         conditions::REDIS_REACHABLE,
@@ -58,6 +57,43 @@ pub fn schedule_status(state: &ScheduleState, status: &mut ScheduleStatus) {
     status.skipped_runs = i64::try_from(state.skipped_runs).unwrap_or(i64::MAX);
 }
 
+/// The queue's numbers as read from Redis.
+fn queue_metrics(s: &mut JobQueueStatus, m: &QueueMetrics) {
+    s.length = count(m.length);
+    s.lag = count(m.lag);
+    s.pending = count(m.pending);
+    s.oldest_pending_age = m
+        .oldest_pending_age
+        .map(|d| Duration::from_secs(d.as_secs()));
+    s.consumers = count(m.consumers.len() as u64);
+    s.dead_letter_length = count(m.dead_letter_length);
+    s.delayed = count(m.delayed);
+}
+
+/// `Scaling`: whether the autoscaler can read its metric, and its last reason.
+fn scaling_condition(
+    list: &mut Vec<Condition>,
+    o: &QueueObservation,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let (ok, reason) = if o.scaling_blocked {
+        (false, METRIC_UNAVAILABLE)
+    } else {
+        (true, SCALING_ACTIVE)
+    };
+    let message = o.scaling_reason.clone().unwrap_or_default();
+    conditions::set(
+        list,
+        conditions::SCALING,
+        ok,
+        reason,
+        message,
+        generation,
+        now,
+    );
+}
+
 fn count(n: u64) -> Option<i64> {
     Some(i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -69,15 +105,7 @@ impl Reporter for KubeReporter {
             let generation = s.observed_generation;
             match &o.health {
                 QueueHealth::Ok(m) => {
-                    s.length = count(m.length);
-                    s.lag = count(m.lag);
-                    s.pending = count(m.pending);
-                    s.oldest_pending_age = m
-                        .oldest_pending_age
-                        .map(|d| Duration::from_secs(d.as_secs()));
-                    s.consumers = count(m.consumers.len() as u64);
-                    s.dead_letter_length = count(m.dead_letter_length);
-                    s.delayed = count(m.delayed);
+                    queue_metrics(s, m);
                     mark_reachable(&mut s.conditions, generation, now);
                     let ready_lost_to_redis = s
                         .conditions
@@ -125,21 +153,7 @@ impl Reporter for KubeReporter {
             }
             if let Some(d) = o.desired_replicas {
                 s.desired_replicas = Some(d as i32);
-                let (ok, reason) = if o.scaling_blocked {
-                    (false, METRIC_UNAVAILABLE)
-                } else {
-                    (true, SCALING_ACTIVE)
-                };
-                let message = o.scaling_reason.clone().unwrap_or_default();
-                conditions::set(
-                    &mut s.conditions,
-                    conditions::SCALING,
-                    ok,
-                    reason,
-                    message,
-                    generation,
-                    now,
-                );
+                scaling_condition(&mut s.conditions, o, generation, now);
             }
             if let Some(t) = o.last_scale_time.and_then(to_time) {
                 s.last_scale_time = Some(t);

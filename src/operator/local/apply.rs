@@ -143,28 +143,7 @@ impl Applier {
         let first = previous.is_none();
         let old_workers = previous.and_then(|a| a.workers.clone());
         let what = format!("{}: JobQueue {id}", decl.file.display());
-        let dir = decl.file.parent().unwrap_or(Path::new("."));
-        let (plan, notes) = launch::plan(&decl.resource, &url, dir);
-        let (workers, why_none) = match plan {
-            Plan::Processes(l) => match old_workers.clone() {
-                Some(w) => {
-                    w.relaunch(l);
-                    (Some(w), None)
-                }
-                None => {
-                    let w = LocalWorkers::start(
-                        id.clone(),
-                        launch::label(&decl.resource),
-                        l,
-                        0,
-                        self.console.clone(),
-                        self.exits.clone(),
-                    );
-                    (Some(Arc::new(w)), None)
-                }
-            },
-            Plan::None(why) => (None, Some(why)),
-        };
+        let (workers, why_none, notes) = self.workers_for(id, decl, &url, old_workers.clone());
         let entry = QueueEntry {
             id: id.clone(),
             redis_url: url.clone(),
@@ -211,6 +190,40 @@ impl Applier {
                 false
             }
         }
+    }
+
+    /// The queue's local workers: the running ones relaunched with the new template, new ones
+    /// (not started yet), or none and why; plus the launcher's notes.
+    fn workers_for(
+        &self,
+        id: &ObjectId,
+        decl: &QueueDecl,
+        url: &str,
+        old_workers: Option<Arc<LocalWorkers>>,
+    ) -> (Option<Arc<LocalWorkers>>, Option<String>, Vec<String>) {
+        let dir = decl.file.parent().unwrap_or(Path::new("."));
+        let (plan, notes) = launch::plan(&decl.resource, url, dir);
+        let (workers, why_none) = match plan {
+            Plan::Processes(l) => match old_workers {
+                Some(w) => {
+                    w.relaunch(l);
+                    (Some(w), None)
+                }
+                None => {
+                    let w = LocalWorkers::start(
+                        id.clone(),
+                        launch::label(&decl.resource),
+                        l,
+                        0,
+                        self.console.clone(),
+                        self.exits.clone(),
+                    );
+                    (Some(Arc::new(w)), None)
+                }
+            },
+            Plan::None(why) => (None, Some(why)),
+        };
+        (workers, why_none, notes)
     }
 
     fn announce_queue(
