@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporter};
 use kube::{Api, Client, Resource};
 
 use crate::operator::metrics::Metrics;
 use crate::operator::metrics::{ControllerLabels, ErrorLabels};
-use crate::operator::runtime::{ObjectId, Runtime, RuntimeError};
+use crate::operator::runtime::{ObjectId, Runtime, RuntimeError, RuntimeOptions};
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::api::SecretKeyRef;
@@ -34,6 +34,48 @@ pub struct Context {
     pub default_redis: String,
     /// Consecutive failed reconciles per object (for the growing retry delay).
     pub failures: Failures,
+}
+
+impl Context {
+    /// A context of its own for the reconcilers (tests call them directly): a status writer, an
+    /// Event recorder and a runtime reporting through them. Run the returned task for status
+    /// to be written.
+    pub fn build(
+        client: Client,
+        options: RuntimeOptions,
+        metrics: Metrics,
+        default_redis: String,
+        identity: String,
+    ) -> (
+        Arc<Context>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (status, status_task) = StatusWriter::new(client.clone());
+        let recorder = Recorder::new(
+            client.clone(),
+            EventReporter {
+                controller: "jobqueue-operator".into(),
+                instance: Some(identity),
+            },
+        );
+        let reporter = Arc::new(super::reporter::KubeReporter {
+            status: status.clone(),
+            recorder: recorder.clone(),
+        });
+        let runtime = Runtime::new(options, metrics.clone(), reporter);
+        let ctx = Context {
+            client,
+            runtime,
+            status,
+            recorder,
+            metrics,
+            pods: Arc::default(),
+            deployments: Arc::default(),
+            default_redis,
+            failures: Failures::default(),
+        };
+        (Arc::new(ctx), status_task)
+    }
 }
 
 /// Why a reconcile failed. What happens next depends on the kind: see [`ReconcileError::retry`].

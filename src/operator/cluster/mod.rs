@@ -27,12 +27,12 @@ use crate::operator::http::{self, Health};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
 
-mod context;
+pub mod context;
 mod deployments;
-mod jobqueue;
+pub mod jobqueue;
 mod pods;
 mod reporter;
-mod schedule;
+pub mod schedule;
 pub mod status;
 mod workers;
 
