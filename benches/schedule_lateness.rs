@@ -47,7 +47,7 @@ async fn scenario(loops: usize) -> String {
             &mut conn,
             &keys,
             &ScheduleDefinition::new(format!("s{i:04}"), CRON),
-            now,
+            now.timestamp_millis(),
         )
         .await
         .unwrap();

@@ -80,7 +80,7 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
             conn,
             &keys,
             &ScheduleDefinition::new(format!("s{i:04}"), CRON),
-            now,
+            now.timestamp_millis(),
         )
         .await
         .expect("writing a schedule");

@@ -6,11 +6,13 @@
 //! - [`queue`]: the Redis engine: keys, provisioning, metrics, janitor, producers, schedule firing.
 //! - [`schedule`]: cron expressions and time zones: next fire times, misfires (pure).
 //! - [`scaling`]: the autoscaling policy (pure).
+//! - [`plan`]: from a resource (and what was read for it) to a validated plan for the engine (pure).
 //! - [`cli`]: the command-line front end of the `jobqueue-operator` binary.
 
 pub mod api;
 pub mod cli;
 pub mod operator;
+pub mod plan;
 pub mod queue;
 pub mod scaling;
 pub mod schedule;

@@ -6,12 +6,11 @@ use jobqueue_test_support::without_operator_env;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chrono::Utc;
-use jobqueue_operator::api::MisfirePolicy;
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::schedules::{self, ScheduleDefinition};
 use jobqueue_operator::queue::{RedisConn, connect};
 use jobqueue_operator::schedule::CronSchedule;
+use jobqueue_operator::schedule::MisfirePolicy;
 use jobqueue_test_support::redis::RedisServer;
 use jobqueue_test_support::schedule::{Job, jobs};
 use jobqueue_test_support::wait::eventually;
@@ -80,9 +79,14 @@ async fn kill_and_restart(policy: MisfirePolicy) -> (Vec<Job>, u64, i64, i64) {
     ));
     let mut def = ScheduleDefinition::new("every5s", CRON);
     def.misfire_policy = policy;
-    schedules::upsert(&mut conn.clone(), &keys, &def, Utc::now())
-        .await
-        .unwrap();
+    schedules::upsert(
+        &mut conn.clone(),
+        &keys,
+        &def,
+        jiff::Timestamp::now().as_millisecond(),
+    )
+    .await
+    .unwrap();
 
     let mut first = SchedulerProcess::start(&server.url(), &keys.stream);
     let before_kill = wait_for_job_after(&conn, &keys.stream, 0).await;

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use jobqueue_operator::api::ConcurrencyPolicy;
 use jobqueue_operator::queue::config::{Backoff, QueueConfig};
 use jobqueue_operator::queue::janitor::{self, JanitorOptions};
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{
     ScheduledQueue, Scheduler, SchedulerConfig, spawn_change_listener,
 };
+use jobqueue_operator::queue::schedules::ConcurrencyPolicy;
 use jobqueue_operator::queue::schedules::{
     self, FireOutcome, FireRequest, ScheduleDefinition, UpsertOutcome, job_id,
 };
@@ -21,12 +20,12 @@ use jobqueue_test_support::wait::eventually;
 use k8s_openapi::jiff::Timestamp;
 use redis::AsyncCommands;
 
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
 }
 
 fn ms(s: &str) -> i64 {
-    t(s).timestamp_millis()
+    t(s).as_millisecond()
 }
 
 async fn score(conn: &mut RedisConn, keys: &QueueKeys, name: &str) -> Option<i64> {
@@ -53,12 +52,17 @@ async fn a_run_fires_exactly_once_when_two_schedulers_race_on_it() {
         let keys = QueueKeys::new(default_stream("team-a", "reports"));
         let mut def = ScheduleDefinition::new("nightly", "0 0 * * *");
         def.payload = r#"{"report":"daily"}"#.into();
-        let armed = schedules::upsert(&mut a, &keys, &def, t("2026-05-04T10:00:00Z"))
-            .await
-            .unwrap();
+        let armed = schedules::upsert(
+            &mut a,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:00Z").as_millisecond(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             armed,
-            UpsertOutcome::Armed(t("2026-05-05T00:00:00Z")),
+            UpsertOutcome::Armed(t("2026-05-05T00:00:00Z").as_millisecond()),
             "{topology:?}"
         );
         let due = ms("2026-05-05T00:00:00Z");
@@ -116,8 +120,14 @@ async fn a_run_fires_exactly_once_when_two_schedulers_race_on_it() {
             .unwrap()
             .unwrap()
             .state;
-        assert_eq!(state.last_schedule_time, Some(t("2026-05-05T00:00:00Z")));
-        assert_eq!(state.next_schedule_time, Some(t("2026-05-06T00:00:00Z")));
+        assert_eq!(
+            state.last_schedule_ms,
+            Some(t("2026-05-05T00:00:00Z").as_millisecond())
+        );
+        assert_eq!(
+            state.next_schedule_ms,
+            Some(t("2026-05-06T00:00:00Z").as_millisecond())
+        );
         assert_eq!(state.last_job_id.as_deref(), Some(job.id.as_str()));
         assert_eq!(state.last_entry_id.as_deref(), Some(job.entry_id.as_str()));
         assert_eq!((state.missed_runs, state.skipped_runs), (0, 0));
@@ -132,10 +142,10 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
     let mut def = ScheduleDefinition::new("tick", "*/10 * * * * *");
     let t0 = "2026-05-04T10:00:00Z";
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t(t0))
+        schedules::upsert(&mut conn, &keys, &def, t(t0).as_millisecond())
             .await
             .unwrap(),
-        UpsertOutcome::Armed(t("2026-05-04T10:00:10Z"))
+        UpsertOutcome::Armed(t("2026-05-04T10:00:10Z").as_millisecond())
     );
     let old_revision = revision(&mut conn, &keys, "tick").await;
 
@@ -143,10 +153,15 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
     def.payload = r#"{"v":2}"#.into();
     def.generation = 2;
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:05Z"))
-            .await
-            .unwrap(),
-        UpsertOutcome::Kept(t("2026-05-04T10:00:10Z"))
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:05Z").as_millisecond()
+        )
+        .await
+        .unwrap(),
+        UpsertOutcome::Kept(t("2026-05-04T10:00:10Z").as_millisecond())
     );
     // A scheduler that computed with the old definition is refused, and enqueues nothing.
     let stale_def = FireRequest {
@@ -180,18 +195,28 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
     // is armed strictly after that run rather than re-firing it.
     def.cron = "*/15 * * * * *".into();
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:05Z"))
-            .await
-            .unwrap(),
-        UpsertOutcome::Armed(t("2026-05-04T10:00:15Z"))
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:05Z").as_millisecond()
+        )
+        .await
+        .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:00:15Z").as_millisecond())
     );
 
     // Suspend disarms; resuming arms the next run after "now" (runs in between do not fire).
     def.suspend = true;
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:00:12Z"))
-            .await
-            .unwrap(),
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:00:12Z").as_millisecond()
+        )
+        .await
+        .unwrap(),
         UpsertOutcome::Suspended
     );
     assert_eq!(score(&mut conn, &keys, "tick").await, None);
@@ -200,13 +225,18 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
         .unwrap()
         .unwrap();
     assert!(state.definition.suspend);
-    assert_eq!(state.state.next_schedule_time, None);
+    assert_eq!(state.state.next_schedule_ms, None);
     def.suspend = false;
     assert_eq!(
-        schedules::upsert(&mut conn, &keys, &def, t("2026-05-04T10:01:00Z"))
-            .await
-            .unwrap(),
-        UpsertOutcome::Armed(t("2026-05-04T10:01:15Z"))
+        schedules::upsert(
+            &mut conn,
+            &keys,
+            &def,
+            t("2026-05-04T10:01:00Z").as_millisecond()
+        )
+        .await
+        .unwrap(),
+        UpsertOutcome::Armed(t("2026-05-04T10:01:15Z").as_millisecond())
     );
 
     // Missed runs reported by a scheduler are counted without enqueuing anything.
@@ -230,8 +260,8 @@ async fn updates_never_fire_a_run_twice_nor_with_a_stale_definition() {
         .unwrap();
     assert_eq!(stored.state.missed_runs, 3);
     assert_eq!(
-        stored.state.next_schedule_time,
-        Some(t("2026-05-04T10:02:00Z"))
+        stored.state.next_schedule_ms,
+        Some(t("2026-05-04T10:02:00Z").as_millisecond())
     );
     assert_eq!(jobs(&mut conn, &keys.stream).await.len(), 1);
 
@@ -253,7 +283,7 @@ async fn bad_definitions_are_rejected_before_anything_is_written() {
     let mut conn = connect(&server.url()).await.unwrap();
     let keys = QueueKeys::new("q");
     let mut def = ScheduleDefinition::new("bad", "0 0 30 2 *");
-    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now())
+    let err = schedules::upsert(&mut conn, &keys, &def, Timestamp::now().as_millisecond())
         .await
         .unwrap_err();
     assert_eq!(
@@ -262,7 +292,7 @@ async fn bad_definitions_are_rejected_before_anything_is_written() {
     );
     def.cron = "@daily".into();
     def.time_zone = "Europe/Atlantis".into();
-    let err = schedules::upsert(&mut conn, &keys, &def, Utc::now())
+    let err = schedules::upsert(&mut conn, &keys, &def, Timestamp::now().as_millisecond())
         .await
         .unwrap_err();
     assert!(
@@ -302,7 +332,7 @@ async fn start_forbid_schedule(
         .unwrap();
     let mut def = ScheduleDefinition::new("sync", "* * * * * *");
     def.concurrency_policy = ConcurrencyPolicy::Forbid;
-    schedules::upsert(conn, keys, &def, Utc::now())
+    schedules::upsert(conn, keys, &def, Timestamp::now().as_millisecond())
         .await
         .unwrap();
     let scheduler = Scheduler::new(connect(url).await.unwrap(), SchedulerConfig::default());
@@ -406,7 +436,7 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
         &mut conn,
         &keys,
         &ScheduleDefinition::new("yearly", "@yearly"),
-        Utc::now(),
+        Timestamp::now().as_millisecond(),
     )
     .await
     .unwrap();
@@ -437,12 +467,12 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
     })
     .await;
 
-    let start = Utc::now();
+    let start = Timestamp::now();
     schedules::upsert(
         &mut conn,
         &keys,
         &ScheduleDefinition::new("soon", "* * * * * *"),
-        start,
+        start.as_millisecond(),
     )
     .await
     .unwrap();
@@ -453,7 +483,7 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
     })
     .await;
     assert_eq!(job.schedule, "soon");
-    assert!(job.scheduled_for > start.timestamp_millis());
+    assert!(job.scheduled_for > start.as_millisecond());
     let _ = stop.send(());
     task.await.unwrap();
     listener.abort();
@@ -467,11 +497,11 @@ async fn the_loop_fires_schedules_of_queues_in_different_cluster_slots() {
         .iter()
         .map(|q| QueueKeys::new(default_stream("ns", q)))
         .collect();
-    let start = Utc::now();
+    let start = Timestamp::now();
     for keys in &queues {
         for i in 0..10 {
             let def = ScheduleDefinition::new(format!("s{i}"), "* * * * * *");
-            schedules::upsert(&mut conn, keys, &def, start)
+            schedules::upsert(&mut conn, keys, &def, start.as_millisecond())
                 .await
                 .unwrap();
         }
@@ -488,7 +518,7 @@ async fn the_loop_fires_schedules_of_queues_in_different_cluster_slots() {
         let _ = stopped.await;
     }));
     // Wait until every schedule of every queue has fired its third run.
-    let third_run = (start.timestamp_millis() / 1000 + 3) * 1000;
+    let third_run = (start.as_millisecond() / 1000 + 3) * 1000;
     for keys in &queues {
         eventually(
             Duration::from_secs(20),
@@ -528,7 +558,7 @@ async fn one_broken_queue_does_not_hold_back_the_others() {
             &mut conn,
             keys,
             &ScheduleDefinition::new("s", "* * * * * *"),
-            upserted,
+            upserted.as_millisecond(),
         )
         .await
         .unwrap();

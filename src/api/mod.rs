@@ -1,4 +1,5 @@
-//! The custom resources (API group `jobqueue.io`, version `v1alpha1`) and their validation.
+//! The custom resources (API group `jobqueue.io`, version `v1alpha1`) and their schema; the
+//! semantic rules live in `crate::plan::validate`.
 
 use kube::CustomResourceExt;
 
@@ -8,7 +9,6 @@ mod field_error;
 mod jobqueue;
 pub mod openapi;
 mod schedule;
-pub mod validate;
 
 pub use duration::{DURATION_PATTERN, Duration, DurationError};
 pub use field_error::{FieldError, FieldErrorKind, join as join_field_errors};

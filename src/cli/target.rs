@@ -61,7 +61,7 @@ impl TargetArgs {
             }
             (Some(path), None) => {
                 let jq = read_manifest(path)?;
-                let cfg = QueueConfig::try_from(&jq)
+                let cfg = crate::plan::queue_config(&jq)
                     .with_context(|| format!("JobQueue {} in {}", jq.name_any(), path.display()))?;
                 let url = match jq.spec.redis.as_ref() {
                     Some(r) if r.url.is_some() => r.url.clone(),

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod http;
 pub mod local;
 pub mod metrics;
+pub mod reasons;
 pub mod runtime;
 pub mod settings;
 pub mod signal;

@@ -1,11 +1,11 @@
 //! The engine's view of one queue: plain values, no Kubernetes types. Built from a JobQueue
-//! resource (operator, `-f manifest` in the CLI) or directly (stream key on the command line).
+//! resource by `crate::plan` (operator, `-f manifest` in the CLI) or directly (stream key on
+//! the command line).
 
 use std::time::Duration;
 
 use super::error::{QueueError, Result};
 use super::keys::QueueKeys;
-use crate::api;
 
 /// Where a newly created consumer group starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,59 +174,6 @@ impl QueueConfig {
     }
 }
 
-fn non_negative(field: &'static str, v: i64) -> Result<u64> {
-    u64::try_from(v).map_err(|_| QueueError::InvalidConfig {
-        field,
-        reason: format!("{v} is negative; use a number >= 1"),
-    })
-}
-
-impl TryFrom<&api::JobQueue> for QueueConfig {
-    type Error = QueueError;
-
-    fn try_from(jq: &api::JobQueue) -> Result<Self> {
-        let spec = &jq.spec;
-        let mut cfg = QueueConfig::new(jq.stream_key());
-        cfg.group = spec.consumer_group.clone();
-        cfg.start_from = match spec.start_from {
-            api::StartFrom::Latest => StartFrom::Latest,
-            api::StartFrom::Beginning => StartFrom::Beginning,
-        };
-        cfg.visibility_timeout = spec.delivery.visibility_timeout.as_std();
-        cfg.max_deliveries =
-            u32::try_from(spec.delivery.max_deliveries).map_err(|_| QueueError::InvalidConfig {
-                field: "delivery.maxDeliveries",
-                reason: format!(
-                    "{} is not allowed; use 1 to 1000",
-                    spec.delivery.max_deliveries
-                ),
-            })?;
-        cfg.backoff = spec.delivery.retry_backoff.as_ref().map(|b| Backoff {
-            initial: b.initial.as_std(),
-            max: b.max.as_std(),
-            multiplier: b.multiplier,
-        });
-        if let Some(r) = &spec.retention {
-            cfg.retention = Retention {
-                max_length: r
-                    .max_length
-                    .map(|v| non_negative("retention.maxLength", v))
-                    .transpose()?,
-                max_age: r.max_age.map(api::Duration::as_std),
-            };
-        }
-        cfg.dead_letter = jq.dead_letter_key();
-        cfg.dead_letter_max_length = spec
-            .dead_letter
-            .as_ref()
-            .and_then(|d| d.max_length)
-            .map(|v| non_negative("deadLetter.maxLength", v))
-            .transpose()?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,52 +221,6 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("multiplier")
-        );
-    }
-
-    #[test]
-    fn converts_a_jobqueue_manifest() {
-        let yaml = r#"
-apiVersion: jobqueue.io/v1alpha1
-kind: JobQueue
-metadata: {name: emails, namespace: team-a}
-spec:
-  consumerGroup: mailers
-  startFrom: Beginning
-  retention: {maxLength: 1000, maxAge: 1h}
-  delivery:
-    visibilityTimeout: 30s
-    maxDeliveries: 3
-    retryBackoff: {initial: 1s, max: 1m, multiplier: 3}
-  deadLetter: {maxLength: 50}
-"#;
-        let jq: api::JobQueue = serde_yaml::from_str(yaml).unwrap();
-        let cfg = QueueConfig::try_from(&jq).unwrap();
-        assert_eq!(cfg.stream(), "jobqueue:{team-a/emails}");
-        assert_eq!(cfg.group, "mailers");
-        assert_eq!(cfg.start_from, StartFrom::Beginning);
-        assert_eq!(cfg.visibility_timeout, Duration::from_secs(30));
-        assert_eq!(cfg.max_deliveries, 3);
-        assert_eq!(cfg.backoff.unwrap().table_ms(3), vec![1000, 3000]);
-        assert_eq!(cfg.retention.max_length, Some(1000));
-        assert_eq!(cfg.retention.max_age, Some(Duration::from_secs(3600)));
-        assert_eq!(cfg.dead_letter, "jobqueue:{team-a/emails}:dead");
-        assert_eq!(cfg.dead_letter_max_length, Some(50));
-
-        let mut bad = jq.clone();
-        bad.spec.dead_letter = Some(api::DeadLetterSpec {
-            stream: Some("dlq".into()),
-            max_length: None,
-        });
-        let err = QueueConfig::try_from(&bad).unwrap_err().to_string();
-        assert!(err.contains("deadLetter.stream"), "{err}");
-        let mut bad = jq;
-        bad.spec.delivery.max_deliveries = -1;
-        assert!(
-            QueueConfig::try_from(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("delivery.maxDeliveries")
         );
     }
 

@@ -22,7 +22,7 @@ use super::keys::QueueKeys;
 use super::schedules::{
     self, CHANGES_CHANNEL, FireOutcome, FireRequest, ScheduleError, StoredSchedule,
 };
-use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfirePolicy, MisfireRules, decide};
+use crate::schedule::{CronSchedule, DEFAULT_MISFIRE_GRACE, MisfireRules, decide};
 
 /// A queue whose schedules a loop fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,10 +316,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             cron,
             tz,
             rules: MisfireRules {
-                policy: match stored.definition.misfire_policy {
-                    crate::api::MisfirePolicy::Skip => MisfirePolicy::Skip,
-                    crate::api::MisfirePolicy::FireOnce => MisfirePolicy::FireOnce,
-                },
+                policy: stored.definition.misfire_policy,
                 starting_deadline: stored.definition.starting_deadline,
                 grace: self.config.misfire_grace,
             },

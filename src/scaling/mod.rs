@@ -59,7 +59,6 @@
 //!   straight to zero;
 //! - step limits are per decision rather than HPA's `policies` with a `periodSeconds`.
 
-mod from_spec;
 mod history;
 mod policy;
 mod reason;

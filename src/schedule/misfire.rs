@@ -16,7 +16,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-/// Runs missed while no scheduler could fire them: none fire, or the most recent one does.
+/// Runs missed while nothing could fire them: dropped (`Skip`) or one catch-up run (`FireOnce`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MisfirePolicy {
     Skip,

@@ -1,18 +1,21 @@
-//! What the reconcilers share, and their error type.
+//! What the reconcilers share: their context, their error type and what each kind of error
+//! does to the next attempt (docs/architecture.md#operator-loops).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporter};
 use kube::{Api, Client, Resource};
 
-use crate::api::JobQueue;
 use crate::operator::metrics::Metrics;
 use crate::operator::metrics::{ControllerLabels, ErrorLabels};
-use crate::operator::runtime::Runtime;
-use crate::operator::workload::RedisUrlSource;
-use crate::queue::conn::TlsOptions;
-use kube::runtime::controller::Action;
+use crate::operator::runtime::{ObjectId, Runtime, RuntimeError, RuntimeOptions};
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::api::SecretKeyRef;
+use crate::plan::{MissingSecret, PlanError, SecretValue};
 
 use super::pods::PodIndex;
 use super::status::StatusWriter;
@@ -29,19 +32,89 @@ pub struct Context {
     pub deployments: Arc<super::deployments::DeploymentCache>,
     /// Redis for queues without `spec.redis`.
     pub default_redis: String,
+    /// Consecutive failed reconciles per object (for the growing retry delay).
+    pub failures: Failures,
 }
 
-/// Why a reconcile failed (it is retried with backoff).
+impl Context {
+    /// A context of its own for the reconcilers (tests call them directly): a status writer, an
+    /// Event recorder and a runtime reporting through them. Run the returned task for status
+    /// to be written.
+    pub fn build(
+        client: Client,
+        options: RuntimeOptions,
+        metrics: Metrics,
+        default_redis: String,
+        identity: String,
+    ) -> (
+        Arc<Context>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (status, status_task) = StatusWriter::new(client.clone());
+        let recorder = Recorder::new(
+            client.clone(),
+            EventReporter {
+                controller: "jobqueue-operator".into(),
+                instance: Some(identity),
+            },
+        );
+        let reporter = Arc::new(super::reporter::KubeReporter {
+            status: status.clone(),
+            recorder: recorder.clone(),
+        });
+        let runtime = Runtime::new(options, metrics.clone(), reporter);
+        let ctx = Context {
+            client,
+            runtime,
+            status,
+            recorder,
+            metrics,
+            pods: Arc::default(),
+            deployments: Arc::default(),
+            default_redis,
+            failures: Failures::default(),
+        };
+        (Arc::new(ctx), status_task)
+    }
+}
+
+/// Why a reconcile failed. What happens next depends on the kind: see [`ReconcileError::retry`].
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    /// Redis did not answer or refused a command.
     #[error("{0}")]
-    Redis(String),
-    #[error("{0}")]
-    NotReady(String),
+    Redis(#[from] RuntimeError),
+    /// Deleting a queue's data or schedules failed in Redis.
+    #[error("cannot {action}: {source}")]
+    Cleanup {
+        action: &'static str,
+        #[source]
+        source: RuntimeError,
+    },
+    /// A deleted queue's Redis cannot be found (its Secret is gone or unreadable).
+    #[error("cannot delete the queue's data: {0}")]
+    TargetUnknown(#[source] PlanError),
+    /// A deleted Schedule waits for its queue to be served again.
+    #[error(
+        "deleting: waiting to remove this schedule's run from JobQueue {queue:?}, which is not \
+         served (its Redis unreachable, or its spec invalid); deleting the JobQueue also releases it"
+    )]
+    RemovalPending { queue: String },
+}
+
+/// What a failed reconcile waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Something outside the cluster (Redis, the API server): retried sooner at first, then
+    /// later and later.
+    Backoff,
+    /// Something another object provides (a Secret, a queue being served): it usually comes
+    /// with a watch event; this only bounds the wait.
+    Dependency,
 }
 
 impl ReconcileError {
@@ -50,70 +123,79 @@ impl ReconcileError {
         match self {
             ReconcileError::Kube(_) => "KubeApi",
             ReconcileError::Finalizer(_) => "Finalizer",
-            ReconcileError::Redis(_) => "Redis",
-            ReconcileError::NotReady(_) => "NotReady",
+            ReconcileError::Redis(_) | ReconcileError::Cleanup { .. } => "Redis",
+            ReconcileError::TargetUnknown(_) | ReconcileError::RemovalPending { .. } => "NotReady",
+        }
+    }
+
+    /// How this error is retried.
+    pub fn retry(&self) -> Retry {
+        match self {
+            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => Retry::Backoff,
+            ReconcileError::Redis(_) | ReconcileError::Cleanup { .. } => Retry::Backoff,
+            // The queue is not served because its Redis is unreachable (or its spec invalid):
+            // paced like Redis itself.
+            ReconcileError::RemovalPending { .. } => Retry::Backoff,
+            ReconcileError::TargetUnknown(_) => Retry::Dependency,
         }
     }
 }
 
-/// Why the Redis URL of a queue could not be found.
-#[derive(Debug, thiserror::Error)]
-pub enum UrlError {
-    #[error("Secret {0:?} not found in namespace {1:?} (spec.redis.urlSecretRef.name)")]
-    SecretNotFound(String, String),
-    #[error("Secret {0:?} has no key {1:?} (spec.redis.urlSecretRef.key)")]
-    KeyMissing(String, String),
-    #[error("Secret {0:?} key {1:?} is not UTF-8 text")]
-    NotText(String, String),
-    #[error(transparent)]
-    Kube(#[from] kube::Error),
+/// Delay before the first retry of an error that backs off.
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// Longest delay of an error that backs off: a Redis that comes back is served again within
+/// this time.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long a missing dependency is waited for before looking again (Secrets are not watched).
+pub const DEPENDENCY_WAIT: Duration = Duration::from_secs(30);
+
+/// The delay before retry number `failures` (1-based) of an error that backs off: doubling
+/// from [`BACKOFF_FIRST`], capped at [`BACKOFF_MAX`].
+pub fn backoff_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX)
 }
 
-/// The URL the operator connects with, and how workers get it.
-pub async fn resolve_redis(
-    ctx: &Context,
-    jq: &JobQueue,
-) -> Result<(String, RedisUrlSource), UrlError> {
-    let namespace = jq.meta().namespace.clone().unwrap_or_default();
-    let Some(redis) = &jq.spec.redis else {
-        return Ok((
-            ctx.default_redis.clone(),
-            RedisUrlSource::Default(ctx.default_redis.clone()),
-        ));
-    };
-    if let Some(url) = &redis.url {
-        return Ok((url.clone(), RedisUrlSource::Plain(url.clone())));
+/// Consecutive failures per object, reset by a successful reconcile.
+#[derive(Debug, Default)]
+pub struct Failures(Mutex<HashMap<(&'static str, ObjectId), u32>>);
+
+impl Failures {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, ObjectId), u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
-    let Some(sref) = &redis.url_secret_ref else {
-        return Ok((
-            ctx.default_redis.clone(),
-            RedisUrlSource::Default(ctx.default_redis.clone()),
-        ));
-    };
-    let bytes = read_secret_key(ctx, &namespace, sref).await?;
-    let url = String::from_utf8(bytes)
-        .map_err(|_| UrlError::NotText(sref.name.clone(), sref.key.clone()))?;
-    Ok((
-        url.trim().to_string(),
-        RedisUrlSource::Secret {
-            name: sref.name.clone(),
-            key: sref.key.clone(),
-        },
-    ))
+
+    /// Counts one more failure of `id` under `controller`; returns the count.
+    pub fn record(&self, controller: &'static str, id: &ObjectId) -> u32 {
+        let mut map = self.map();
+        let n = map.entry((controller, id.clone())).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Forgets the failures of `id` (it reconciled, or it is gone).
+    pub fn clear(&self, controller: &'static str, id: &ObjectId) {
+        self.map().remove(&(controller, id.clone()));
+    }
 }
 
-/// The value of one key of a Secret in `namespace`.
-async fn read_secret_key(
+/// The value of one key of a Secret in `namespace` (`data`, else `stringData`), or why it is
+/// missing.
+pub async fn read_secret_key(
     ctx: &Context,
     namespace: &str,
-    sref: &crate::api::SecretKeyRef,
-) -> Result<Vec<u8>, UrlError> {
+    sref: &SecretKeyRef,
+) -> Result<SecretValue, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = secrets
-        .get_opt(&sref.name)
-        .await?
-        .ok_or_else(|| UrlError::SecretNotFound(sref.name.clone(), namespace.to_string()))?;
-    secret
+    let Some(secret) = secrets.get_opt(&sref.name).await? else {
+        return Ok(SecretValue::Missing(MissingSecret::NotFound {
+            name: sref.name.clone(),
+            namespace: namespace.to_string(),
+        }));
+    };
+    let value = secret
         .data
         .as_ref()
         .and_then(|d| d.get(&sref.key))
@@ -124,23 +206,13 @@ async fn read_secret_key(
                 .as_ref()
                 .and_then(|d| d.get(&sref.key))
                 .map(|s| s.clone().into_bytes())
-        })
-        .ok_or_else(|| UrlError::KeyMissing(sref.name.clone(), sref.key.clone()))
-}
-
-/// The TLS settings of `spec.redis.tls` (the CA bundle read from its Secret).
-pub async fn resolve_tls(ctx: &Context, jq: &JobQueue) -> Result<TlsOptions, UrlError> {
-    let Some(tls) = jq.spec.redis.as_ref().and_then(|r| r.tls.as_ref()) else {
-        return Ok(TlsOptions::default());
-    };
-    let namespace = jq.meta().namespace.clone().unwrap_or_default();
-    let ca_pem = match &tls.ca_secret_ref {
-        Some(sref) => Some(read_secret_key(ctx, &namespace, sref).await?),
-        None => None,
-    };
-    Ok(TlsOptions {
-        ca_pem,
-        insecure_skip_verify: tls.insecure_skip_verify,
+        });
+    Ok(match value {
+        Some(v) => SecretValue::Found(v),
+        None => SecretValue::Missing(MissingSecret::KeyMissing {
+            name: sref.name.clone(),
+            key: sref.key.clone(),
+        }),
     })
 }
 
@@ -194,7 +266,7 @@ where
         .await
         .map_err(|e| match e {
             Error::ApplyFailed(e) | Error::CleanupFailed(e) => e,
-            other => ReconcileError::Finalizer(other.to_string()),
+            other => ReconcileError::Finalizer(Box::new(other)),
         });
     ctx.metrics
         .reconcile_duration
@@ -205,8 +277,14 @@ where
     result
 }
 
-/// What a failed reconcile does: counted by kind, logged, retried after 5 s.
-pub fn retry_after_error(ctx: &Context, controller: &str, error: &ReconcileError) -> Action {
+/// What a failed reconcile does: counted by kind, logged, and retried after a delay that
+/// depends on what it waits for.
+pub fn retry_after_error(
+    ctx: &Context,
+    controller: &'static str,
+    id: &ObjectId,
+    error: &ReconcileError,
+) -> Action {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
@@ -214,6 +292,33 @@ pub fn retry_after_error(ctx: &Context, controller: &str, error: &ReconcileError
             reason: error.kind().into(),
         })
         .inc();
-    tracing::warn!(controller, %error, "reconcile failed");
-    Action::requeue(std::time::Duration::from_secs(5))
+    let delay = match error.retry() {
+        Retry::Backoff => backoff_delay(ctx.failures.record(controller, id)),
+        Retry::Dependency => DEPENDENCY_WAIT,
+    };
+    tracing::warn!(controller, %id, %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let delays: Vec<u64> = (1..=6).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(backoff_delay(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn failures_count_per_object_until_cleared() {
+        let f = Failures::default();
+        let a = ObjectId::new("ns", "a");
+        assert_eq!(f.record("jobqueue", &a), 1);
+        assert_eq!(f.record("jobqueue", &a), 2);
+        assert_eq!(f.record("schedule", &a), 1);
+        f.clear("jobqueue", &a);
+        assert_eq!(f.record("jobqueue", &a), 1);
+    }
 }

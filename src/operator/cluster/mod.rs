@@ -28,12 +28,12 @@ use crate::operator::runtime::Runtime;
 use crate::operator::settings::Settings;
 use crate::operator::signal::shutdown_signal;
 
-mod context;
+pub mod context;
 mod deployments;
-mod jobqueue;
+pub mod jobqueue;
 mod pods;
 mod reporter;
-mod schedule;
+pub mod schedule;
 pub mod status;
 mod workers;
 
@@ -209,6 +209,7 @@ async fn lead(
         pods: pods.clone(),
         deployments: deployments.clone(),
         default_redis: args.redis.clone(),
+        failures: Default::default(),
     });
 
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {

@@ -7,16 +7,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use crate::api::{Duration, conditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::{Duration, JobQueueStatus, ScheduleStatus, conditions};
 use crate::operator::runtime::{ObjectId, QueueHealth, QueueObservation, Reporter, RuntimeEvent};
+use crate::queue::metrics::QueueMetrics;
 use crate::queue::schedules::ScheduleState;
 
 use super::status::StatusWriter;
 
-/// Reasons of the `Ready` condition the runtime may set (the reconciler sets the others).
-pub const REASON_REDIS_UNREACHABLE: &str = "RedisUnreachable";
-/// `Ready=True` after provisioning.
-pub const REASON_PROVISIONED: &str = "Provisioned";
+use crate::operator::reasons::{
+    CONNECTED, METRIC_UNAVAILABLE, PROVISIONED, REDIS_UNREACHABLE, SCALING_ACTIVE,
+};
 
 /// Status and Events for the runtime.
 pub struct KubeReporter {
@@ -25,16 +27,12 @@ pub struct KubeReporter {
 }
 
 /// `RedisReachable=True`: Redis answered.
-pub fn mark_reachable(
-    list: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
+pub fn mark_reachable(list: &mut Vec<Condition>, generation: Option<i64>, now: Timestamp) {
     conditions::set(
         list,
         conditions::REDIS_REACHABLE,
         true,
-        "Connected",
+        CONNECTED,
         "Redis answers",
         generation,
         now,
@@ -43,6 +41,57 @@ pub fn mark_reachable(
 
 fn to_time(t: std::time::SystemTime) -> Option<Time> {
     Timestamp::try_from(t).ok().map(Time)
+}
+
+/// Copies a schedule's stored state into its status; `observedGeneration` and `conditions`
+/// are the controller's to set.
+pub fn schedule_status(state: &ScheduleState, status: &mut ScheduleStatus) {
+    let time = |ms: Option<i64>| {
+        ms.and_then(|ms| Timestamp::from_millisecond(ms).ok())
+            .map(Time)
+    };
+    status.last_schedule_time = time(state.last_schedule_ms);
+    status.next_schedule_time = time(state.next_schedule_ms);
+    status.last_job_id = state.last_job_id.clone();
+    status.missed_runs = i64::try_from(state.missed_runs).unwrap_or(i64::MAX);
+    status.skipped_runs = i64::try_from(state.skipped_runs).unwrap_or(i64::MAX);
+}
+
+/// The queue's numbers as read from Redis.
+fn queue_metrics(s: &mut JobQueueStatus, m: &QueueMetrics) {
+    s.length = count(m.length);
+    s.lag = count(m.lag);
+    s.pending = count(m.pending);
+    s.oldest_pending_age = m
+        .oldest_pending_age
+        .map(|d| Duration::from_secs(d.as_secs()));
+    s.consumers = count(m.consumers.len() as u64);
+    s.dead_letter_length = count(m.dead_letter_length);
+    s.delayed = count(m.delayed);
+}
+
+/// `Scaling`: whether the autoscaler can read its metric, and its last reason.
+fn scaling_condition(
+    list: &mut Vec<Condition>,
+    o: &QueueObservation,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let (ok, reason) = if o.scaling_blocked {
+        (false, METRIC_UNAVAILABLE)
+    } else {
+        (true, SCALING_ACTIVE)
+    };
+    let message = o.scaling_reason.clone().unwrap_or_default();
+    conditions::set(
+        list,
+        conditions::SCALING,
+        ok,
+        reason,
+        message,
+        generation,
+        now,
+    );
 }
 
 fn count(n: u64) -> Option<i64> {
@@ -56,25 +105,18 @@ impl Reporter for KubeReporter {
             let generation = s.observed_generation;
             match &o.health {
                 QueueHealth::Ok(m) => {
-                    s.length = count(m.length);
-                    s.lag = count(m.lag);
-                    s.pending = count(m.pending);
-                    s.oldest_pending_age = m
-                        .oldest_pending_age
-                        .map(|d| Duration::from_secs(d.as_secs()));
-                    s.consumers = count(m.consumers.len() as u64);
-                    s.dead_letter_length = count(m.dead_letter_length);
-                    s.delayed = count(m.delayed);
+                    queue_metrics(s, m);
                     mark_reachable(&mut s.conditions, generation, now);
-                    let ready_lost_to_redis = s.conditions.iter().any(|c| {
-                        c.type_ == conditions::READY && c.reason == REASON_REDIS_UNREACHABLE
-                    });
+                    let ready_lost_to_redis = s
+                        .conditions
+                        .iter()
+                        .any(|c| c.type_ == conditions::READY && c.reason == REDIS_UNREACHABLE);
                     if ready_lost_to_redis {
                         conditions::set(
                             &mut s.conditions,
                             conditions::READY,
                             true,
-                            REASON_PROVISIONED,
+                            PROVISIONED,
                             "Redis is reachable again",
                             generation,
                             now,
@@ -86,7 +128,7 @@ impl Reporter for KubeReporter {
                         &mut s.conditions,
                         conditions::REDIS_REACHABLE,
                         false,
-                        REASON_REDIS_UNREACHABLE,
+                        REDIS_UNREACHABLE,
                         e.clone(),
                         generation,
                         now,
@@ -95,7 +137,7 @@ impl Reporter for KubeReporter {
                         &mut s.conditions,
                         conditions::READY,
                         false,
-                        REASON_REDIS_UNREACHABLE,
+                        REDIS_UNREACHABLE,
                         e.clone(),
                         generation,
                         now,
@@ -111,21 +153,7 @@ impl Reporter for KubeReporter {
             }
             if let Some(d) = o.desired_replicas {
                 s.desired_replicas = Some(d as i32);
-                let (ok, reason) = if o.scaling_blocked {
-                    (false, "MetricUnavailable")
-                } else {
-                    (true, "Active")
-                };
-                let message = o.scaling_reason.clone().unwrap_or_default();
-                conditions::set(
-                    &mut s.conditions,
-                    conditions::SCALING,
-                    ok,
-                    reason,
-                    message,
-                    generation,
-                    now,
-                );
+                scaling_condition(&mut s.conditions, o, generation, now);
             }
             if let Some(t) = o.last_scale_time.and_then(to_time) {
                 s.last_scale_time = Some(t);
@@ -134,19 +162,8 @@ impl Reporter for KubeReporter {
     }
 
     fn schedule_observed(&self, schedule: &ObjectId, state: &ScheduleState) {
-        self.status.update_schedule(schedule, |s| {
-            s.last_schedule_time = state
-                .last_schedule_time
-                .and_then(|t| Timestamp::from_millisecond(t.timestamp_millis()).ok())
-                .map(Time);
-            s.next_schedule_time = state
-                .next_schedule_time
-                .and_then(|t| Timestamp::from_millisecond(t.timestamp_millis()).ok())
-                .map(Time);
-            s.last_job_id = state.last_job_id.clone();
-            s.missed_runs = i64::try_from(state.missed_runs).unwrap_or(i64::MAX);
-            s.skipped_runs = i64::try_from(state.skipped_runs).unwrap_or(i64::MAX);
-        });
+        self.status
+            .update_schedule(schedule, |s| schedule_status(state, s));
     }
 
     fn queue_event(&self, queue: &ObjectId, event: RuntimeEvent) {
@@ -170,5 +187,40 @@ impl Reporter for KubeReporter {
                 tracing::warn!(error = %e, "publishing an event failed");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_fills_the_status_fields_it_owns() {
+        let state = ScheduleState {
+            last_schedule_ms: Some(1_767_225_600_000),
+            next_schedule_ms: Some(1_767_225_660_000),
+            last_job_id: Some("sched-s-1767225600000".into()),
+            last_entry_id: Some("1767225600003-0".into()),
+            missed_runs: 4,
+            skipped_runs: 2,
+            fired_runs: 9,
+        };
+        let mut status = ScheduleStatus {
+            observed_generation: Some(3),
+            ..Default::default()
+        };
+        schedule_status(&state, &mut status);
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "observedGeneration": 3,
+                "lastScheduleTime": "2026-01-01T00:00:00Z",
+                "nextScheduleTime": "2026-01-01T00:01:00Z",
+                "lastJobId": "sched-s-1767225600000",
+                "missedRuns": 4,
+                "skippedRuns": 2,
+            })
+        );
     }
 }

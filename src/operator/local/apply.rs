@@ -16,6 +16,7 @@ use super::processes::{Exited, LocalWorkers, Stop};
 use super::view::View;
 use crate::api::DeletionPolicy;
 use crate::operator::runtime::{ObjectId, QueueEntry, Runtime, RuntimeError, Workers};
+use crate::plan::{self, PlanError, RedisInputs, RedisTarget};
 use crate::queue::conn::{Endpoint, mask_password};
 use crate::queue::error::QueueError;
 
@@ -115,17 +116,26 @@ impl Applier {
         futures::future::join_all(all.map(|w| async move { w.stop(how).await })).await;
     }
 
-    fn url_of(&self, decl: &QueueDecl) -> String {
-        decl.resource
-            .spec
-            .redis
-            .as_ref()
-            .and_then(|r| r.url.clone())
-            .unwrap_or_else(|| self.default_url.clone())
+    /// The queue's Redis as the shared plan sees it without a cluster: no Secret can be read.
+    fn redis_of(&self, decl: &QueueDecl) -> Result<RedisTarget, PlanError> {
+        let inputs = RedisInputs {
+            default_url: self.default_url.clone(),
+            url_secret: None,
+            ca_secret: None,
+        };
+        plan::target(&decl.resource, &inputs)
     }
 
     async fn upsert_queue(&mut self, id: &ObjectId, decl: &QueueDecl) -> bool {
-        let url = self.url_of(decl);
+        let redis = match self.redis_of(decl) {
+            Ok(r) => r,
+            Err(e) => {
+                let what = format!("{}: JobQueue {id}", decl.file.display());
+                self.report(id, format!("{what}: {e}"));
+                return false;
+            }
+        };
+        let url = redis.url.clone();
         let previous = self.queues.get(id);
         if previous.is_some_and(|a| a.decl == *decl && a.url == url) {
             return true;
@@ -133,42 +143,11 @@ impl Applier {
         let first = previous.is_none();
         let old_workers = previous.and_then(|a| a.workers.clone());
         let what = format!("{}: JobQueue {id}", decl.file.display());
-        let dir = decl.file.parent().unwrap_or(Path::new("."));
-        let (plan, notes) = launch::plan(&decl.resource, &url, dir);
-        let (workers, why_none) = match plan {
-            Plan::Processes(l) => match old_workers.clone() {
-                Some(w) => {
-                    w.relaunch(l);
-                    (Some(w), None)
-                }
-                None => {
-                    let w = LocalWorkers::start(
-                        id.clone(),
-                        launch::label(&decl.resource),
-                        l,
-                        0,
-                        self.console.clone(),
-                        self.exits.clone(),
-                    );
-                    (Some(Arc::new(w)), None)
-                }
-            },
-            Plan::None(why) => (None, Some(why)),
-        };
+        let (workers, why_none, notes) = self.workers_for(id, decl, &url, old_workers.clone());
         let entry = QueueEntry {
             id: id.clone(),
             redis_url: url.clone(),
-            // A CA Secret cannot be read without a cluster; skipping verification can be honoured.
-            tls: crate::queue::conn::TlsOptions {
-                ca_pem: None,
-                insecure_skip_verify: decl
-                    .resource
-                    .spec
-                    .redis
-                    .as_ref()
-                    .and_then(|r| r.tls.as_ref())
-                    .is_some_and(|t| t.insecure_skip_verify),
-            },
+            tls: redis.tls.clone(),
             config: decl.config.clone(),
             scaling: decl.scaling.clone(),
             workers: workers.clone().map(|w| w as Arc<dyn Workers>),
@@ -185,6 +164,7 @@ impl Applier {
                 {
                     w.start_with(decl.scaling.as_ref().map_or(1, |s| s.policy.min_replicas));
                 }
+                let notes: Vec<String> = notes.iter().chain(&redis.notes).cloned().collect();
                 self.announce_queue(id, decl, &url, first, why_none.as_deref(), &notes);
                 if let Some(d) = drift {
                     self.console.line(&format!("JobQueue {id}: {d}"));
@@ -212,6 +192,40 @@ impl Applier {
         }
     }
 
+    /// The queue's local workers: the running ones relaunched with the new template, new ones
+    /// (not started yet), or none and why; plus the launcher's notes.
+    fn workers_for(
+        &self,
+        id: &ObjectId,
+        decl: &QueueDecl,
+        url: &str,
+        old_workers: Option<Arc<LocalWorkers>>,
+    ) -> (Option<Arc<LocalWorkers>>, Option<String>, Vec<String>) {
+        let dir = decl.file.parent().unwrap_or(Path::new("."));
+        let (plan, notes) = launch::plan(&decl.resource, url, dir);
+        let (workers, why_none) = match plan {
+            Plan::Processes(l) => match old_workers {
+                Some(w) => {
+                    w.relaunch(l);
+                    (Some(w), None)
+                }
+                None => {
+                    let w = LocalWorkers::start(
+                        id.clone(),
+                        launch::label(&decl.resource),
+                        l,
+                        0,
+                        self.console.clone(),
+                        self.exits.clone(),
+                    );
+                    (Some(Arc::new(w)), None)
+                }
+            },
+            Plan::None(why) => (None, Some(why)),
+        };
+        (workers, why_none, notes)
+    }
+
     fn announce_queue(
         &self,
         id: &ObjectId,
@@ -225,18 +239,6 @@ impl Applier {
         for n in notes {
             self.console
                 .error(&format!("note: {file}: JobQueue {id}: {n}"));
-        }
-        if decl
-            .resource
-            .spec
-            .redis
-            .as_ref()
-            .is_some_and(|r| r.url_secret_ref.is_some())
-        {
-            self.console.error(&format!(
-                "note: {file}: JobQueue {id}: spec.redis.urlSecretRef names a Kubernetes Secret, which local mode cannot read; using --redis / REDIS_URL ({}) instead",
-                mask_password(url)
-            ));
         }
         let verb = if first { "serving" } else { "updated" };
         let workers = match (&decl.resource.spec.workers, why_none) {

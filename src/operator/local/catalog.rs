@@ -72,6 +72,20 @@ pub fn build(files: &BTreeMap<PathBuf, FileContents>, previous: &Catalog) -> (Ca
             }
         }
     }
+    keep_last_valid(keep, &origin, previous, &mut next, &mut findings);
+    drop_orphans(&mut next, &mut findings);
+    (next, findings)
+}
+
+/// Resources whose current version is not valid (or whose file is unreadable) keep running
+/// their last valid version, unless a valid copy is declared elsewhere.
+fn keep_last_valid(
+    keep: Vec<ResourceRef>,
+    origin: &BTreeMap<ResourceRef, PathBuf>,
+    previous: &Catalog,
+    next: &mut Catalog,
+    findings: &mut Findings,
+) {
     for r in keep {
         if origin.contains_key(&r) {
             continue;
@@ -94,6 +108,10 @@ pub fn build(files: &BTreeMap<PathBuf, FileContents>, previous: &Catalog) -> (Ca
                 .push(format!("{r}: keeps running its last valid version"));
         }
     }
+}
+
+/// Schedules whose queue is not declared (validly) are not run.
+fn drop_orphans(next: &mut Catalog, findings: &mut Findings) {
     let orphans: Vec<ObjectId> = next
         .schedules
         .iter()
@@ -110,7 +128,6 @@ pub fn build(files: &BTreeMap<PathBuf, FileContents>, previous: &Catalog) -> (Ca
             ));
         }
     }
-    (next, findings)
 }
 
 fn reference(d: &Declared) -> ResourceRef {

@@ -1,7 +1,7 @@
 //! Reading JobQueue and Schedule manifests from YAML text, validated exactly as a cluster with
 //! our CRDs would validate them: schema + defaults (`api::openapi::validate_resource`), then the
-//! semantic rules (`api::validate`), then what the runtime itself needs (the engine's queue
-//! config, the scaling policy, the schedule definition). Pure: the caller reads the files.
+//! semantic rules and what the runtime itself needs (the engine's queue config, the scaling
+//! policy, the schedule definition), all from `crate::plan`. Pure: the caller reads the files.
 
 use std::path::{Path, PathBuf};
 
@@ -10,10 +10,9 @@ use serde_json::Value;
 
 use crate::api::{self, FieldError, JobQueue, Schedule};
 use crate::operator::runtime::{ObjectId, ScalingSettings};
+use crate::plan;
 use crate::queue::config::QueueConfig;
-use crate::queue::error::QueueError;
 use crate::queue::schedules::ScheduleDefinition;
-use crate::scaling::Policy;
 
 /// The namespace of a manifest that names none (as `kubectl apply` would use).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -205,71 +204,27 @@ fn typed<T: serde::de::DeserializeOwned>(object: Value) -> Result<T, Vec<FieldEr
 
 fn queue(file: &Path, object: Value, r: &ResourceRef) -> Result<QueueDecl, Vec<FieldError>> {
     let jq: JobQueue = typed(object)?;
-    api::validate::jobqueue(&jq)?;
-    let config = QueueConfig::try_from(&jq).map_err(|e| vec![queue_error(e)])?;
-    let scaling = match &jq.spec.scaling {
-        None => None,
-        Some(spec) => {
-            let policy = Policy::from(spec);
-            policy.validate().map_err(|e| {
-                vec![FieldError::new(
-                    "spec.scaling",
-                    api::FieldErrorKind::Invalid,
-                    None,
-                    e.to_string(),
-                )]
-            })?;
-            Some(ScalingSettings {
-                policy,
-                poll_interval: spec.poll_interval.as_std(),
-            })
-        }
-    };
+    let plan = plan::queue_spec(&jq)?;
     debug_assert_eq!(jq.metadata.name.as_deref(), Some(r.id.name.as_str()));
     Ok(QueueDecl {
         file: file.to_path_buf(),
         resource: jq,
-        config,
-        scaling,
+        config: plan.config,
+        scaling: plan.scaling.map(|s| ScalingSettings {
+            policy: s.policy,
+            poll_interval: s.poll_interval,
+        }),
     })
-}
-
-fn queue_error(e: QueueError) -> FieldError {
-    match e {
-        QueueError::InvalidConfig { field, reason } => FieldError::new(
-            format!("spec.{field}"),
-            api::FieldErrorKind::Invalid,
-            None,
-            reason,
-        ),
-        other => FieldError::new(
-            "spec",
-            api::FieldErrorKind::Invalid,
-            None,
-            other.to_string(),
-        ),
-    }
 }
 
 fn schedule(file: &Path, object: Value, r: &ResourceRef) -> Result<ScheduleDecl, Vec<FieldError>> {
     let s: Schedule = typed(object)?;
-    api::validate::schedule(&s)?;
-    let generation = s.metadata.generation.unwrap_or(1);
-    let definition = ScheduleDefinition::from_spec(&r.id.name, &s.spec, generation)
-        .and_then(|d| d.compile().map(|_| d))
-        .map_err(|e| {
-            vec![FieldError::new(
-                "spec",
-                api::FieldErrorKind::Invalid,
-                None,
-                e.to_string(),
-            )]
-        })?;
+    let plan = plan::schedule(&s)?;
     Ok(ScheduleDecl {
         file: file.to_path_buf(),
-        queue: ObjectId::new(r.id.namespace.clone(), s.spec.queue_ref.name.clone()),
+        queue: ObjectId::new(r.id.namespace.clone(), plan.queue),
         resource: s,
-        definition,
+        definition: plan.definition,
     })
 }
 

@@ -50,7 +50,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         .clone()
         .context("run --local needs a file or directory")?;
     std::fs::metadata(&root).with_context(|| format!("--local {}", root.display()))?;
-    crate::api::validate::redis_url("--redis", &args.redis).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::plan::validate::redis_url("--redis", &args.redis).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let console = Arc::new(Console::new());
     let view = Arc::new(View::new(console.clone(), args.status_interval.as_std()));

@@ -111,7 +111,7 @@ fn line(id: &ObjectId, row: &QueueRow, schedules: &BTreeMap<ObjectId, ScheduleRo
         .iter()
         .filter(|(_, s)| &s.queue == id)
         .filter_map(|(sid, s)| {
-            let next = stored_time(s.state.as_ref()?.next_schedule_time?);
+            let next = Timestamp::from_millisecond(s.state.as_ref()?.next_schedule_ms?).ok()?;
             Some((next, sid.name.clone()))
         })
         .min();
@@ -173,14 +173,15 @@ impl Reporter for View {
             fired
         };
         if fired {
-            let when = |t: Option<Timestamp>| {
-                t.map_or("-".to_string(), |t| t.strftime("%H:%M:%S").to_string())
+            let when = |ms: Option<i64>| {
+                ms.and_then(|ms| Timestamp::from_millisecond(ms).ok())
+                    .map_or("-".to_string(), |t| t.strftime("%H:%M:%S").to_string())
             };
             self.console.line(&format!(
                 "schedule {schedule}: enqueued job {} for {}; next run {}",
                 observed.last_job_id.as_deref().unwrap_or("-"),
-                when(observed.last_schedule_time.map(stored_time)),
-                when(observed.next_schedule_time.map(stored_time)),
+                when(observed.last_schedule_ms),
+                when(observed.next_schedule_ms),
             ));
         }
     }
@@ -296,11 +297,6 @@ fn next(n: &Option<(Timestamp, String)>, now: Timestamp) -> String {
         _ => at.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
     };
     format!("{when} ({name})")
-}
-
-/// A time read from the schedule store (which carries chrono times) as a [`Timestamp`].
-fn stored_time(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp::from_millisecond(t.timestamp_millis()).unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

@@ -57,7 +57,13 @@ impl Runtime {
             Some(_) => {}
         }
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-        schedules::upsert(&mut conn, &entry.config.keys, def, chrono::Utc::now()).await?;
+        schedules::upsert(
+            &mut conn,
+            &entry.config.keys,
+            def,
+            jiff::Timestamp::now().as_millisecond(),
+        )
+        .await?;
         if moved {
             // Its counters start again in the new queue's Redis: a new series, as after a reset.
             self.inner

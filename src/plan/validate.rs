@@ -4,7 +4,9 @@
 //! prints them with the file and resource name. Each error names the field, the bad value and
 //! what is allowed.
 
-use super::{FieldError, FieldErrorKind, JobQueue, Schedule};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use crate::api::{FieldError, FieldErrorKind, JobQueue, Schedule};
 use crate::queue::keys::hash_tag;
 
 /// Checks a Redis connection URL with the same parser the queue engine connects with.
@@ -36,7 +38,6 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
     {
         errors.push(e);
     }
-    let keys = jq.queue_keys();
     if let Some(stream) = &spec.stream
         && stream.contains(char::is_whitespace)
     {
@@ -46,22 +47,7 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
             "a stream key must not contain white space",
         ));
     }
-    if let Some(dead) = spec.dead_letter.as_ref().and_then(|d| d.stream.as_deref()) {
-        if dead == keys.stream {
-            errors.push(FieldError::invalid(
-                "spec.deadLetter.stream",
-                dead,
-                "must differ from the queue's stream",
-            ));
-        } else if !keys.same_slot(dead) {
-            let tag = hash_tag(&keys.delayed()).unwrap_or_default().to_string();
-            errors.push(FieldError::invalid(
-                "spec.deadLetter.stream",
-                dead,
-                format!("must carry the queue's hash tag {{{tag}}} so it lives in the same Redis Cluster slot, e.g. {:?}", keys.dead()),
-            ));
-        }
-    }
+    errors.extend(dead_letter(jq));
     if let Some(backoff) = &spec.delivery.retry_backoff
         && backoff.max < backoff.initial
     {
@@ -87,38 +73,70 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
         ));
     }
     if let Some(template) = spec.workers.as_ref().and_then(|w| w.template.as_ref()) {
-        let containers = template
-            .spec
-            .as_ref()
-            .map(|s| s.containers.as_slice())
-            .unwrap_or_default();
-        if containers.is_empty() {
-            errors.push(FieldError::required(
-                "spec.workers.template.spec.containers",
-                "at least one container is needed to run workers",
-            ));
-        }
-        for (i, c) in containers.iter().enumerate() {
-            for (j, env) in c.env.iter().flatten().enumerate() {
-                if RESERVED_ENV.contains(&env.name.as_str()) {
-                    errors.push(FieldError::new(
-                        format!("spec.workers.template.spec.containers[{i}].env[{j}].name"),
-                        FieldErrorKind::Forbidden,
-                        Some(format!("{:?}", env.name)),
-                        format!(
-                            "set by the operator; reserved names: {}",
-                            RESERVED_ENV.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
+        errors.extend(pod_template(template));
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
     }
+}
+
+/// The dead-letter stream: another key than the stream, in the stream's Cluster slot.
+fn dead_letter(jq: &JobQueue) -> Option<FieldError> {
+    let dead = jq.spec.dead_letter.as_ref()?.stream.as_deref()?;
+    let keys = jq.queue_keys();
+    if dead == keys.stream {
+        Some(FieldError::invalid(
+            "spec.deadLetter.stream",
+            dead,
+            "must differ from the queue's stream",
+        ))
+    } else if !keys.same_slot(dead) {
+        let tag = hash_tag(&keys.delayed()).unwrap_or_default().to_string();
+        Some(FieldError::invalid(
+            "spec.deadLetter.stream",
+            dead,
+            format!(
+                "must carry the queue's hash tag {{{tag}}} so it lives in the same Redis Cluster slot, e.g. {:?}",
+                keys.dead()
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+/// The worker pod template: at least one container, none setting a reserved variable.
+fn pod_template(template: &PodTemplateSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let containers = template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    if containers.is_empty() {
+        errors.push(FieldError::required(
+            "spec.workers.template.spec.containers",
+            "at least one container is needed to run workers",
+        ));
+    }
+    for (i, c) in containers.iter().enumerate() {
+        for (j, env) in c.env.iter().flatten().enumerate() {
+            if RESERVED_ENV.contains(&env.name.as_str()) {
+                errors.push(FieldError::new(
+                    format!("spec.workers.template.spec.containers[{i}].env[{j}].name"),
+                    FieldErrorKind::Forbidden,
+                    Some(format!("{:?}", env.name)),
+                    format!(
+                        "set by the operator; reserved names: {}",
+                        RESERVED_ENV.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    errors
 }
 
 /// Environment variables the operator injects into worker containers.

@@ -1,0 +1,78 @@
+//! Every `reason` the operator writes into a condition or an Event, defined once. The
+//! `Ready=False` reasons are listed in [`READY_FALSE_REASONS`], and README.md's troubleshooting
+//! table says what to do about each (a test checks that none is missing).
+
+/// `Ready=False`: the spec breaks a rule; the message names the field. Waits for a change.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// `Ready=False`: the Secret (or its key) named by `spec.redis.urlSecretRef` or
+/// `spec.redis.tls.caSecretRef` does not exist.
+pub const REDIS_SECRET_MISSING: &str = "RedisSecretMissing";
+/// `Ready=False`: the URL read from `spec.redis.urlSecretRef` is not a Redis URL.
+pub const INVALID_REDIS_URL: &str = "InvalidRedisUrl";
+/// `Ready=False` and `RedisReachable=False`: Redis does not answer.
+pub const REDIS_UNREACHABLE: &str = "RedisUnreachable";
+/// `Ready=False`: `spec.workers.scaleTargetRef` names nothing with a scale subresource.
+pub const SCALE_TARGET_NOT_FOUND: &str = "ScaleTargetNotFound";
+/// `Ready=False` (Schedule): `spec.queueRef` names no JobQueue.
+pub const QUEUE_NOT_FOUND: &str = "QueueNotFound";
+/// `Ready=False` (Schedule): the JobQueue exists but is not served yet.
+pub const QUEUE_NOT_READY: &str = "QueueNotReady";
+/// `Ready=False` (Schedule): writing the schedule into its queue's Redis failed.
+pub const REDIS_ERROR: &str = "RedisError";
+/// `Ready=False` (Schedule being deleted): its armed run waits for its queue to be served.
+pub const REMOVAL_PENDING: &str = "RemovalPending";
+
+/// `Ready=True` (JobQueue), and the Event of the first provisioning.
+pub const PROVISIONED: &str = "Provisioned";
+/// `Ready=True` (Schedule): armed in its queue.
+pub const SCHEDULED: &str = "Scheduled";
+/// `RedisReachable=True`.
+pub const CONNECTED: &str = "Connected";
+/// `Scaling=True`: the autoscaler reads its metric.
+pub const SCALING_ACTIVE: &str = "Active";
+/// `Scaling=False`: the autoscaler cannot read its metric and holds the replica count.
+pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
+
+/// Every reason a `Ready` condition may be `False` with.
+pub const READY_FALSE_REASONS: &[&str] = &[
+    INVALID_SPEC,
+    REDIS_SECRET_MISSING,
+    INVALID_REDIS_URL,
+    REDIS_UNREACHABLE,
+    SCALE_TARGET_NOT_FOUND,
+    QUEUE_NOT_FOUND,
+    QUEUE_NOT_READY,
+    REDIS_ERROR,
+    REMOVAL_PENDING,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `## Troubleshooting` section of README.md.
+    fn troubleshooting() -> &'static str {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("## Troubleshooting")
+            .expect("README.md has a ## Troubleshooting section");
+        let rest = &readme[start + 2..];
+        let end = rest.find("\n## ").map_or(rest.len(), |i| i);
+        &rest[..end]
+    }
+
+    #[test]
+    fn readme_explains_every_ready_false_reason() {
+        let table: Vec<&str> = troubleshooting()
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .collect();
+        for reason in READY_FALSE_REASONS {
+            let cell = format!("`{reason}`");
+            assert!(
+                table.iter().any(|row| row.contains(&cell)),
+                "README.md's troubleshooting table has no row for {reason}"
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! A Schedule's plan: the definition the scheduler stores in its queue's Redis.
+
+use std::time::Duration;
+
+use crate::api::{self, FieldError, FieldErrorKind, Schedule, ScheduleSpec};
+use crate::queue::schedules::{ConcurrencyPolicy, ScheduleDefinition, ScheduleError};
+use crate::schedule::MisfirePolicy;
+
+use super::validate;
+
+/// Everything needed to arm a Schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulePlan {
+    /// Name of the JobQueue (same namespace) that receives the jobs.
+    pub queue: String,
+    pub definition: ScheduleDefinition,
+}
+
+/// The plan of `s`, its definition at `metadata.generation` (1 when unset), or every field
+/// error found.
+pub fn schedule(s: &Schedule) -> Result<SchedulePlan, Vec<FieldError>> {
+    validate::schedule(s)?;
+    let name = s.metadata.name.clone().unwrap_or_default();
+    let generation = s.metadata.generation.unwrap_or(1);
+    let definition = definition(&name, &s.spec, generation)
+        .and_then(|d| d.compile().map(|_| d))
+        .map_err(|e| {
+            vec![FieldError::new(
+                "spec",
+                FieldErrorKind::Invalid,
+                None,
+                e.to_string(),
+            )]
+        })?;
+    Ok(SchedulePlan {
+        queue: s.spec.queue_ref.name.clone(),
+        definition,
+    })
+}
+
+fn misfire(p: api::MisfirePolicy) -> MisfirePolicy {
+    match p {
+        api::MisfirePolicy::Skip => MisfirePolicy::Skip,
+        api::MisfirePolicy::FireOnce => MisfirePolicy::FireOnce,
+    }
+}
+
+fn concurrency(p: api::ConcurrencyPolicy) -> ConcurrencyPolicy {
+    match p {
+        api::ConcurrencyPolicy::Allow => ConcurrencyPolicy::Allow,
+        api::ConcurrencyPolicy::Forbid => ConcurrencyPolicy::Forbid,
+    }
+}
+
+/// The definition of a Schedule resource called `name` at `generation`.
+pub fn definition(
+    name: &str,
+    spec: &ScheduleSpec,
+    generation: i64,
+) -> Result<ScheduleDefinition, ScheduleError> {
+    let starting_deadline = match spec.starting_deadline_seconds {
+        None => None,
+        Some(s) if s >= 0 => Some(Duration::from_secs(s as u64)),
+        Some(s) => {
+            return Err(ScheduleError::Invalid {
+                name: name.into(),
+                field: "spec.startingDeadlineSeconds",
+                reason: format!("{s} is negative; use 0 or more seconds"),
+            });
+        }
+    };
+    Ok(ScheduleDefinition {
+        name: name.into(),
+        cron: spec.schedule.clone(),
+        time_zone: spec.time_zone.clone(),
+        payload: spec
+            .payload
+            .as_ref()
+            .map_or_else(|| "{}".to_string(), |p| p.to_string()),
+        generation,
+        suspend: spec.suspend,
+        misfire_policy: misfire(spec.misfire_policy),
+        concurrency_policy: concurrency(spec.concurrency_policy),
+        starting_deadline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_spec_rejects_a_negative_deadline() {
+        let spec: ScheduleSpec = serde_json::from_value(serde_json::json!({
+            "schedule": "* * * * *", "queueRef": {"name": "q"}, "startingDeadlineSeconds": -1
+        }))
+        .unwrap();
+        let e = definition("s", &spec, 3).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "schedule \"s\": spec.startingDeadlineSeconds: -1 is negative; use 0 or more seconds"
+        );
+    }
+
+    #[test]
+    fn from_spec_carries_every_field() {
+        let spec: ScheduleSpec = serde_json::from_value(serde_json::json!({
+            "schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "queueRef": {"name": "q"},
+            "payload": {"report": "daily"}, "suspend": true, "startingDeadlineSeconds": 30,
+            "misfirePolicy": "Skip", "concurrencyPolicy": "Forbid"
+        }))
+        .unwrap();
+        let def = definition("s", &spec, 7).unwrap();
+        assert_eq!(def.payload, r#"{"report":"daily"}"#);
+        assert_eq!(def.generation, 7);
+        assert!(def.suspend);
+        assert_eq!(def.misfire_policy, MisfirePolicy::Skip);
+        assert_eq!(def.concurrency_policy, ConcurrencyPolicy::Forbid);
+        assert_eq!(def.starting_deadline, Some(Duration::from_secs(30)));
+        assert_eq!(def.time_zone, "Europe/Berlin");
+    }
+}
