@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig};
 use jobqueue_operator::queue::schedules::{self, ScheduleDefinition};
@@ -41,18 +40,18 @@ async fn scenario(loops: usize) -> String {
     let server = RedisServer::start();
     let mut conn = connect(&server.url()).await.unwrap();
     let keys = QueueKeys::new(default_stream("bench", "lateness"));
-    let now = Utc::now();
+    let now = jiff::Timestamp::now();
     for i in 0..SCHEDULES {
         schedules::upsert(
             &mut conn,
             &keys,
             &ScheduleDefinition::new(format!("s{i:04}"), CRON),
-            now.timestamp_millis(),
+            now.as_millisecond(),
         )
         .await
         .unwrap();
     }
-    let first_run = (now.timestamp_millis() / 5000 + 1) * 5000;
+    let first_run = (now.as_millisecond() / 5000 + 1) * 5000;
 
     let mut stops = Vec::new();
     let mut tasks = Vec::new();

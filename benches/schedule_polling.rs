@@ -16,7 +16,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig};
 use jobqueue_operator::queue::schedules::{self, ScheduleDefinition};
@@ -74,19 +73,19 @@ fn row(label: &str, l: &Lateness) -> String {
 
 async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: bool) -> Lateness {
     let keys = QueueKeys::new(default_stream("bench", name));
-    let now = Utc::now();
+    let now = jiff::Timestamp::now();
     for i in 0..SCHEDULES {
         schedules::upsert(
             conn,
             &keys,
             &ScheduleDefinition::new(format!("s{i:04}"), CRON),
-            now.timestamp_millis(),
+            now.as_millisecond(),
         )
         .await
         .expect("writing a schedule");
     }
     // Every schedule is armed for the first due time after `now`.
-    let first_run = (now.timestamp_millis() / PERIOD_MS + 1) * PERIOD_MS;
+    let first_run = (now.as_millisecond() / PERIOD_MS + 1) * PERIOD_MS;
     let rounds = WARM_UP_ROUNDS + ROUNDS;
     let mut scheduler = Scheduler::new(
         connect(&server.url()).await.expect("connect"),
@@ -106,7 +105,7 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
             let mut next_tick = due - 1000 + phase_ms as i64;
             let mut fired = 0;
             while fired < SCHEDULES {
-                let wait = next_tick - Utc::now().timestamp_millis();
+                let wait = next_tick - jiff::Timestamp::now().as_millisecond();
                 if wait > 0 {
                     tokio::time::sleep(Duration::from_millis(wait as u64)).await;
                 }

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example apiserver -- --port 8001 --kubeconfig /tmp/kubeconfig
 //! kubectl --kubeconfig /tmp/kubeconfig apply --server-side -f crds/
+//! kubectl --kubeconfig /tmp/kubeconfig create deployment web --image=nginx
 //! ```
 //!
 //! It serves until killed. The kubeconfig is written once the server accepts requests, so a

@@ -3,6 +3,8 @@
 //!
 //! Layout (one job per module):
 //! - [`api`]: the `JobQueue` and `Schedule` custom resources, their validation.
+//! - [`crd_validation`]: objects against a CRD's `openAPIV3Schema`, as the API server checks
+//!   them (pure; shared by local mode and the test API server).
 //! - [`queue`]: the Redis engine: keys, provisioning, metrics, janitor, producers, schedule firing.
 //! - [`schedule`]: cron expressions and time zones: next fire times, misfires (pure).
 //! - [`scaling`]: the autoscaling policy (pure).
@@ -11,6 +13,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod crd_validation;
 pub mod operator;
 pub mod plan;
 pub mod queue;

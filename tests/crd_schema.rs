@@ -4,10 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use jobqueue_operator::api::{
-    self, JobQueue, Schedule,
-    openapi::{check_structural, crd_schema, validate_and_default, validate_resource},
-};
+use jobqueue_operator::api::{self, JobQueue, Schedule, openapi::validate_resource};
+use jobqueue_operator::crd_validation::{check_structural, crd_schema, validate_and_default};
 use kube::CustomResourceExt;
 use serde::Deserialize;
 use serde_json::{Value, json};

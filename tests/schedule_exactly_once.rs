@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use jobqueue_operator::queue::connect;
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{ScheduledQueue, Scheduler, SchedulerConfig};
@@ -24,11 +23,11 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
     let server = RedisServer::start();
     let mut conn = connect(&server.url()).await.unwrap();
     let keys = QueueKeys::new(default_stream("load", "every-second"));
-    let upserted_at = Utc::now();
+    let upserted_at = jiff::Timestamp::now();
     for i in 0..SCHEDULES {
         let mut def = ScheduleDefinition::new(format!("s{i:03}"), "* * * * * *");
         def.payload = format!(r#"{{"n":{i}}}"#);
-        schedules::upsert(&mut conn, &keys, &def, upserted_at.timestamp_millis())
+        schedules::upsert(&mut conn, &keys, &def, upserted_at.as_millisecond())
             .await
             .unwrap();
     }
@@ -82,7 +81,7 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
     assert_eq!(per_schedule.len(), SCHEDULES, "every schedule fired");
 
     // The first run of every schedule is the first whole second after the upsert.
-    let first_run = (upserted_at.timestamp_millis() / 1000 + 1) * 1000;
+    let first_run = (upserted_at.as_millisecond() / 1000 + 1) * 1000;
     // Every run more than a second before the loops stopped must have fired.
     let must_have_fired = (stopped_at - 1000) / 1000 * 1000;
     for (name, list) in &per_schedule {

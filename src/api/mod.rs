@@ -5,13 +5,12 @@ use kube::CustomResourceExt;
 
 pub mod conditions;
 mod duration;
-mod field_error;
 mod jobqueue;
 pub mod openapi;
 mod schedule;
 
+pub use crate::crd_validation::{FieldError, FieldErrorKind, join_field_errors};
 pub use duration::{DURATION_PATTERN, Duration, DurationError};
-pub use field_error::{FieldError, FieldErrorKind, join as join_field_errors};
 pub use jobqueue::*;
 pub use schedule::*;
 

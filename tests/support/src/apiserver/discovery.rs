@@ -223,6 +223,7 @@ mod tests {
             names,
             [
                 "apps",
+                "batch",
                 "coordination.k8s.io",
                 "events.k8s.io",
                 "apiextensions.k8s.io"

@@ -27,7 +27,7 @@ pub enum ApiError {
     /// 405: a verb the resource does not support.
     #[error("{message}")]
     MethodNotAllowed { message: String },
-    /// 415: a patch content type the server does not know.
+    /// 415: a patch content type the server does not know, or a protobuf body it cannot read.
     #[error("{message}")]
     UnsupportedMediaType { message: String },
     /// 422: the object failed validation; `causes` name each bad field.

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
-use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::discovery;
@@ -241,7 +242,7 @@ impl Request {
     pub(super) fn json_body(&self) -> Result<Value, ApiError> {
         if self.content_type().contains("protobuf") {
             return protobuf::decode(&self.body).map_err(|e| ApiError::UnsupportedMediaType {
-                message: format!("this test API server reads protobuf only for Namespaces, Secrets and ConfigMaps: {e}"),
+                message: format!("the protobuf body could not be read: {e}"),
             });
         }
         serde_json::from_slice(&self.body)
@@ -404,7 +405,7 @@ fn dispatch(
                         &[obj],
                         &rv,
                         req.q("includeObject").unwrap_or("Metadata"),
-                        Utc::now(),
+                        Timestamp::now(),
                     ),
                 )
             } else if req.render() == Render::Metadata {
@@ -436,7 +437,7 @@ fn dispatch(
                     &items,
                     &rv,
                     req.q("includeObject").unwrap_or("Metadata"),
-                    Utc::now(),
+                    Timestamp::now(),
                 );
                 if let Some(c) = next {
                     t["metadata"]["continue"] = json!(c);

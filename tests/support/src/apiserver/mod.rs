@@ -11,7 +11,8 @@
 //!   from the start), secrets, configmaps, services, serviceaccounts, pods, events (core, and
 //!   `events.k8s.io/v1` as a view of the same objects, so Events recorded by kube-runtime show
 //!   in `kubectl describe`), deployments and statefulsets (with `/status` and `/scale`),
-//!   coordination.k8s.io leases, and apiextensions.k8s.io CustomResourceDefinitions.
+//!   batch jobs and cronjobs (with `/status`), coordination.k8s.io leases, and
+//!   apiextensions.k8s.io CustomResourceDefinitions.
 //! - Custom resources for every served version of every CRD as soon as the CRD is created
 //!   (scope, short names, categories, `/status` and `/scale` subresources, printer columns);
 //!   a CRD whose schema is not structural is refused (422); a deleted CRD deletes its objects
@@ -42,9 +43,10 @@
 //!   the real server's (Deployments READY/UP-TO-DATE/AVAILABLE, Pods READY/STATUS/RESTARTS,
 //!   Events TYPE/REASON/OBJECT/MESSAGE, ...), computed from what clients wrote.
 //! - A request log ([`TestApiServer::requests`]).
-//! - JSON everywhere; protobuf request bodies only for Namespaces, Secrets and ConfigMaps (what
-//!   `kubectl create namespace|secret|configmap` send), answered in JSON. Other protobuf bodies
-//!   get 415 with a message pointing at `kubectl apply -f`.
+//! - JSON everywhere; protobuf request bodies (what kubectl's typed `create` commands send) for
+//!   every built-in kind of a stable API version, read with a schema derived at build time from
+//!   the `k8s-pb` crate's source, answered in JSON. A protobuf body of any other kind gets 415
+//!   naming it and pointing at `kubectl apply -f`.
 //!
 //! # What it does not do
 //! - No authentication, authorization (RBAC), admission webhooks, API priority and fairness,

@@ -99,7 +99,10 @@ fn builtin(gvkp: [&str; 4], namespaced: bool, short_names: &[&str], sub: Sub) ->
         namespaced,
         short_names: short_names.iter().map(|s| s.to_string()).collect(),
         // `kubectl get all` lists these, as on a real cluster.
-        categories: if matches!(plural, "pods" | "services" | "deployments" | "statefulsets") {
+        categories: if matches!(
+            plural,
+            "pods" | "services" | "deployments" | "statefulsets" | "jobs" | "cronjobs"
+        ) {
             vec!["all".into()]
         } else {
             Vec::new()
@@ -149,6 +152,13 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &["sts"],
             StatusAndScale,
+        ),
+        builtin(["batch", "v1", "Job", "jobs"], true, &[], Status),
+        builtin(
+            ["batch", "v1", "CronJob", "cronjobs"],
+            true,
+            &["cj"],
+            Status,
         ),
         builtin(
             ["coordination.k8s.io", "v1", "Lease", "leases"],

@@ -1,7 +1,7 @@
 //! `kubectl get` tables (pure): the `meta.k8s.io/v1` Table a client gets when it asks for
 //! `application/json;as=Table`, with a CRD's `additionalPrinterColumns` evaluated on each object.
 
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use super::resources::{PrinterColumn, ResourceType};
@@ -71,8 +71,8 @@ pub fn eval(obj: &Value, path: &str) -> Option<Value> {
 }
 
 /// Age the way kubectl prints it (`45s`, `3m20s`, `5h`, `2d3h`), Kubernetes' HumanDuration.
-pub fn human_duration(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
+pub fn human_duration(d: SignedDuration) -> String {
+    let secs = d.as_secs();
     if secs < -1 {
         return "<invalid>".into();
     }
@@ -117,13 +117,14 @@ fn age_column() -> PrinterColumn {
     }
 }
 
-fn cell(obj: &Value, c: &PrinterColumn, now: DateTime<Utc>) -> Value {
+fn cell(obj: &Value, c: &PrinterColumn, now: Timestamp) -> Value {
     let Some(v) = eval(obj, &c.json_path) else {
         return Value::Null;
     };
     match (c.type_.as_str(), &v) {
-        ("date", Value::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| json!(human_duration(now - t.with_timezone(&Utc))))
+        ("date", Value::String(s)) => s
+            .parse::<Timestamp>()
+            .map(|t| json!(human_duration(now.duration_since(t))))
             .unwrap_or(v),
         ("string", Value::Object(_) | Value::Array(_)) => json!(v.to_string()),
         _ => v,
@@ -261,7 +262,7 @@ pub fn table(
     objects: &[Value],
     resource_version: &str,
     include_object: &str,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Value {
     let mut columns = rt.columns.clone();
     let computed = if rt.custom {
@@ -331,7 +332,7 @@ mod tests {
 
     #[test]
     fn human_durations_match_kubectl() {
-        let s = |n| human_duration(chrono::Duration::seconds(n));
+        let s = |n| human_duration(SignedDuration::from_secs(n));
         assert_eq!(s(5), "5s");
         assert_eq!(s(119), "119s");
         assert_eq!(s(125), "2m5s");
@@ -351,7 +352,7 @@ mod tests {
             .unwrap();
         let d = json!({"metadata": {"name": "w"}, "spec": {"replicas": 3},
                        "status": {"readyReplicas": 1, "updatedReplicas": 3}});
-        let t = table(&rt, &[d], "1", "None", Utc::now());
+        let t = table(&rt, &[d], "1", "None", Timestamp::now());
         let names: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .unwrap()
@@ -366,7 +367,7 @@ mod tests {
             .unwrap();
         let e = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "ScaledUp",
                        "involvedObject": {"kind": "JobQueue", "name": "q"}, "message": "1 → 4"});
-        let t = table(&ev, &[e], "1", "None", Utc::now());
+        let t = table(&ev, &[e], "1", "None", Timestamp::now());
         assert_eq!(
             t["rows"][0]["cells"],
             json!(["e", "Normal", "ScaledUp", "jobqueue/q", "1 → 4", null])
@@ -388,7 +389,7 @@ mod tests {
             priority: 0,
             json_path: ".status.lag".into(),
         }];
-        let now = Utc::now();
+        let now = Timestamp::now();
         let o = json!({"metadata": {"name": "q", "namespace": "d"}, "status": {"lag": 7}});
         let t = table(&rt, &[o], "5", "Metadata", now);
         assert_eq!(t["columnDefinitions"][1]["name"], "Lag");
@@ -396,7 +397,7 @@ mod tests {
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["rows"][0]["object"]["metadata"]["namespace"], "d");
         rt.columns.clear();
-        let created = (now - chrono::Duration::seconds(30)).to_rfc3339();
+        let created = (now - SignedDuration::from_secs(30)).to_string();
         let o = json!({"metadata": {"name": "q", "creationTimestamp": created}});
         let t = table(&rt, &[o], "5", "None", now);
         assert_eq!(t["rows"][0]["cells"], json!(["q", "30s"]));

@@ -3,7 +3,7 @@
 //! test server and the operator agree on what the schema means). Failures become a 422
 //! `Invalid` Status listing each field, the shape kubectl prints.
 
-use jobqueue_operator::api::{FieldError, join_field_errors, openapi};
+use jobqueue_operator::crd_validation::{self, FieldError, join_field_errors};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -83,15 +83,15 @@ pub fn custom_resource(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let mut errors = openapi::check_metadata(object);
-    if let Err(e) = openapi::validate_and_default(schema, object, old, strict) {
+    let mut errors = crd_validation::check_metadata(object);
+    if let Err(e) = crd_validation::validate_and_default(schema, object, old, strict) {
         errors.extend(e);
     }
     if errors.is_empty() {
         return Ok(());
     }
     // As in the real server, strict decoding fails before validation runs (400, not 422).
-    Err(match openapi::strict_decoding_message(&errors) {
+    Err(match crd_validation::strict_decoding_message(&errors) {
         Some(m) => ApiError::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: {m}",
             kind = rt.kind,

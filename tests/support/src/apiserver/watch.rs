@@ -17,7 +17,7 @@ use super::http::Shared;
 use super::resources::ResourceType;
 use super::store::{EventType, Filter};
 use super::table;
-use chrono::Utc;
+use jiff::Timestamp;
 
 /// What the client asked for.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ impl Source {
                     .as_str()
                     .unwrap_or("")
                     .to_string();
-                table::table(&self.view, &[o], &rv, include, Utc::now())
+                table::table(&self.view, &[o], &rv, include, Timestamp::now())
             }
         }
     }

@@ -152,7 +152,7 @@ fn structural(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
                 "{at}.openAPIV3Schema: Required value: schemas are required"
             )),
             Some(schema) => problems.extend(
-                jobqueue_operator::api::openapi::check_structural(schema)
+                jobqueue_operator::crd_validation::check_structural(schema)
                     .into_iter()
                     .map(|p| format!("{at}.{p}")),
             ),

@@ -5,15 +5,15 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use super::{FieldError, FieldErrorKind};
 use super::{path, schema};
-use crate::api::{FieldError, FieldErrorKind};
 
-pub(crate) const LIST_TYPE: &str = "x-kubernetes-list-type";
-pub(crate) const LIST_MAP_KEYS: &str = "x-kubernetes-list-map-keys";
-pub(crate) const MAP_TYPE: &str = "x-kubernetes-map-type";
+pub(super) const LIST_TYPE: &str = "x-kubernetes-list-type";
+pub(super) const LIST_MAP_KEYS: &str = "x-kubernetes-list-map-keys";
+pub(super) const MAP_TYPE: &str = "x-kubernetes-map-type";
 
 /// The `Duplicate value` errors of the list `items` (at `at`) under `schema`'s list type.
-pub(crate) fn duplicates(schema: &Value, items: &[Value], at: &str) -> Vec<FieldError> {
+pub(super) fn duplicates(schema: &Value, items: &[Value], at: &str) -> Vec<FieldError> {
     let identity: Box<dyn Fn(&Value) -> Value> = match schema.get(LIST_TYPE).and_then(Value::as_str)
     {
         Some("set") => Box::new(Value::clone),
@@ -51,7 +51,7 @@ pub(crate) fn duplicates(schema: &Value, items: &[Value], at: &str) -> Vec<Field
 }
 
 /// `x-kubernetes-list-type`, `-list-map-keys` and `-map-type` fit the node they are on.
-pub(crate) fn schema_problems(s: &Value, at: &str, problems: &mut Vec<String>) {
+pub(super) fn schema_problems(s: &Value, at: &str, problems: &mut Vec<String>) {
     let ty = schema::type_of(s);
     let list_type = s.get(LIST_TYPE).map(|v| v.as_str().unwrap_or_default());
     if let Some(lt) = list_type {

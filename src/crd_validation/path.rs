@@ -2,7 +2,7 @@
 //! so every error names the field the way `kubectl` users read it.
 
 /// The path of property `name` below `parent`.
-pub(crate) fn child(parent: &str, name: &str) -> String {
+pub(super) fn child(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
     } else {
@@ -11,12 +11,12 @@ pub(crate) fn child(parent: &str, name: &str) -> String {
 }
 
 /// The path of item `i` of the list at `parent`.
-pub(crate) fn index(parent: &str, i: usize) -> String {
+pub(super) fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 
 /// The value at `path` (as built by [`child`] and [`index`]) inside `root`, if present.
-pub(crate) fn lookup<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+pub(super) fn lookup<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     let mut cur = root;
     for segment in path.split('.').filter(|s| !s.is_empty()) {
         let (name, indexes) = match segment.find('[') {

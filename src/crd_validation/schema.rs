@@ -3,33 +3,33 @@
 
 use serde_json::{Map, Value};
 
-pub(crate) const PRESERVE_UNKNOWN: &str = "x-kubernetes-preserve-unknown-fields";
-pub(crate) const INT_OR_STRING: &str = "x-kubernetes-int-or-string";
-pub(crate) const EMBEDDED_RESOURCE: &str = "x-kubernetes-embedded-resource";
-pub(crate) const VALIDATIONS: &str = "x-kubernetes-validations";
+pub(super) const PRESERVE_UNKNOWN: &str = "x-kubernetes-preserve-unknown-fields";
+pub(super) const INT_OR_STRING: &str = "x-kubernetes-int-or-string";
+pub(super) const EMBEDDED_RESOURCE: &str = "x-kubernetes-embedded-resource";
+pub(super) const VALIDATIONS: &str = "x-kubernetes-validations";
 
 /// Whether boolean keyword `key` is set to `true`.
-pub(crate) fn flag(schema: &Value, key: &str) -> bool {
+pub(super) fn flag(schema: &Value, key: &str) -> bool {
     schema.get(key).and_then(Value::as_bool) == Some(true)
 }
 
 /// The node's `type`, if any.
-pub(crate) fn type_of(schema: &Value) -> Option<&str> {
+pub(super) fn type_of(schema: &Value) -> Option<&str> {
     schema.get("type").and_then(Value::as_str)
 }
 
 /// Whether `null` is an accepted value of this node.
-pub(crate) fn nullable(schema: &Value) -> bool {
+pub(super) fn nullable(schema: &Value) -> bool {
     flag(schema, "nullable")
 }
 
 /// The node's declared `properties`.
-pub(crate) fn properties(schema: &Value) -> Option<&Map<String, Value>> {
+pub(super) fn properties(schema: &Value) -> Option<&Map<String, Value>> {
     schema.get("properties").and_then(Value::as_object)
 }
 
 /// What `additionalProperties` allows for keys not in `properties`.
-pub(crate) enum Additional<'a> {
+pub(super) enum Additional<'a> {
     /// Not set: unknown keys are pruned (unless preserve-unknown-fields).
     Unset,
     /// `true`: any value under any key.
@@ -40,7 +40,7 @@ pub(crate) enum Additional<'a> {
     Schema(&'a Value),
 }
 
-pub(crate) fn additional(schema: &Value) -> Additional<'_> {
+pub(super) fn additional(schema: &Value) -> Additional<'_> {
     match schema.get("additionalProperties") {
         None => Additional::Unset,
         Some(Value::Bool(true)) => Additional::Any,
@@ -50,7 +50,7 @@ pub(crate) fn additional(schema: &Value) -> Additional<'_> {
 }
 
 /// The name the API server gives the JSON type of a value (`"object"`, `"integer"`, ...).
-pub(crate) fn json_type(value: &Value) -> &'static str {
+pub(super) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -13,7 +13,7 @@ use super::{
 const TYPE_META: [&str; 3] = ["apiVersion", "kind", "metadata"];
 
 /// Removes every field of `value` that `schema` does not declare; returns their paths, sorted.
-pub(crate) fn prune(schema: &Value, value: &mut Value) -> Vec<String> {
+pub(super) fn prune(schema: &Value, value: &mut Value) -> Vec<String> {
     let mut pruned = Vec::new();
     walk(schema, value, "", true, &mut pruned);
     pruned.sort();

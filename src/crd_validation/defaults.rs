@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::schema::{self, Additional};
 
 /// Fills in `value` from the `default`s in `schema`, recursively.
-pub(crate) fn apply(schema: &Value, value: &mut Value) {
+pub(super) fn apply(schema: &Value, value: &mut Value) {
     match value {
         Value::Object(map) => {
             if let Some(props) = schema::properties(schema) {

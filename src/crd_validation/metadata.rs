@@ -5,10 +5,10 @@
 use serde_json::{Map, Value};
 
 use super::validate;
-use crate::api::{FieldError, FieldErrorKind};
+use super::{FieldError, FieldErrorKind};
 
 /// ObjectMeta's fields; anything else under `metadata` is unknown to the API server (and pruned).
-pub(crate) const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "name",
     "generateName",
     "namespace",
@@ -32,7 +32,7 @@ const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of low
 const LABEL_RULE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc'), at most 63 characters";
 
 /// The metadata errors of `object` (a resource about to be created).
-pub(crate) fn errors(object: &Value) -> Vec<FieldError> {
+pub(super) fn errors(object: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let meta = match object.get("metadata") {
         None => &Map::new(),

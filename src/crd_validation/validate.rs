@@ -10,16 +10,16 @@ use std::{
 use regex::Regex;
 use serde_json::{Number, Value};
 
+use super::{FieldError, FieldErrorKind};
 use super::{
     format, lists, path,
     schema::{self, Additional},
 };
-use crate::api::{FieldError, FieldErrorKind};
 
 /// The errors found, and whether any is a type (or format) error, after which the API server
 /// skips the CEL rules: they would run on values of the wrong type.
 #[derive(Debug, Default)]
-pub(crate) struct Outcome {
+pub(super) struct Outcome {
     pub errors: Vec<FieldError>,
     pub type_errors: bool,
 }
@@ -65,10 +65,10 @@ impl Outcome {
 }
 
 /// How the API server names the root (a nil field path).
-pub(crate) const ROOT: &str = "<nil>";
+pub(super) const ROOT: &str = "<nil>";
 
 /// The field as shown in errors; the root has no name.
-pub(crate) fn field(at: &str) -> String {
+pub(super) fn field(at: &str) -> String {
     if at.is_empty() {
         ROOT.to_string()
     } else {
@@ -77,7 +77,7 @@ pub(crate) fn field(at: &str) -> String {
 }
 
 /// A value as the API server shows it in `Invalid value: ...`.
-pub(crate) fn render(value: &Value) -> String {
+pub(super) fn render(value: &Value) -> String {
     match value {
         Value::Object(_) | Value::Array(_) => {
             // A whole object is noise in one line; the API server shows its type.
@@ -100,7 +100,7 @@ fn number(n: &Number) -> String {
 
 /// Validates `value` (found at path `at`) against `schema`. `resource` is true at the root and
 /// for `x-kubernetes-embedded-resource` values, which carry apiVersion/kind/metadata.
-pub(crate) fn validate(schema: &Value, value: &Value, at: &str, resource: bool, out: &mut Outcome) {
+pub(super) fn validate(schema: &Value, value: &Value, at: &str, resource: bool, out: &mut Outcome) {
     if matches!(schema, Value::Bool(true)) {
         return;
     }

@@ -16,8 +16,8 @@ use kube::core::cel::{
 };
 use serde_json::{Value, json};
 
+use super::{FieldError, FieldErrorKind};
 use super::{path, schema, validate};
-use crate::api::{FieldError, FieldErrorKind};
 
 thread_local! {
     // Registering every Kubernetes CEL function is not free; do it once per thread.
@@ -26,14 +26,14 @@ thread_local! {
 
 /// One failed rule. `unevaluable` is set when the rule could not run at all (for example it read
 /// a field that is absent or malformed), rather than evaluating to false.
-pub(crate) struct RuleError {
+pub(super) struct RuleError {
     pub error: FieldError,
     pub unevaluable: bool,
 }
 
 /// Evaluates every rule of `schema` against `object` (already pruned and defaulted). With `old`,
 /// transition rules (`oldSelf`) run wherever the old object has a value at the same path.
-pub(crate) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<RuleError> {
+pub(super) fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<RuleError> {
     // No root context (`kind`, `apiVersion` as free variables): the API server declares only
     // `self` and `oldSelf`, so rules read `self.kind` there and here alike.
     let result = VALIDATOR.with(|v| v.validate(schema, object, old));
@@ -73,7 +73,7 @@ fn to_field_error(e: &ValidationError, object: &Value) -> FieldError {
 }
 
 /// Every CEL rule must compile, as the API server compiles them when the CRD is created.
-pub(crate) fn rule_problems(rules: &Value, at: &str, problems: &mut Vec<String>) {
+pub(super) fn rule_problems(rules: &Value, at: &str, problems: &mut Vec<String>) {
     let Some(list) = rules.as_array() else {
         problems.push(format!(
             "{at}.{}: Invalid value: must be a list of rules",
