@@ -30,8 +30,20 @@ pub const SCHEDULED: &str = "Scheduled";
 pub const CONNECTED: &str = "Connected";
 /// `Scaling=True`: the autoscaler reads its metric.
 pub const SCALING_ACTIVE: &str = "Active";
-/// `Scaling=False`: the autoscaler cannot read its metric and holds the replica count.
-pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
+
+// Event reasons. The scaling decisions' and provisioning repairs' reasons are defined by the
+// cores that make those decisions; they are listed here so that this module names them all.
+pub use crate::queue::provision::{CONSUMER_GROUP_RECREATED, STREAM_RECREATED};
+pub use crate::scaling::event_reasons::{
+    HOLDING, METRIC_UNAVAILABLE, SCALED_DOWN, SCALED_TO_ZERO, SCALED_UP, SCALING_PAUSED,
+};
+/// Event: the janitor moved jobs to the dead-letter stream.
+pub const JOBS_DEAD_LETTERED: &str = "JobsDeadLettered";
+/// Event: the janitor handed out again the jobs of a consumer that is gone, or whose
+/// visibility timeout expired.
+pub const JOBS_RECLAIMED: &str = "JobsReclaimed";
+/// Event (Warning): writing the scale target's replica count failed.
+pub const SCALE_FAILED: &str = "ScaleFailed";
 
 /// Every reason a `Ready` condition may be `False` with.
 pub const READY_FALSE_REASONS: &[&str] = &[

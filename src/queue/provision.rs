@@ -40,12 +40,17 @@ pub enum Drift {
     },
 }
 
+/// Event reason: the stream was missing and was created again (listed in `operator::reasons`).
+pub const STREAM_RECREATED: &str = "StreamRecreated";
+/// Event reason: the consumer group was missing and was created again.
+pub const CONSUMER_GROUP_RECREATED: &str = "ConsumerGroupRecreated";
+
 impl Drift {
     /// A short reason for a Kubernetes Event (`CamelCase`).
     pub fn reason(&self) -> &'static str {
         match self {
-            Drift::StreamRecreated { .. } => "StreamRecreated",
-            Drift::GroupRecreated { .. } => "ConsumerGroupRecreated",
+            Drift::StreamRecreated { .. } => STREAM_RECREATED,
+            Drift::GroupRecreated { .. } => CONSUMER_GROUP_RECREATED,
         }
     }
 }

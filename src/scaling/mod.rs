@@ -73,5 +73,5 @@ mod tests;
 pub use history::History;
 pub use policy::{Metric, Policy, PolicyError};
 pub use reason::{Limit, Reason};
-pub use recommend::{Decision, recommend};
+pub use recommend::{Decision, event_reasons, recommend};
 pub use sample::{Lag, Observed, Reading, Sample};

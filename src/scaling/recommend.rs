@@ -29,6 +29,23 @@ pub struct Decision {
     pub limit: Option<Limit>,
 }
 
+/// The reasons of scaling decisions, as the operator writes them into Events and the
+/// `Scaling` condition (listed with every other reason in `operator::reasons`).
+pub mod event_reasons {
+    /// The replica count went up.
+    pub const SCALED_UP: &str = "ScaledUp";
+    /// The replica count went down to zero.
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    /// The replica count went down, not to zero.
+    pub const SCALED_DOWN: &str = "ScaledDown";
+    /// Scaling is paused; the count is held.
+    pub const SCALING_PAUSED: &str = "ScalingPaused";
+    /// The metric could not be read; the count is held, never dropped.
+    pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
+    /// Nothing to change.
+    pub const HOLDING: &str = "Holding";
+}
+
 impl Decision {
     /// Whether the scale target must be written.
     pub fn changed(&self) -> bool {
@@ -38,12 +55,12 @@ impl Decision {
     /// A CamelCase reason for a Kubernetes Event or condition.
     pub fn event_reason(&self) -> &'static str {
         match (&self.reason, self.replicas.cmp(&self.current)) {
-            (_, std::cmp::Ordering::Greater) => "ScaledUp",
-            (_, std::cmp::Ordering::Less) if self.replicas == 0 => "ScaledToZero",
-            (_, std::cmp::Ordering::Less) => "ScaledDown",
-            (Reason::Paused, _) => "ScalingPaused",
-            (Reason::MetricUnavailable(_), _) => "MetricUnavailable",
-            _ => "Holding",
+            (_, std::cmp::Ordering::Greater) => event_reasons::SCALED_UP,
+            (_, std::cmp::Ordering::Less) if self.replicas == 0 => event_reasons::SCALED_TO_ZERO,
+            (_, std::cmp::Ordering::Less) => event_reasons::SCALED_DOWN,
+            (Reason::Paused, _) => event_reasons::SCALING_PAUSED,
+            (Reason::MetricUnavailable(_), _) => event_reasons::METRIC_UNAVAILABLE,
+            _ => event_reasons::HOLDING,
         }
     }
 

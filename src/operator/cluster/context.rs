@@ -10,7 +10,6 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporte
 use kube::{Api, Client, Resource};
 
 use crate::operator::metrics::Metrics;
-use crate::operator::metrics::{ControllerLabels, ErrorLabels};
 use crate::operator::runtime::{ObjectId, Runtime, RuntimeError, RuntimeOptions};
 use k8s_openapi::api::core::v1::Secret;
 
@@ -268,12 +267,7 @@ where
             Error::ApplyFailed(e) | Error::CleanupFailed(e) => e,
             other => ReconcileError::Finalizer(Box::new(other)),
         });
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&ControllerLabels {
-            controller: controller.into(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.reconcile_done(controller, started.elapsed());
     result
 }
 
@@ -285,13 +279,7 @@ pub fn retry_after_error(
     id: &ObjectId,
     error: &ReconcileError,
 ) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            controller: controller.into(),
-            reason: error.kind().into(),
-        })
-        .inc();
+    ctx.metrics.reconcile_failed(controller, error.kind());
     let delay = match error.retry() {
         Retry::Backoff => backoff_delay(ctx.failures.record(controller, id)),
         Retry::Dependency => DEPENDENCY_WAIT,

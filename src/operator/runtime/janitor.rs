@@ -97,7 +97,7 @@ async fn tick_queue(
         inner.reporter.queue_event(
             &entry.id,
             RuntimeEvent::warning(
-                "JobsDeadLettered",
+                crate::operator::reasons::JOBS_DEAD_LETTERED,
                 format!(
                     "{} job(s) moved to the dead-letter stream {:?} after {} deliveries",
                     report.reclaimed.dead_lettered,
@@ -149,7 +149,7 @@ async fn reclaim(
         inner.reporter.queue_event(
             &entry.id,
             RuntimeEvent::normal(
-                "JobsReclaimed",
+                crate::operator::reasons::JOBS_RECLAIMED,
                 format!(
                     "worker {consumer:?} is gone: {} job(s) handed to other workers, {} dead-lettered",
                     r.retried, r.dead_lettered

@@ -217,7 +217,7 @@ async fn scale(
             inner.reporter.queue_event(
                 &entry.id,
                 RuntimeEvent::warning(
-                    "ScaleFailed",
+                    crate::operator::reasons::SCALE_FAILED,
                     format!("could not scale {} → {}: {e}", d.current, d.replicas),
                 ),
             );
@@ -260,7 +260,7 @@ fn report(
         QueueObservation {
             scaling_blocked: decision
                 .as_ref()
-                .is_some_and(|d| d.event_reason() == "MetricUnavailable"),
+                .is_some_and(|d| d.event_reason() == crate::operator::reasons::METRIC_UNAVAILABLE),
             desired_replicas: decision.as_ref().map(|d| d.replicas),
             scaling_reason: decision.as_ref().map(|d| d.to_string()),
             replicas,

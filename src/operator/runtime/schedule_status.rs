@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use crate::queue::schedules::{self, ScheduleState};
 
-use super::super::metrics::ObjectLabels;
 use super::{Inner, ObjectId, lock};
 
 pub(super) async fn run(inner: Arc<Inner>) {
@@ -65,22 +64,12 @@ fn observe(inner: &Inner, id: &ObjectId, queue: &ObjectId, state: ScheduleState)
     }
     // The counters live in the schedule's hash in Redis, so the series show every run since
     // the schedule was written to its queue, across operator restarts and replicas.
-    let labels = ObjectLabels::new(&id.namespace, &id.name);
-    let m = &inner.metrics;
-    for (family, stored) in [
-        (&m.schedule_fires, state.fired_runs),
-        (&m.schedule_missed, state.missed_runs),
-        (&m.schedule_skipped, state.skipped_runs),
-    ] {
-        let exported = family.get_or_create(&labels).get();
-        if stored >= exported {
-            family.get_or_create(&labels).inc_by(stored - exported);
-        } else {
-            // The hash started again (its queue was deleted and recreated, or Redis lost it):
-            // a new series, which Prometheus reads as a counter reset.
-            family.remove(&labels);
-            family.get_or_create(&labels).inc_by(stored);
-        }
-    }
+    inner.metrics.schedule_counts(
+        &id.namespace,
+        &id.name,
+        state.fired_runs,
+        state.missed_runs,
+        state.skipped_runs,
+    );
     inner.reporter.schedule_observed(id, &state);
 }
