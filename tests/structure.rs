@@ -2,6 +2,7 @@
 //! - the library never imports its front end (`crate::cli`);
 //! - the Redis engine, cron and scaling cores import no CRD and no Kubernetes type;
 //! - the top-level modules import each other without a cycle;
+//! - every `docs/architecture.md#anchor` the code and docs cite names a heading there;
 //! - no source file over 600 lines, no function over 80 lines unless a comment just above it
 //!   says why it must stay whole (containing "stays whole").
 
@@ -336,4 +337,62 @@ fn the_checks_themselves_see_what_they_look_for() {
         body_lines(&code_only(with_chars).lines().collect::<Vec<_>>()),
         Some(4)
     );
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to dashes, other punctuation
+/// dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_architecture_reference_names_a_heading() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let anchors: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let mut files = rust_files(&src());
+    files.extend(rust_files(&root.join("tests")));
+    files.extend(rust_files(&root.join("benches")));
+    files.extend(["README.md", "BENCHMARKS.md", "docs/architecture.md"].map(|f| root.join(f)));
+    let mut broken = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("architecture.md#") {
+            let name: String = text[at + "architecture.md#".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            // `architecture.md#<anchor>` where the docs describe the convention itself.
+            let placeholder = name.is_empty() || file.ends_with("tests/structure.rs");
+            if !placeholder && !anchors.contains(&name) {
+                broken.push(format!("{}: #{name}", file.display()));
+            }
+        }
+        if file.ends_with("docs/architecture.md") {
+            for (at, _) in text.match_indices("](#") {
+                let name: String = text[at + 3..].chars().take_while(|c| *c != ')').collect();
+                if !anchors.contains(&name) {
+                    broken.push(format!("docs/architecture.md: #{name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "references to missing headings: {broken:#?}"
+    );
+    assert!(anchors.contains("redis-data-model") && anchors.contains("module-map"));
 }
