@@ -32,6 +32,9 @@ pub const CONNECTED: &str = "Connected";
 pub const SCALING_ACTIVE: &str = "Active";
 /// `Scaling=False`: the autoscaler cannot read its metric and holds the replica count.
 pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
+/// Event (Warning): the queue's Redis cannot run the `jobqueue` function library (no Functions
+/// before Redis 7.0, or loading it was refused); the queue is served without job records.
+pub const JOB_TRACKING_UNAVAILABLE: &str = "JobTrackingUnavailable";
 
 /// Every reason a `Ready` condition may be `False` with.
 pub const READY_FALSE_REASONS: &[&str] = &[

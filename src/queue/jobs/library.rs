@@ -100,9 +100,44 @@ pub(crate) fn is_missing_function(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
 }
 
+/// Whether `e` says the server has no Functions at all (Redis before 7.0 answers FCALL_RO and
+/// FUNCTION with "unknown command"): job records cannot be followed there.
+pub fn functions_unsupported(e: &QueueError) -> bool {
+    match e {
+        QueueError::Redis { error, .. } => {
+            let text = error.to_string().to_ascii_lowercase();
+            text.contains("unknown command")
+                && (text.contains("fcall") || text.contains("function"))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_without_functions_is_told_apart() {
+        let reply = |text: &str| QueueError::Redis {
+            op: "checking the jobqueue function library",
+            error: redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "An error was signalled by the server",
+                text.to_string(),
+            )),
+        };
+        assert!(functions_unsupported(&reply(
+            "unknown command 'FCALL_RO', with args beginning with: 'jobqueue_version' '0'"
+        )));
+        assert!(functions_unsupported(&reply("unknown command `FUNCTION`")));
+        assert!(!functions_unsupported(&reply(
+            "NOPERM this user has no permissions"
+        )));
+        assert!(!functions_unsupported(&QueueError::NoSuchStream {
+            stream: "s".into()
+        }));
+    }
 
     /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
     const SOURCE_SHA256: &str = "49bf8d3e59beeb239b26516eaf7903f4a196016879b8673408804cadec05b72e";

@@ -17,7 +17,7 @@ pub mod settings;
 pub mod worker;
 
 pub use follow::{CancelOutcome, cancel_job, get_job, list_jobs, wait_job};
-pub use library::{LIBRARY_VERSION, LibraryStatus, ensure_library};
+pub use library::{LIBRARY_VERSION, LibraryStatus, ensure_library, functions_unsupported};
 pub use ops::{Delivery, JobOps, Liveness, Settled, Started};
 pub use record::{JobRecord, JobState};
 pub use settings::{JobSettings, WorkerSettings, read_worker_settings, store_settings};
