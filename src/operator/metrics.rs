@@ -522,7 +522,7 @@ mod tests {
             dead: 1,
             ..JobCounts::default()
         };
-        c.duration.buckets[0] = 1;
+        c.duration.buckets = vec![1];
         c.duration.above = 1;
         c.duration.count = 2;
         c.duration.sum = Duration::from_millis(4_000_005);

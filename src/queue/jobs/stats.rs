@@ -35,11 +35,11 @@ pub struct JobCounts {
     pub duration: DurationCounts,
 }
 
-/// A histogram kept as totals: per bucket of [`JOB_DURATION_BUCKETS_MS`] (not cumulative),
-/// then the ones above the last bound.
+/// A histogram kept as totals: per bucket of [`JOB_DURATION_BUCKETS_MS`] (not cumulative; a
+/// missing one is 0), then the ones above the last bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DurationCounts {
-    pub buckets: [u64; JOB_DURATION_BUCKETS_MS.len()],
+    pub buckets: Vec<u64>,
     pub above: u64,
     pub count: u64,
     pub sum: Duration,
@@ -51,8 +51,11 @@ impl DurationCounts {
     pub fn buckets(&self) -> Vec<(f64, u64)> {
         JOB_DURATION_BUCKETS_MS
             .iter()
-            .zip(self.buckets)
-            .map(|(bound, n)| (*bound as f64 / 1000.0, n))
+            .enumerate()
+            .map(|(i, bound)| {
+                let n = self.buckets.get(i).copied().unwrap_or(0);
+                (*bound as f64 / 1000.0, n)
+            })
             .chain([(f64::INFINITY, self.above)])
             .collect()
     }
@@ -88,6 +91,7 @@ impl JobCounts {
                     if let Some(i) = bound
                         .and_then(|b: u64| JOB_DURATION_BUCKETS_MS.iter().position(|x| *x == b))
                     {
+                        c.duration.buckets.resize(JOB_DURATION_BUCKETS_MS.len(), 0);
                         c.duration.buckets[i] = n;
                     }
                 }
