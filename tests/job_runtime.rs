@@ -1,8 +1,8 @@
-//! Job counters as a scraper sees them: a queue served by the runtime (the part cluster and local
-//! mode share) on a private redis-server, one job that succeeds and one that goes dead through
-//! the worker functions, and `/metrics` (the operator's HTTP endpoint) counting both.
+//! Job records under the runtime (the part cluster and local mode share), on a private
+//! redis-server: the counters as a scraper of `/metrics` sees them after one job succeeds and
+//! one goes dead, and a Redis that refuses the function library still serving the queue.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobqueue_operator::operator::http::{Health, serve};
@@ -18,12 +18,77 @@ use jobqueue_test_support::queue::read;
 use jobqueue_test_support::redis::RedisServer;
 use serde_json::json;
 
-struct Quiet;
+/// Keeps the events' reasons and messages.
+#[derive(Default)]
+struct Events(Mutex<Vec<(String, String)>>);
 
-impl Reporter for Quiet {
+impl Reporter for Events {
     fn queue_observed(&self, _: &ObjectId, _: &QueueObservation) {}
     fn schedule_observed(&self, _: &ObjectId, _: &ScheduleState) {}
-    fn queue_event(&self, _: &ObjectId, _: RuntimeEvent) {}
+    fn queue_event(&self, _: &ObjectId, event: RuntimeEvent) {
+        self.0.lock().unwrap().push((event.reason, event.message));
+    }
+}
+
+fn entry(url: String, cfg: &QueueConfig) -> QueueEntry {
+    QueueEntry {
+        id: ObjectId::new("team-a", "emails"),
+        redis_url: url,
+        tls: Default::default(),
+        config: cfg.clone(),
+        scaling: None,
+        workers: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_refusing_the_library_serves_the_queue_without_records() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "nofunc",
+            "on",
+            ">pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-function",
+            "-fcall",
+        ])
+        .arg("-fcall_ro")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = redis.url().replacen("redis://", "redis://nofunc:pw@", 1);
+    let events = Arc::new(Events::default());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let runtime = Runtime::new(RuntimeOptions::default(), metrics, events.clone());
+    let cfg = QueueConfig::new("jobqueue:{team-a/emails}");
+    runtime
+        .upsert_queue(entry(url, &cfg))
+        .await
+        .expect("the queue is served without the library");
+    let tracking: String = redis::cmd("HGET")
+        .arg(cfg.keys.settings())
+        .arg("tracking")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        tracking, "0",
+        "records are off where workers cannot keep them"
+    );
+    let seen = events.0.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|(reason, message)| reason == "JobTrackingUnavailable"
+                && message.contains("served without job records")),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,17 +100,10 @@ async fn a_succeeded_and_a_dead_job_are_counted_in_metrics() {
         default_poll_interval: Duration::from_millis(100),
         ..RuntimeOptions::default()
     };
-    let runtime = Runtime::new(options, metrics, Arc::new(Quiet));
+    let runtime = Runtime::new(options, metrics, Arc::new(Events::default()));
     let cfg = QueueConfig::new("jobqueue:{team-a/emails}");
     runtime
-        .upsert_queue(QueueEntry {
-            id: ObjectId::new("team-a", "emails"),
-            redis_url: redis.url(),
-            tls: Default::default(),
-            config: cfg.clone(),
-            scaling: None,
-            workers: None,
-        })
+        .upsert_queue(entry(redis.url(), &cfg))
         .await
         .expect("the queue is provisioned");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
