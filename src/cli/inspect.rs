@@ -195,3 +195,47 @@ fn table(r: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::jobs::JobCounts;
+
+    #[test]
+    fn job_counts_show_in_json_and_table() {
+        let mut jobs = JobCounts {
+            succeeded: 3,
+            failed: 2,
+            dead: 1,
+            ..JobCounts::default()
+        };
+        jobs.duration.count = 3;
+        jobs.duration.sum = std::time::Duration::from_millis(4500);
+        let m = QueueMetrics {
+            length: 0,
+            lag: 0,
+            lag_source: LagSource::Reported,
+            pending: 0,
+            oldest_pending_age: None,
+            consumers: vec![],
+            delayed: 0,
+            dead_letter_length: 1,
+            last_delivered_id: "0-0".into(),
+            server_time_ms: 0,
+            jobs,
+        };
+        let r = report("jobqueue:{a/b}", "workers", m);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["jobs"]["succeeded"], 3);
+        assert_eq!(json["jobs"]["failed"], 2);
+        assert_eq!(json["jobs"]["dead"], 1);
+        assert_eq!(json["jobs"]["cancelled"], 0);
+        assert_eq!(json["jobs"]["meanDuration"], "1.5s");
+        let text = table(&r);
+        assert!(
+            text.contains("JOBS            3 succeeded, 2 failed (retried), 1 dead, 0 cancelled"),
+            "{text}"
+        );
+        assert!(text.contains("MEAN JOB TIME   1.5s"), "{text}");
+    }
+}
