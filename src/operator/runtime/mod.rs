@@ -184,7 +184,8 @@ impl Runtime {
         &self.inner.pool
     }
 
-    /// Provisions the queue's stream and group and starts (or keeps) serving it. Returns the
+    /// Provisions the queue's stream and group, its job settings and the endpoint's function
+    /// library, and starts (or keeps) serving it. Returns the
     /// drift repaired, if the queue was served before and its stream or group had vanished.
     pub async fn upsert_queue(
         &self,
