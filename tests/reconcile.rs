@@ -237,6 +237,55 @@ async fn a_valid_queue_is_provisioned_and_ready() {
 }
 
 #[tokio::test]
+async fn spec_jobs_lands_in_the_settings_hash_and_the_library_is_loaded() {
+    let h = Harness::start().await;
+    h.create_queue(
+        "reports",
+        json!({"jobs": {"succeededTTL": "1h", "deadTTL": "2h", "maxResultSize": 2048}}),
+    )
+    .await;
+    h.apply_queue("reports").await.expect("provisioned");
+    let mut conn = redis::Client::open(h.redis.url())
+        .expect("redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connecting to the test Redis");
+    let settings: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("jobqueue:{default/reports}:settings")
+        .query_async(&mut conn)
+        .await
+        .expect("HGETALL");
+    assert_eq!(settings["tracking"], "1", "{settings:?}");
+    assert_eq!(settings["succeeded_ttl_ms"], "3600000");
+    assert_eq!(settings["dead_ttl_ms"], "7200000");
+    assert_eq!(settings["max_result_size"], "2048");
+    assert_eq!(settings["group"], "workers");
+    let version: i64 = redis::cmd("FCALL_RO")
+        .arg("jobqueue_version")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .expect("the jobqueue library is loaded");
+    assert_eq!(version, jobqueue_operator::queue::jobs::LIBRARY_VERSION);
+
+    // A changed spec is stored again.
+    let mut jq = h.queues.get("reports").await.expect("reading the JobQueue");
+    jq.spec.jobs.tracking = false;
+    h.queues
+        .replace("reports", &PostParams::default(), &jq)
+        .await
+        .expect("updating the JobQueue");
+    h.reconcile_queue("reports").await.expect("reconciled");
+    let tracking: String = redis::cmd("HGET")
+        .arg("jobqueue:{default/reports}:settings")
+        .arg("tracking")
+        .query_async(&mut conn)
+        .await
+        .expect("HGET");
+    assert_eq!(tracking, "0");
+}
+
+#[tokio::test]
 async fn deletion_with_delete_policy_removes_the_data() {
     let h = Harness::start().await;
     h.create_queue("gone", json!({"deletionPolicy": "Delete"}))

@@ -69,6 +69,11 @@ pub struct JobQueueSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingSpec>,
 
+    /// A record per job (state, attempts, result), read with `job get|wait|list`, and how
+    /// long it is kept.
+    #[serde(default)]
+    pub jobs: JobsSpec,
+
     /// What happens to the Redis data when the JobQueue is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -218,6 +223,58 @@ pub struct DeadLetterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_length: Option<i64>,
+}
+
+/// Job records (docs/architecture.md#redis-data-model).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("duration(self.succeededTTL) > duration('0s')").message("succeededTTL must be greater than zero").field_path(".succeededTTL"))]
+#[x_kube(validation = Rule::new("duration(self.deadTTL) > duration('0s')").message("deadTTL must be greater than zero").field_path(".deadTTL"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobsSpec {
+    /// Keep a record per job (false: fire-and-forget, nothing to follow).
+    #[serde(default = "default_tracking")]
+    pub tracking: bool,
+    /// How long the record of a succeeded job is kept.
+    #[serde(rename = "succeededTTL", default = "default_succeeded_ttl")]
+    pub succeeded_ttl: Duration,
+    /// How long the record of a dead or cancelled job is kept.
+    #[serde(rename = "deadTTL", default = "default_dead_ttl")]
+    pub dead_ttl: Duration,
+    /// Largest result (or progress) stored, in bytes of JSON text; a larger one is dropped and
+    /// the job still succeeds.
+    #[serde(default = "default_max_result_size")]
+    #[schemars(range(min = 1, max = 16777216))]
+    pub max_result_size: i64,
+}
+
+/// Upper bound of `spec.jobs.maxResultSize` (16 MiB): a record is one Redis hash.
+pub const MAX_RESULT_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
+fn default_tracking() -> bool {
+    true
+}
+
+fn default_succeeded_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_dead_ttl() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_max_result_size() -> i64 {
+    64 * 1024
+}
+
+impl Default for JobsSpec {
+    fn default() -> Self {
+        JobsSpec {
+            tracking: default_tracking(),
+            succeeded_ttl: default_succeeded_ttl(),
+            dead_ttl: default_dead_ttl(),
+            max_result_size: default_max_result_size(),
+        }
+    }
 }
 
 /// The workers of a queue: exactly one of `template` and `scaleTargetRef`.

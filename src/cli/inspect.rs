@@ -49,6 +49,19 @@ struct Report {
     consumers: Vec<Consumer>,
     delayed: u64,
     dead_letter_length: u64,
+    /// Counters of tracked jobs since the queue's counters began.
+    jobs: Jobs,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Jobs {
+    succeeded: u64,
+    failed: u64,
+    dead: u64,
+    cancelled: u64,
+    /// Mean run time of the succeeded ones, when any was timed.
+    mean_duration: Option<Duration>,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,6 +132,17 @@ fn report(stream: &str, group: &str, m: QueueMetrics) -> Report {
             .collect(),
         delayed: m.delayed,
         dead_letter_length: m.dead_letter_length,
+        jobs: Jobs {
+            succeeded: m.jobs.succeeded,
+            failed: m.jobs.failed,
+            dead: m.jobs.dead,
+            cancelled: m.jobs.cancelled,
+            mean_duration: (m.jobs.duration.count > 0).then(|| {
+                Duration::from(
+                    m.jobs.duration.sum / m.jobs.duration.count.min(u32::MAX as u64) as u32,
+                )
+            }),
+        },
     }
 }
 
@@ -134,9 +158,22 @@ fn table(r: &Report) -> String {
         .unwrap_or_else(|| "-".into());
     let mut out = format!(
         "STREAM          {}\nGROUP           {}\nLENGTH          {}\nLAG             {lag}\n\
-         PENDING         {}\nOLDEST PENDING  {oldest}\nDELAYED         {}\nDEAD LETTERS    {}\n",
-        r.stream, r.consumer_group, r.length, r.pending, r.delayed, r.dead_letter_length
+         PENDING         {}\nOLDEST PENDING  {oldest}\nDELAYED         {}\nDEAD LETTERS    {}\n\
+         JOBS            {} succeeded, {} failed (retried), {} dead, {} cancelled\n",
+        r.stream,
+        r.consumer_group,
+        r.length,
+        r.pending,
+        r.delayed,
+        r.dead_letter_length,
+        r.jobs.succeeded,
+        r.jobs.failed,
+        r.jobs.dead,
+        r.jobs.cancelled
     );
+    if let Some(d) = r.jobs.mean_duration {
+        out.push_str(&format!("MEAN JOB TIME   {d}\n"));
+    }
     if !r.consumers.is_empty() {
         let width = r
             .consumers
@@ -157,4 +194,48 @@ fn table(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::jobs::JobCounts;
+
+    #[test]
+    fn job_counts_show_in_json_and_table() {
+        let mut jobs = JobCounts {
+            succeeded: 3,
+            failed: 2,
+            dead: 1,
+            ..JobCounts::default()
+        };
+        jobs.duration.count = 3;
+        jobs.duration.sum = std::time::Duration::from_millis(4500);
+        let m = QueueMetrics {
+            length: 0,
+            lag: 0,
+            lag_source: LagSource::Reported,
+            pending: 0,
+            oldest_pending_age: None,
+            consumers: vec![],
+            delayed: 0,
+            dead_letter_length: 1,
+            last_delivered_id: "0-0".into(),
+            server_time_ms: 0,
+            jobs,
+        };
+        let r = report("jobqueue:{a/b}", "workers", m);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["jobs"]["succeeded"], 3);
+        assert_eq!(json["jobs"]["failed"], 2);
+        assert_eq!(json["jobs"]["dead"], 1);
+        assert_eq!(json["jobs"]["cancelled"], 0);
+        assert_eq!(json["jobs"]["meanDuration"], "1.5s");
+        let text = table(&r);
+        assert!(
+            text.contains("JOBS            3 succeeded, 2 failed (retried), 1 dead, 0 cancelled"),
+            "{text}"
+        );
+        assert!(text.contains("MEAN JOB TIME   1.5s"), "{text}");
+    }
 }

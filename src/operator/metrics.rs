@@ -4,15 +4,21 @@
 //! (it may hold a password).
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use crate::queue::jobs::JobCounts;
+use crate::queue::jobs::stats::DurationCounts;
 use crate::queue::metrics::QueueMetrics;
 
 /// Labels of a per-queue or per-schedule series.
@@ -88,6 +94,11 @@ pub struct Metrics {
     schedule_fires: Family<ObjectLabels, Counter>,
     schedule_missed: Family<ObjectLabels, Counter>,
     schedule_skipped: Family<ObjectLabels, Counter>,
+    jobs_succeeded: Family<ObjectLabels, Counter>,
+    jobs_failed: Family<ObjectLabels, Counter>,
+    jobs_dead: Family<ObjectLabels, Counter>,
+    jobs_cancelled: Family<ObjectLabels, Counter>,
+    job_duration: Family<ObjectLabels, StoredHistogram>,
     reconcile_duration: Family<ControllerLabels, Histogram>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     metrics_poll_duration: Histogram,
@@ -101,6 +112,7 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("jobqueue");
         m.register_queue_gauges(r);
         m.register_events(r);
+        m.register_jobs(r);
         m
     }
 
@@ -121,6 +133,11 @@ impl Metrics {
             schedule_fires: Family::default(),
             schedule_missed: Family::default(),
             schedule_skipped: Family::default(),
+            jobs_succeeded: Family::default(),
+            jobs_failed: Family::default(),
+            jobs_dead: Family::default(),
+            jobs_cancelled: Family::default(),
+            job_duration: Family::default(),
             reconcile_duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 14))
             }),
@@ -225,6 +242,35 @@ impl Metrics {
         );
     }
 
+    /// Counters of tracked jobs, kept in each queue's Redis.
+    fn register_jobs(&self, r: &mut Registry) {
+        r.register(
+            "jobs_succeeded",
+            "Tracked jobs that succeeded",
+            self.jobs_succeeded.clone(),
+        );
+        r.register(
+            "jobs_failed",
+            "Attempts of tracked jobs that failed and were retried",
+            self.jobs_failed.clone(),
+        );
+        r.register(
+            "jobs_dead",
+            "Tracked jobs that went dead",
+            self.jobs_dead.clone(),
+        );
+        r.register(
+            "jobs_cancelled",
+            "Tracked jobs cancelled",
+            self.jobs_cancelled.clone(),
+        );
+        r.register(
+            "job_duration_seconds",
+            "Run time of succeeded tracked jobs (their last attempt)",
+            self.job_duration.clone(),
+        );
+    }
+
     /// Exports one reading of a queue's gauges.
     pub fn queue_observed(&self, namespace: &str, name: &str, m: &QueueMetrics) {
         let labels = ObjectLabels::new(namespace, name);
@@ -244,6 +290,20 @@ impl Metrics {
         // Counters of a served queue exist from 0, so rate() and alerts work before the first event.
         self.redelivered.get_or_create(&labels).inc_by(0);
         self.dead_lettered.get_or_create(&labels).inc_by(0);
+        self.job_counts(&labels, &m.jobs);
+    }
+
+    /// Brings a queue's job counters to the totals stored in its Redis.
+    fn job_counts(&self, labels: &ObjectLabels, c: &JobCounts) {
+        for (family, stored) in [
+            (&self.jobs_succeeded, c.succeeded),
+            (&self.jobs_failed, c.failed),
+            (&self.jobs_dead, c.dead),
+            (&self.jobs_cancelled, c.cancelled),
+        ] {
+            sync_counter(family, labels, stored);
+        }
+        self.job_duration.get_or_create(labels).set(&c.duration);
     }
 
     /// Counts one replica change written by the autoscaler.
@@ -299,15 +359,7 @@ impl Metrics {
             (&self.schedule_missed, missed),
             (&self.schedule_skipped, skipped),
         ] {
-            let exported = family.get_or_create(&labels).get();
-            if stored >= exported {
-                family.get_or_create(&labels).inc_by(stored - exported);
-            } else {
-                // The hash started again (its queue was deleted and recreated, or Redis lost it):
-                // a new series, which Prometheus reads as a counter reset.
-                family.remove(&labels);
-                family.get_or_create(&labels).inc_by(stored);
-            }
+            sync_counter(family, &labels, stored);
         }
     }
 
@@ -355,6 +407,15 @@ impl Metrics {
             f.remove(labels);
         }
         self.oldest_pending_age.remove(labels);
+        for f in [
+            &self.jobs_succeeded,
+            &self.jobs_failed,
+            &self.jobs_dead,
+            &self.jobs_cancelled,
+        ] {
+            f.remove(labels);
+        }
+        self.job_duration.remove(labels);
         self.redelivered.remove(labels);
         self.dead_lettered.remove(labels);
         for direction in [Direction::Up, Direction::Down] {
@@ -375,6 +436,45 @@ impl Metrics {
         ] {
             f.remove(labels);
         }
+    }
+}
+
+/// Brings a counter to a total stored elsewhere.
+fn sync_counter(family: &Family<ObjectLabels, Counter>, labels: &ObjectLabels, stored: u64) {
+    let exported = family.get_or_create(labels).get();
+    if stored >= exported {
+        family.get_or_create(labels).inc_by(stored - exported);
+    } else {
+        // The stored totals started again (their key was deleted, or Redis lost it): a new
+        // series, which Prometheus reads as a counter reset.
+        family.remove(labels);
+        family.get_or_create(labels).inc_by(stored);
+    }
+}
+
+/// A histogram whose totals are kept elsewhere (a queue's Redis) and exported as last read.
+#[derive(Clone, Debug, Default)]
+pub struct StoredHistogram(Arc<Mutex<DurationCounts>>);
+
+impl StoredHistogram {
+    /// Replaces the totals with the ones read.
+    pub fn set(&self, counts: &DurationCounts) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = counts.clone();
+    }
+}
+
+impl TypedMetric for StoredHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for StoredHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        encoder.encode_histogram::<NoLabelSet>(c.sum.as_secs_f64(), c.count, &c.buckets(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
@@ -411,5 +511,33 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(!text.contains(r#"jobqueue_lag{"#), "{text}");
+    }
+
+    #[test]
+    fn job_counters_follow_the_stored_totals() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let mut c = JobCounts {
+            succeeded: 2,
+            dead: 1,
+            ..JobCounts::default()
+        };
+        c.duration.buckets = vec![1];
+        c.duration.above = 1;
+        c.duration.count = 2;
+        c.duration.sum = Duration::from_millis(4_000_005);
+        m.job_counts(&ObjectLabels::new("team-a", "emails"), &c);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"jobqueue_jobs_succeeded_total{namespace="team-a",name="emails"} 2"#,
+            r#"jobqueue_jobs_dead_total{namespace="team-a",name="emails"} 1"#,
+            r#"jobqueue_jobs_failed_total{namespace="team-a",name="emails"} 0"#,
+            r#"jobqueue_job_duration_seconds_count{namespace="team-a",name="emails"} 2"#,
+            r#"jobqueue_job_duration_seconds_bucket{le="0.01",namespace="team-a",name="emails"} 1"#,
+            r#"jobqueue_job_duration_seconds_bucket{le="+Inf",namespace="team-a",name="emails"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
     }
 }

@@ -44,6 +44,9 @@ pub const JOBS_DEAD_LETTERED: &str = "JobsDeadLettered";
 pub const JOBS_RECLAIMED: &str = "JobsReclaimed";
 /// Event (Warning): writing the scale target's replica count failed.
 pub const SCALE_FAILED: &str = "ScaleFailed";
+/// Event (Warning): the queue's Redis cannot run the `jobqueue` function library (no Functions
+/// before Redis 7.0, or loading it was refused); the queue is served without job records.
+pub const JOB_TRACKING_UNAVAILABLE: &str = "JobTrackingUnavailable";
 
 /// Every reason a `Ready` condition may be `False` with.
 pub const READY_FALSE_REASONS: &[&str] = &[

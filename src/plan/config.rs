@@ -3,6 +3,7 @@
 use crate::api::{self, FieldError, FieldErrorKind};
 use crate::queue::config::{Backoff, QueueConfig, Retention, StartFrom};
 use crate::queue::error::QueueError;
+use crate::queue::jobs::JobSettings;
 
 fn non_negative(field: &'static str, v: i64) -> Result<u64, QueueError> {
     u64::try_from(v).map_err(|_| QueueError::InvalidConfig {
@@ -50,8 +51,41 @@ pub fn queue_config(jq: &api::JobQueue) -> Result<QueueConfig, QueueError> {
         .and_then(|d| d.max_length)
         .map(|v| non_negative("deadLetter.maxLength", v))
         .transpose()?;
+    cfg.jobs = job_settings(&spec.jobs)?;
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// `spec.jobs` as the engine's [`JobSettings`] (records of running jobs keep the default bound).
+fn job_settings(spec: &api::JobsSpec) -> Result<JobSettings, QueueError> {
+    let positive = |field, d: api::Duration| {
+        if d.is_zero() {
+            Err(QueueError::InvalidConfig {
+                field,
+                reason: format!("{d} is not allowed; use a duration greater than zero, e.g. 24h"),
+            })
+        } else {
+            Ok(d.as_std())
+        }
+    };
+    let max_result_size = u64::try_from(spec.max_result_size)
+        .ok()
+        .filter(|n| (1..=api::MAX_RESULT_SIZE_LIMIT as u64).contains(n))
+        .ok_or_else(|| QueueError::InvalidConfig {
+            field: "jobs.maxResultSize",
+            reason: format!(
+                "{} is not allowed; use a number of bytes from 1 to {}",
+                spec.max_result_size,
+                api::MAX_RESULT_SIZE_LIMIT
+            ),
+        })?;
+    Ok(JobSettings {
+        tracking: spec.tracking,
+        succeeded_ttl: positive("jobs.succeededTTL", spec.succeeded_ttl)?,
+        dead_ttl: positive("jobs.deadTTL", spec.dead_ttl)?,
+        max_result_size,
+        ..JobSettings::default()
+    })
 }
 
 /// An engine config error as a field error on the JobQueue (`spec.<field>`).

@@ -335,3 +335,48 @@ fn every_schedule_rule_names_its_field() {
         assert_eq!(fields, vec![field], "{spec}");
     }
 }
+
+#[test]
+fn job_records_plan_with_the_defaults_and_the_spec() {
+    use crate::queue::jobs::JobSettings;
+    use std::time::Duration;
+
+    let plan = plan_of("  {}\n").unwrap();
+    assert_eq!(plan.config.jobs, JobSettings::default());
+    assert!(plan.config.jobs.tracking);
+    assert_eq!(plan.config.jobs.succeeded_ttl, Duration::from_secs(86_400));
+    assert_eq!(plan.config.jobs.dead_ttl, Duration::from_secs(7 * 86_400));
+    assert_eq!(plan.config.jobs.max_result_size, 65_536);
+
+    let plan =
+        plan_of("  jobs: {tracking: false, succeededTTL: 1h, deadTTL: 30m, maxResultSize: 1024}\n")
+            .unwrap();
+    assert!(!plan.config.jobs.tracking);
+    assert_eq!(plan.config.jobs.succeeded_ttl, Duration::from_secs(3600));
+    assert_eq!(plan.config.jobs.dead_ttl, Duration::from_secs(1800));
+    assert_eq!(plan.config.jobs.max_result_size, 1024);
+    assert_eq!(
+        plan.config.jobs.waiting_ttl,
+        JobSettings::default().waiting_ttl
+    );
+}
+
+#[test]
+fn bad_job_record_settings_name_their_field_and_what_is_allowed() {
+    assert_fields(&[
+        ("  jobs: {succeededTTL: 0s}\n", "spec.jobs.succeededTTL"),
+        ("  jobs: {deadTTL: '0'}\n", "spec.jobs.deadTTL"),
+        ("  jobs: {maxResultSize: 0}\n", "spec.jobs.maxResultSize"),
+        ("  jobs: {maxResultSize: -5}\n", "spec.jobs.maxResultSize"),
+        (
+            "  jobs: {maxResultSize: 16777217}\n",
+            "spec.jobs.maxResultSize",
+        ),
+    ]);
+    let err = plan_of("  jobs: {maxResultSize: 0}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("from 1 to 16777216"), "{err}");
+    let err = plan_of("  jobs: {deadTTL: 0s}\n").unwrap_err().to_string();
+    assert!(err.contains("greater than zero"), "{err}");
+}

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::error::{QueueError, Result};
+use super::jobs::JobSettings;
 use super::keys::QueueKeys;
 
 /// Where a newly created consumer group starts reading.
@@ -87,6 +88,8 @@ pub struct QueueConfig {
     pub dead_letter: String,
     /// Cap of the dead-letter stream (oldest dead letters are dropped beyond it).
     pub dead_letter_max_length: Option<u64>,
+    /// Job records: tracking, retention, result size (stored in the settings hash).
+    pub jobs: JobSettings,
 }
 
 /// The default consumer group name.
@@ -108,6 +111,7 @@ impl QueueConfig {
             retention: Retention::default(),
             dead_letter,
             dead_letter_max_length: None,
+            jobs: JobSettings::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Metrics snapshot (docs/architecture.md#metrics-snapshot): for many queues on one Redis endpoint, every queue's
 //! length, lag, pending count, oldest pending idle time, consumers, delayed count and
-//! dead-letter length in one pipelined round trip (one pipeline per node on a Cluster).
+//! dead-letter length and job counters in one pipelined round trip (one pipeline per node on a Cluster).
 //!
 //! Each queue is read by one Lua script, so its numbers are a consistent view.
 //!
@@ -20,6 +20,7 @@ use redis::cluster_routing::SingleNodeRoutingInfo;
 use super::config::QueueConfig;
 use super::conn::RedisConn;
 use super::error::{QueueError, Result};
+use super::jobs::{JobCounts, stats_key};
 use super::keys::slot;
 use super::scripts::{METRICS, map_error};
 
@@ -71,6 +72,8 @@ pub struct QueueMetrics {
     pub last_delivered_id: String,
     /// The Redis server's clock when the snapshot was taken (unix ms).
     pub server_time_ms: u64,
+    /// The job counters (tracked jobs only).
+    pub jobs: JobCounts,
 }
 
 impl QueueMetrics {
@@ -154,6 +157,7 @@ fn pipeline_for(
         let mut inv = METRICS.key(q.stream());
         inv.key(q.keys.delayed())
             .key(&q.dead_letter)
+            .key(stats_key(&q.keys))
             .arg(&q.group)
             .arg(options.lag_estimate_bound.max(1));
         pipe.invoke_script(&inv);
@@ -256,6 +260,7 @@ async fn cluster_snapshot(
             let mut inv = METRICS.key(q.stream());
             inv.key(q.keys.delayed())
                 .key(&q.dead_letter)
+                .key(stats_key(&q.keys))
                 .arg(&q.group)
                 .arg(options.lag_estimate_bound.max(1));
             *slot = Some(inv.invoke_async(conn).await);
@@ -421,6 +426,7 @@ fn parse(v: redis::RedisResult<Value>) -> redis::RedisResult<QueueState> {
                 oldest_pending_age: oldest,
                 last_delivered_id: text(items.get(9)),
                 consumers,
+                jobs: JobCounts::from_fields(items.get(11)),
             }))
         }
     }

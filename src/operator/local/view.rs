@@ -317,6 +317,7 @@ mod tests {
             dead_letter_length: 0,
             last_delivered_id: "0-0".into(),
             server_time_ms: 0,
+            jobs: Default::default(),
         }
     }
 

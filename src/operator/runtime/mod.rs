@@ -29,6 +29,7 @@ use crate::scaling::{History, Policy};
 use super::metrics::{Metrics, ObjectLabels};
 
 mod janitor;
+mod jobs;
 mod pool;
 mod report;
 mod scaler;
@@ -131,6 +132,7 @@ pub(crate) struct Inner {
     repair: tokio::sync::Mutex<()>,
     /// Requests a sweep of every served queue for runs of schedules that moved away.
     sweep: Notify,
+    libraries: jobs::Libraries,
 }
 
 impl Inner {
@@ -172,6 +174,7 @@ impl Runtime {
                 shutdown,
                 repair: tokio::sync::Mutex::new(()),
                 sweep: Notify::new(),
+                libraries: jobs::Libraries::default(),
             }),
         }
     }
@@ -181,7 +184,8 @@ impl Runtime {
         &self.inner.pool
     }
 
-    /// Provisions the queue's stream and group and starts (or keeps) serving it. Returns the
+    /// Provisions the queue's stream and group, its job settings and the endpoint's function
+    /// library, and starts (or keeps) serving it. Returns the
     /// drift repaired, if the queue was served before and its stream or group had vanished.
     pub async fn upsert_queue(
         &self,
@@ -189,19 +193,16 @@ impl Runtime {
     ) -> Result<(Provisioned, Option<Drift>), QueueError> {
         self.inner.pool.set_tls(&entry.redis_url, &entry.tls).await;
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-        let was_served = lock(&self.inner.queues).get(&entry.id).is_some_and(|s| {
-            s.entry.redis_url == entry.redis_url && s.entry.config.keys == entry.config.keys
-        });
-        let provisioned = match provision::provision(&mut conn, &entry.config, was_served).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.inner
-                    .pool
-                    .forget_if_connection_error(&entry.redis_url, &e)
-                    .await;
-                return Err(e);
-            }
+        let (was_served, changed) = match lock(&self.inner.queues).get(&entry.id) {
+            Some(s) => (
+                s.entry.redis_url == entry.redis_url && s.entry.config.keys == entry.config.keys,
+                s.entry.redis_url != entry.redis_url || s.entry.config != entry.config,
+            ),
+            None => (false, true),
         };
+        let provisioned = self
+            .provision(&mut conn, &entry, was_served, changed)
+            .await?;
         let drift = provisioned.drift(&entry.config, was_served);
         let url = entry.redis_url.clone();
         let id = entry.id.clone();
@@ -246,6 +247,33 @@ impl Runtime {
         }
         self.inner.wake.notify_one();
         Ok((provisioned, drift))
+    }
+
+    /// Provisions the queue's stream and group, then its job settings (`changed`: first
+    /// served, or its spec changed, so a Redis without job records is announced).
+    async fn provision(
+        &self,
+        conn: &mut crate::queue::conn::RedisConn,
+        entry: &QueueEntry,
+        was_served: bool,
+        changed: bool,
+    ) -> Result<Provisioned, QueueError> {
+        let result = match provision::provision(conn, &entry.config, was_served).await {
+            Ok(p) => {
+                let lost_data = p.drift(&entry.config, was_served).is_some();
+                jobs::provision(&self.inner, conn, entry, lost_data, changed)
+                    .await
+                    .map(|()| p)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.inner
+                .pool
+                .forget_if_connection_error(&entry.redis_url, e)
+                .await;
+        }
+        result
     }
 
     /// Stops serving a queue (its data stays; see [`Self::delete_queue_data`]).

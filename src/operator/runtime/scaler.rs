@@ -97,6 +97,7 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
                         drop(repair);
                         match repaired {
                             Ok(p) => {
+                                super::jobs::repaired(inner, &mut conn, entry).await;
                                 if let Some(drift) = p.drift(&entry.config, true) {
                                     inner.reporter.queue_event(
                                         &entry.id,

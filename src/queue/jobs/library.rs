@@ -14,7 +14,7 @@ pub const LIBRARY_NAME: &str = "jobqueue";
 /// The revision `FCALL_RO jobqueue_version 0` answers. Bump it (and `VERSION` in
 /// `lua/jobs.lua`) whenever the library's source changes, common helpers included: a server
 /// keeps a loaded revision until a newer one comes.
-pub const LIBRARY_VERSION: i64 = 1;
+pub const LIBRARY_VERSION: i64 = 2;
 
 /// The library's source as given to FUNCTION LOAD.
 pub fn library_source() -> String {
@@ -100,12 +100,47 @@ pub(crate) fn is_missing_function(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
 }
 
+/// Whether `e` says the server has no Functions at all (Redis before 7.0 answers FCALL_RO and
+/// FUNCTION with "unknown command"): job records cannot be followed there.
+pub fn functions_unsupported(e: &QueueError) -> bool {
+    match e {
+        QueueError::Redis { error, .. } => {
+            let text = error.to_string().to_ascii_lowercase();
+            text.contains("unknown command")
+                && (text.contains("fcall") || text.contains("function"))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_server_without_functions_is_told_apart() {
+        let reply = |text: &str| QueueError::Redis {
+            op: "checking the jobqueue function library",
+            error: redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "An error was signalled by the server",
+                text.to_string(),
+            )),
+        };
+        assert!(functions_unsupported(&reply(
+            "unknown command 'FCALL_RO', with args beginning with: 'jobqueue_version' '0'"
+        )));
+        assert!(functions_unsupported(&reply("unknown command `FUNCTION`")));
+        assert!(!functions_unsupported(&reply(
+            "NOPERM this user has no permissions"
+        )));
+        assert!(!functions_unsupported(&QueueError::NoSuchStream {
+            stream: "s".into()
+        }));
+    }
+
     /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
-    const SOURCE_SHA256: &str = "49bf8d3e59beeb239b26516eaf7903f4a196016879b8673408804cadec05b72e";
+    const SOURCE_SHA256: &str = "832495a3a56b7cc86a15caddb8f914f1ffe0e46f2cd5e3779337fdc8424fba91";
 
     #[test]
     fn a_changed_source_comes_with_a_new_revision() {

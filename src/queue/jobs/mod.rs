@@ -7,6 +7,7 @@
 //! - [`ops`]: start, progress, heartbeat, complete, fail ([`JobOps`]).
 //! - [`follow`]: get, cancel, list and wait from outside.
 //! - [`record`]: the record's fields (pure).
+//! - [`stats`]: the job counters the metrics snapshot reads.
 //! - [`worker`]: a ready-made worker loop.
 
 pub mod follow;
@@ -14,11 +15,13 @@ pub mod library;
 pub mod ops;
 pub mod record;
 pub mod settings;
+pub mod stats;
 pub mod worker;
 
 pub use follow::{CancelOutcome, cancel_job, get_job, list_jobs, wait_job};
-pub use library::{LIBRARY_VERSION, LibraryStatus, ensure_library};
+pub use library::{LIBRARY_VERSION, LibraryStatus, ensure_library, functions_unsupported};
 pub use ops::{Delivery, JobOps, Liveness, Settled, Started};
 pub use record::{JobRecord, JobState};
 pub use settings::{JobSettings, WorkerSettings, read_worker_settings, store_settings};
+pub use stats::{JobCounts, stats_key};
 pub use worker::{JobContext, Outcome, WorkerConfig, WorkerReport, run_worker};

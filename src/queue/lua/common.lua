@@ -212,6 +212,36 @@ local function job_ttl_ms(s, state, due, now)
   return ttl
 end
 
+-- Upper bounds (ms) of the job duration histogram's buckets; the operator reads the same list
+-- (queue::metrics::JOB_DURATION_BUCKETS_MS).
+local JOB_DURATION_BUCKETS_MS = { 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+  300000, 900000, 3600000 }
+
+-- Counts a state change in `<prefix>:jobstats` (read by the metrics snapshot): succeeded, dead,
+-- cancelled once per job; failed for an attempt that failed and will be retried (the attempt
+-- grows); a success's run time (started_at to now) in the duration histogram. `prev` is the
+-- record's {state, attempt, started_at} before the change.
+local function job_count(s, prev, state, attempt, now)
+  local stats = s.prefix .. ':jobstats'
+  if state == 'succeeded' or state == 'dead' or state == 'cancelled' then
+    if prev[1] == state then return end
+    redis.call('HINCRBY', stats, state, 1)
+    local started = tonumber(prev[3])
+    if state ~= 'succeeded' or not started then return end
+    local ms = math.max(0, now - started)
+    local bucket = 'inf'
+    for _, b in ipairs(JOB_DURATION_BUCKETS_MS) do
+      if ms <= b then bucket = tostring(b); break end
+    end
+    redis.call('HINCRBY', stats, 'duration_le_' .. bucket, 1)
+    redis.call('HINCRBY', stats, 'duration_count', 1)
+    redis.call('HINCRBY', stats, 'duration_sum_ms', int_str(ms))
+  elseif (state == 'queued' or state == 'retrying')
+      and tonumber(attempt) > (tonumber(prev[2]) or tonumber(attempt)) then
+    redis.call('HINCRBY', stats, 'failed', 1)
+  end
+end
+
 -- Records a state change of job `id`: record fields `extra` (flat list; '' values are
 -- deleted), a fresh TTL, and one event. A cancelled record keeps its state unless `force`
 -- (a replay); `fresh` starts a new record (enqueue, fire, replay).
@@ -219,11 +249,14 @@ local function job_record(s, id, state, attempt, now, extra, opts)
   if not s or s.tracking ~= '1' or not id or id == '' then return end
   opts = opts or {}
   local key = job_key(s, id)
+  local prev = {}
   if opts.fresh then
     redis.call('DEL', key)
-  elseif not opts.force and redis.call('HGET', key, 'state') == 'cancelled' then
-    return
+  else
+    prev = redis.call('HMGET', key, 'state', 'attempt', 'started_at')
+    if not opts.force and prev[1] == 'cancelled' then return end
   end
+  job_count(s, prev, state, attempt, now)
   local set = { 'state', state, 'attempt', tostring(attempt), 'updated_at', int_str(now) }
   local del = {}
   for i = 1, #(extra or {}), 2 do

@@ -43,8 +43,10 @@
 -- entry, consumer, progress, result, result_dropped, error, cancel_requested.
 -- Every state change is also added to `<prefix>:events` (capped): job, state, attempt, at; a
 -- progress report adds one with state active and a `progress` field.
+-- Each end and each retried failure is also counted in `<prefix>:jobstats` (job_count in the
+-- common helpers): succeeded, failed, dead, cancelled, and a histogram of success run times.
 
-local VERSION = 1
+local VERSION = 2
 
 -- The consumer holding `entry`, or nil when it is not pending in `group`.
 local function pending_owner(stream, group, entry)

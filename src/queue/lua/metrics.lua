@@ -1,9 +1,11 @@
 -- One queue's numbers, read atomically (one consistent view per queue).
--- KEYS[1] stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream
+-- KEYS[1] stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream, KEYS[4] the job counters
+-- hash (`<prefix>:jobstats`, kept by job_count in common.lua)
 -- ARGV[1] group, ARGV[2] bound of the lag estimate
 -- Returns {state (0 no stream, 1 no group, 2 ok), now ms, length, delayed, dead length,
 --          lag, lag source (0 reported, 1 estimated, 2 estimate hit the bound), pending,
---          oldest pending idle ms (-1 if none), last delivered id, {name, pending, idle}...}
+--          oldest pending idle ms (-1 if none), last delivered id, {name, pending, idle}...,
+--          the job counters as a flat field list}
 local stream, group = KEYS[1], ARGV[1]
 local now = now_ms()
 local delayed = redis.call('ZCARD', KEYS[2])
@@ -41,4 +43,4 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
   consumers[#consumers + 1] = { m['name'], m['pending'], m['idle'] }
 end
 return { 2, now, len, delayed, dead, lag, source, info['pending'], oldest_idle,
-         info['last-delivered-id'], consumers }
+         info['last-delivered-id'], consumers, redis.call('HGETALL', KEYS[4]) }
