@@ -84,7 +84,10 @@ impl Demo {
         if extra.is_empty() {
             let line = demo.wait_line("started a private redis-server (pid ");
             let (pid, url) = private_redis(&line).unwrap_or_else(|| panic!("{line}"));
-            assert!(line.contains(&format!("nothing answers at {default}")), "{line}");
+            assert!(
+                line.contains(&format!("nothing answers at {default}")),
+                "{line}"
+            );
             (demo.redis_pid, demo.redis_url) = (pid, url);
         }
         demo

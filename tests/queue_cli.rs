@@ -315,14 +315,13 @@ async fn enqueue_count_adds_that_many_jobs_each_its_own_id() {
         ],
         None,
     ));
-    let entries: Vec<(String, std::collections::BTreeMap<String, String>)> =
-        redis::cmd("XRANGE")
-            .arg(STREAM)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+    let entries: Vec<(String, std::collections::BTreeMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(STREAM)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(entries.len(), 450);
     let ids: std::collections::BTreeSet<&str> =
         entries.iter().map(|(_, f)| f["id"].as_str()).collect();
@@ -334,7 +333,10 @@ async fn enqueue_count_adds_that_many_jobs_each_its_own_id() {
     );
     let (first, last) = (&entries[0].1["id"], &entries[449].1["id"]);
     assert!(said.starts_with("enqueued 450 jobs: first "), "{said}");
-    assert!(said.contains(first.as_str()) && said.contains(last.as_str()), "{said}");
+    assert!(
+        said.contains(first.as_str()) && said.contains(last.as_str()),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,7 +112,9 @@ fn parse_addr(s: &str) -> Result<MetricsAddr, String> {
 impl Settings {
     /// The Redis for resources that do not name one: `--redis` / `REDIS_URL`, else the default.
     pub fn redis_url(&self) -> String {
-        self.redis.clone().unwrap_or_else(|| self.default_redis.clone())
+        self.redis
+            .clone()
+            .unwrap_or_else(|| self.default_redis.clone())
     }
 
     /// The HTTP address (`None`: off); unless given, [`DEFAULT_LOCAL_METRICS_ADDR`] in local
@@ -143,5 +145,56 @@ impl Settings {
             },
             ..RuntimeOptions::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn local_mode_serves_http_on_loopback_unless_told_otherwise() {
+        if std::env::var_os("METRICS_ADDR").is_some() {
+            return; // the environment chooses the address: nothing to check
+        }
+        let at = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        assert_eq!(parse(&[]).metrics_addr(), at("0.0.0.0:8080"));
+        assert_eq!(
+            parse(&["--local", "x"]).metrics_addr(),
+            at("127.0.0.1:8080")
+        );
+        let given = parse(&["--local", "x", "--metrics-addr", "0.0.0.0:9"]);
+        assert_eq!(given.metrics_addr(), at("0.0.0.0:9"));
+        assert_eq!(parse(&["--metrics-addr", "off"]).metrics_addr(), None);
+    }
+
+    #[test]
+    fn the_redis_given_wins_over_the_default() {
+        if std::env::var_os("REDIS_URL").is_some()
+            || std::env::var_os("JOBQUEUE_DEFAULT_REDIS").is_some()
+        {
+            return; // the environment names a Redis: nothing to check
+        }
+        let default = parse(&[]);
+        assert_eq!(default.redis, None);
+        assert_eq!(default.redis_url(), DEFAULT_REDIS_URL);
+        assert_eq!(
+            parse(&["--redis", "redis://r:1"]).redis_url(),
+            "redis://r:1"
+        );
     }
 }

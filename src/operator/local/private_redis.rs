@@ -120,10 +120,8 @@ impl PrivateRedis {
 
     async fn start_once() -> Result<PrivateRedis, PrivateRedisError> {
         let port = free_port().map_err(PrivateRedisError::Port)?;
-        let dir = std::env::temp_dir().join(format!(
-            "jobqueue-redis-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("jobqueue-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| PrivateRedisError::Dir(dir.clone(), e))?;
         let mut cmd = Command::new("redis-server");
         cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
