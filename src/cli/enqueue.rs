@@ -110,30 +110,33 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Enqueues `count` jobs, [`BATCH`] at a time on the shared (pipelining) connection.
+/// Enqueues `count` (≥ 2) jobs. The first and the last go alone, so they are the stream's
+/// first and last of the burst (the first also loads the script); the ones between go
+/// [`BATCH`] at a time on the shared connection, which pipelines them.
 async fn burst(
-    conn: RedisConn,
+    mut conn: RedisConn,
     keys: &QueueKeys,
     payload: &serde_json::Value,
     options: &EnqueueOptions,
     count: u64,
 ) -> anyhow::Result<()> {
-    let (mut first, mut last) = (None, String::new());
-    let mut done = 0u64;
-    while done < count {
-        let n = (count - done).min(BATCH as u64);
+    let first = enqueue(&mut conn, keys, payload, options).await?.job_id;
+    let mut done = 1u64;
+    while done < count - 1 {
+        let n = (count - 1 - done).min(BATCH as u64);
         let batch = (0..n).map(|_| {
             let mut conn = conn.clone();
             async move { enqueue(&mut conn, keys, payload, options).await }
         });
-        let jobs = futures::future::try_join_all(batch)
+        futures::future::try_join_all(batch)
             .await
             .with_context(|| format!("after {done} of {count} jobs"))?;
-        first.get_or_insert_with(|| jobs[0].job_id.clone());
-        last.clone_from(&jobs[jobs.len() - 1].job_id);
         done += n;
     }
-    let first = first.unwrap_or_default();
+    let last = enqueue(&mut conn, keys, payload, options)
+        .await
+        .with_context(|| format!("after {done} of {count} jobs"))?
+        .job_id;
     println!("enqueued {count} jobs: first {first}, last {last}");
     Ok(())
 }
