@@ -1,14 +1,188 @@
-//! The demo directory (examples/demo) under `run --local`, with a short cooldown, stabilization
-//! window and a schedule firing every second: schedules fire once per run, a burst of 2,000
-//! jobs scales the Python workers up to maxReplicas, every job is acknowledged exactly once by
-//! a worker, and the workers go back to zero after the cooldown.
+//! The demo directory (examples/demo) under `run --local` as a newcomer runs it: no `--redis`,
+//! no `REDIS_URL` and nothing answering at the default URL, so the operator starts a private
+//! redis-server. With a short cooldown, stabilization window and a schedule firing every
+//! second: schedules fire once per run, a burst of 2,000 jobs made with `enqueue --count`
+//! scales the `work` workers up to maxReplicas, every job is acknowledged exactly once by a
+//! worker, the workers go back to zero after the cooldown, and after SIGTERM the private
+//! redis-server is gone.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use jobqueue_test_support::local::*;
-use jobqueue_test_support::repo_dir;
+use jobqueue_test_support::local::{
+    DEADLINE, Line, alive, demo_file, edit, signal, started, worker_says,
+};
+use jobqueue_test_support::wait::blocking;
+use jobqueue_test_support::{operator_binary, without_operator_env};
 
 const STREAM: &str = "jobqueue:{default/demo}";
+
+/// `run --local` on a directory with no Redis named: the default URL (the hidden
+/// `JOBQUEUE_DEFAULT_REDIS`) is a loopback port held by a listener that never answers, so the
+/// Redis on this machine's 6379, if any, is never touched.
+struct Demo {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<Line>>>,
+    _silent: TcpListener,
+    /// The private Redis the operator printed, and its pid.
+    redis_url: String,
+    redis_pid: u32,
+}
+
+impl Demo {
+    fn start(files: &[(&str, String)], extra: &[&str]) -> Demo {
+        let silent = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let default = format!("redis://{}", silent.local_addr().unwrap());
+        let dir = tempfile::Builder::new()
+            .prefix("jobqueue-demo-")
+            .tempdir()
+            .expect("temp dir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("manifest");
+        }
+        let mut cmd = Command::new(operator_binary());
+        without_operator_env(&mut cmd)
+            .args(["run", "--local"])
+            .arg(dir.path())
+            .args(["--metrics-addr", "off"])
+            .args(extra)
+            .env("JOBQUEUE_DEFAULT_REDIS", &default)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting jobqueue-operator");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for (stream, stderr) in [
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                false,
+            ),
+            (Box::new(child.stderr.take().unwrap()), true),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for text in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(Line { stderr, text });
+                }
+            });
+        }
+        let mut demo = Demo {
+            dir,
+            child: Some(child),
+            lines,
+            _silent: silent,
+            redis_url: String::new(),
+            redis_pid: 0,
+        };
+        if extra.is_empty() {
+            let line = demo.wait_line("started a private redis-server (pid ");
+            let (pid, url) = private_redis(&line).unwrap_or_else(|| panic!("{line}"));
+            assert!(
+                line.contains(&format!("nothing answers at {default}")),
+                "{line}"
+            );
+            (demo.redis_pid, demo.redis_url) = (pid, url);
+        }
+        demo
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).expect("write manifest");
+        std::fs::rename(&tmp, self.path(name)).expect("rename manifest");
+    }
+
+    fn lines(&self) -> Vec<Line> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn output(&self) -> String {
+        let lines = self.lines();
+        let text: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{}{}", if l.stderr { "E " } else { "  " }, l.text))
+            .collect();
+        text.join("\n")
+    }
+
+    fn wait_for<T>(&self, what: &str, mut cond: impl FnMut(&[Line]) -> Option<T>) -> T {
+        blocking(DEADLINE, what, || {
+            cond(&self.lines()).ok_or_else(|| format!("output:\n{}", self.output()))
+        })
+    }
+
+    fn wait_line(&self, needle: &str) -> String {
+        self.wait_for(&format!("a line containing {needle:?}"), |lines| {
+            lines
+                .iter()
+                .find(|l| l.text.contains(needle))
+                .map(|l| l.text.clone())
+        })
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        let lines = self.lines();
+        lines.iter().filter(|l| l.text.contains(needle)).count()
+    }
+
+    fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.redis_url.as_str())
+            .expect("redis url")
+            .get_connection()
+            .expect("connect to the private redis")
+    }
+
+    /// Sends SIGTERM (like Ctrl-C) and waits for the exit, bounded.
+    fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.wait_for("the output to end", |l| {
+                    l.iter().any(|l| l.text == "stopped").then_some(())
+                });
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("jobqueue-operator did not exit; output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("jobqueue-operator output:\n{}", self.output());
+        }
+    }
+}
+
+/// (pid, url) from "... started a private redis-server (pid P) at URL for this run ...".
+fn private_redis(line: &str) -> Option<(u32, String)> {
+    let rest = line.split_once("(pid ")?.1;
+    let (pid, rest) = rest.split_once(") at ")?;
+    let url = rest.split_whitespace().next()?;
+    Some((pid.parse().ok()?, url.to_string()))
+}
 
 fn demo_for_test() -> Vec<(&'static str, String)> {
     let queue = demo_file("jobqueue.yaml");
@@ -21,22 +195,48 @@ fn demo_for_test() -> Vec<(&'static str, String)> {
     let queue = edit(&queue, "pollInterval: 500ms", "pollInterval: 200ms");
     let schedule = demo_file("schedule.yaml");
     let schedule = edit(&schedule, "\"0 * * * * *\"", "\"* * * * * *\"");
-    let schedule = edit(&schedule, "sleep: 1", "sleep: 0");
+    let schedule = edit(&schedule, "sleep_ms: 1000", "sleep_ms: 0");
     vec![("jobqueue.yaml", queue), ("schedule.yaml", schedule)]
 }
 
-/// Acked job ids → how many times each was acknowledged (by any worker).
-fn acks(local: &Local) -> BTreeMap<String, usize> {
+/// Acked job ids → how many times each was acknowledged (by any worker): the `work` command's
+/// "job settled job=ID state=succeeded attempt=N" log lines.
+fn acks(local: &Demo) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for (_, job, _) in worker_says(&local.lines(), "demo", "acked") {
+    for (_, job, _) in worker_says(&settled(&local.lines()), "demo", "succeeded") {
         *counts.entry(job).or_insert(0) += 1;
     }
     counts
 }
 
+/// Settled-job log lines rewritten as `[demo#i] <state> <job id> attempt <n>`, the shape
+/// [`worker_says`] reads.
+fn settled(lines: &[Line]) -> Vec<Line> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (prefix, rest) = l.text.split_once("] ")?;
+            let rest = rest.split_once("job settled ")?.1;
+            let field = |name: &str| {
+                rest.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            };
+            Some(Line {
+                stderr: l.stderr,
+                text: format!(
+                    "{prefix}] {} {} attempt {}",
+                    field("state")?,
+                    field("job")?,
+                    field("attempt")?
+                ),
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
-    let mut local = Local::start(&demo_for_test());
+    let mut local = Demo::start(&demo_for_test(), &[]);
     local.wait_line("JobQueue default/demo: serving");
     local.wait_line("Schedule default/every-minute: armed");
 
@@ -47,11 +247,36 @@ fn demo_scales_up_under_a_burst_and_back_to_zero_with_every_job_acked_once() {
 
     let status = local.terminate();
     assert!(status.success(), "{status:?}");
+    private_redis_is_gone(&local);
+}
+
+/// After the operator stops, its redis-server process is gone and its port does not answer.
+fn private_redis_is_gone(local: &Demo) {
+    local.wait_line("stopped the private redis-server");
+    blocking(DEADLINE, "the private redis-server to exit", || {
+        (!alive(local.redis_pid)).then_some(())
+    });
+    let answered = redis::Client::open(local.redis_url.as_str())
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .is_ok();
+    assert!(!answered, "{} still answers", local.redis_url);
+}
+
+#[test]
+fn a_named_redis_that_does_not_answer_is_retried_not_replaced() {
+    let url = "redis://127.0.0.1:1";
+    let mut local = Demo::start(&demo_for_test(), &["--redis", url]);
+    local.wait_line(&format!("redis: {url}"));
+    local.wait_line("Redis at redis://127.0.0.1:1 is not reachable");
+    assert_eq!(local.count("private redis-server"), 0, "{}", local.output());
+    let status = local.terminate();
+    assert!(status.success(), "{status:?}");
 }
 
 /// A job per second, each acknowledged by a worker started from zero; once suspended, the
 /// stream holds one job per run, none missed, doubled or early.
-fn schedule_fires_once_per_run(local: &Local) {
+fn schedule_fires_once_per_run(local: &Demo) {
     // Schedules: a job per second, each acknowledged by a worker started from zero.
     let fired: Vec<String> = local.wait_for("three scheduled jobs acknowledged", |_| {
         let done: Vec<String> = acks(local)
@@ -97,17 +322,22 @@ fn schedule_fires_once_per_run(local: &Local) {
     }
 }
 
-/// 2,000 jobs enqueued by the demo's own producer script; returns their ids.
-fn burst_of_2000(local: &Local) -> Vec<String> {
+/// 2,000 jobs enqueued with `enqueue --count` at the URL the operator printed; returns their ids.
+fn burst_of_2000(local: &Demo) -> Vec<String> {
     let mut conn = local.conn();
-    // A burst of 2,000 jobs, enqueued by the demo's own producer script.
-    let burst = std::process::Command::new(repo_dir().join("target/venv/bin/python"))
-        .arg(repo_dir().join("examples/demo/burst.py"))
-        .args(["2000", "0.005"])
-        .env("REDIS_URL", local.redis.url())
+    let mut cmd = Command::new(operator_binary());
+    let burst = without_operator_env(&mut cmd)
+        .arg("enqueue")
+        .arg("-f")
+        .arg(local.path("jobqueue.yaml"))
+        .args([r#"{"sleep_ms": 5}"#, "--count", "2000", "--redis"])
+        .arg(&local.redis_url)
+        .env_remove("REDIS_URL")
         .output()
         .unwrap();
     assert!(burst.status.success(), "{burst:?}");
+    let said = String::from_utf8_lossy(&burst.stdout);
+    assert!(said.starts_with("enqueued 2000 jobs: first "), "{said}");
     let burst_ids: Vec<String> = {
         let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
             .arg(STREAM)
@@ -126,7 +356,7 @@ fn burst_of_2000(local: &Local) -> Vec<String> {
 }
 
 /// Straight to maxReplicas, and every burst job acknowledged exactly once, none dead.
-fn scaled_up_and_every_job_acked_once(local: &Local, burst_ids: &[String]) {
+fn scaled_up_and_every_job_acked_once(local: &Demo, burst_ids: &[String]) {
     let mut conn = local.conn();
     // From 0 or from the 1 worker the schedule woke, straight to maxReplicas.
     local.wait_for("a scale-up to 4", |lines| {
@@ -148,7 +378,7 @@ fn scaled_up_and_every_job_acked_once(local: &Local, burst_ids: &[String]) {
     let twice: Vec<_> = a.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "acknowledged more than once: {twice:?}");
     assert_eq!(
-        local.count("] lost "),
+        local.count("job was handed to another worker"),
         0,
         "a job was redelivered while in hand"
     );
@@ -167,7 +397,7 @@ fn scaled_up_and_every_job_acked_once(local: &Local, burst_ids: &[String]) {
 }
 
 /// Back to zero after the cooldown: every process started has stopped, gracefully.
-fn back_to_zero_after_the_cooldown(local: &Local) {
+fn back_to_zero_after_the_cooldown(local: &Demo) {
     // Back to zero after the cooldown: every process started has stopped.
     // (N → 0 in one step when the window and the cooldown end together.)
     local.wait_line("ScaledToZero: scaled ");

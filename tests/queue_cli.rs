@@ -300,6 +300,46 @@ async fn manifest_supplies_stream_group_and_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_count_adds_that_many_jobs_each_its_own_id() {
+    let (redis, mut conn, _cfg) = provisioned(Topology::Single).await;
+    let url = redis.url();
+    let said = ok(&cli(
+        &[
+            "enqueue",
+            "--redis",
+            &url,
+            STREAM,
+            r#"{"sleep_ms":5}"#,
+            "--count",
+            "450",
+        ],
+        None,
+    ));
+    let entries: Vec<(String, std::collections::BTreeMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(STREAM)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 450);
+    let ids: std::collections::BTreeSet<&str> =
+        entries.iter().map(|(_, f)| f["id"].as_str()).collect();
+    assert_eq!(ids.len(), 450, "every job its own id");
+    assert!(
+        entries
+            .iter()
+            .all(|(_, f)| f["payload"] == r#"{"sleep_ms":5}"#)
+    );
+    let (first, last) = (&entries[0].1["id"], &entries[449].1["id"]);
+    assert!(said.starts_with("enqueued 450 jobs: first "), "{said}");
+    assert!(
+        said.contains(first.as_str()) && said.contains(last.as_str()),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_fails_with_one_line_and_writes_nothing() {
     let (redis, _conn, _cfg) = provisioned(Topology::Single).await;
     let url = redis.url();
@@ -349,6 +389,20 @@ async fn bad_input_fails_with_one_line_and_writes_nothing() {
             "cannot reach Redis at",
         ),
         (vec!["enqueue", "--redis", &url], "missing STREAM"),
+        (
+            vec![
+                "enqueue",
+                "--redis",
+                &url,
+                STREAM,
+                "{}",
+                "--count",
+                "3",
+                "--idempotency-key",
+                "k",
+            ],
+            "--count with --idempotency-key",
+        ),
         (
             vec!["inspect", "--redis", &url, "jobqueue:{shop/typo}"],
             "does not exist",

@@ -1,4 +1,5 @@
-//! `jobqueue-operator enqueue`: add one job to a queue and print its id.
+//! `jobqueue-operator enqueue`: add one job to a queue and print its id, or `--count N` jobs
+//! with the same payload (each its own id) and print how many, with the first and last id.
 
 use std::io::Read;
 use std::str::FromStr;
@@ -8,7 +9,12 @@ use anyhow::{Context, bail};
 
 use super::target::TargetArgs;
 use crate::api::Duration;
+use crate::queue::conn::RedisConn;
+use crate::queue::keys::QueueKeys;
 use crate::queue::{Due, EnqueueOptions, enqueue};
+
+/// Jobs sent before waiting for their replies: one round trip per batch, not per job.
+const BATCH: usize = 200;
 
 /// Arguments of `enqueue`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +45,10 @@ pub struct EnqueueArgs {
         requires = "idempotency_key"
     )]
     idempotency_ttl: String,
+    /// Enqueue N jobs with this payload, each its own id (a burst); prints the count and the
+    /// first and last id.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    count: u64,
 }
 
 /// Runs `enqueue`: validates everything before touching Redis, so bad input writes nothing.
@@ -71,6 +81,11 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
     {
         bail!("--idempotency-key must not be empty");
     }
+    if args.count > 1 && args.idempotency_key.is_some() {
+        bail!(
+            "--count with --idempotency-key: one key stands for one job, so every job after the first would be dropped; leave out one of them"
+        );
+    }
     let ttl = Duration::from_str(&args.idempotency_ttl)
         .map_err(|e| anyhow::anyhow!("--idempotency-ttl: {e}"))?
         .as_std();
@@ -84,11 +99,45 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
         extra_fields: Vec::new(),
     };
     let mut conn = target.connect().await?;
+    if args.count > 1 {
+        return burst(conn, &target.cfg.keys, &payload, &options, args.count).await;
+    }
     let job = enqueue(&mut conn, &target.cfg.keys, &payload, &options).await?;
     if !job.added {
         eprintln!("idempotency key already used: no new job, this is the first job's id");
     }
     println!("{}", job.job_id);
+    Ok(())
+}
+
+/// Enqueues `count` (≥ 2) jobs. The first and the last go alone, so they are the stream's
+/// first and last of the burst (the first also loads the script); the ones between go
+/// [`BATCH`] at a time on the shared connection, which pipelines them.
+async fn burst(
+    mut conn: RedisConn,
+    keys: &QueueKeys,
+    payload: &serde_json::Value,
+    options: &EnqueueOptions,
+    count: u64,
+) -> anyhow::Result<()> {
+    let first = enqueue(&mut conn, keys, payload, options).await?.job_id;
+    let mut done = 1u64;
+    while done < count - 1 {
+        let n = (count - 1 - done).min(BATCH as u64);
+        let batch = (0..n).map(|_| {
+            let mut conn = conn.clone();
+            async move { enqueue(&mut conn, keys, payload, options).await }
+        });
+        futures::future::try_join_all(batch)
+            .await
+            .with_context(|| format!("after {done} of {count} jobs"))?;
+        done += n;
+    }
+    let last = enqueue(&mut conn, keys, payload, options)
+        .await
+        .with_context(|| format!("after {done} of {count} jobs"))?
+        .job_id;
+    println!("enqueued {count} jobs: first {first}, last {last}");
     Ok(())
 }
 

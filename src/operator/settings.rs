@@ -17,15 +17,22 @@ pub struct Settings {
     #[arg(long, value_name = "PATH")]
     pub local: Option<PathBuf>,
 
-    /// Redis for resources that do not name one (`spec.redis` absent).
+    /// Redis for resources that do not name one (`spec.redis` absent) [default:
+    /// redis://127.0.0.1:6379; with --local, when nothing answers there, a private
+    /// redis-server started for the run].
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// The Redis used when neither --redis nor REDIS_URL names one. Hidden: it exists so tests
+    /// can point "the default" at a port where nothing listens, whatever runs on 6379.
     #[arg(
         long,
-        env = "REDIS_URL",
-        hide_env_values = true,
+        env = "JOBQUEUE_DEFAULT_REDIS",
         value_name = "URL",
-        default_value = "redis://127.0.0.1:6379"
+        default_value = DEFAULT_REDIS_URL,
+        hide = true
     )]
-    pub redis: String,
+    pub default_redis: String,
 
     /// Namespaces to watch (repeat or comma-separate); all namespaces when absent.
     #[arg(
@@ -36,11 +43,10 @@ pub struct Settings {
     )]
     pub namespaces: Vec<String>,
 
-    /// Address of /metrics, /healthz and /readyz (port 0 picks a free port; `off` disables).
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_addr)]
-    // Fully qualified so clap does not treat the field as optional: `parse_addr` returns the
-    // Option itself (`off` → None); plain `Option<SocketAddr>` panics at parse time.
-    pub metrics_addr: ::std::option::Option<SocketAddr>,
+    /// Address of /metrics, /healthz and /readyz (port 0 picks a free port; `off` disables)
+    /// [default: 0.0.0.0:8080; with --local 127.0.0.1:8080].
+    #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT|off", value_parser = parse_addr)]
+    pub metrics_addr: Option<MetricsAddr>,
 
     /// Name of the coordination.k8s.io Lease that elects the active replica.
     #[arg(long, env = "LEASE_NAME", default_value = "jobqueue-operator")]
@@ -80,16 +86,51 @@ pub struct Settings {
     pub misfire_grace: Duration,
 }
 
-fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+/// Where a cluster operator serves HTTP unless told otherwise.
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8080";
+/// Where local mode serves HTTP unless told otherwise: a developer's machine, so loopback only.
+pub const DEFAULT_LOCAL_METRICS_ADDR: &str = "127.0.0.1:8080";
+/// The Redis used when neither `--redis` nor `REDIS_URL` names one.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A `--metrics-addr` value: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_addr(s: &str) -> Result<MetricsAddr, String> {
     if s == "off" {
-        return Ok(None);
+        return Ok(MetricsAddr::Off);
     }
     s.parse()
-        .map(Some)
+        .map(MetricsAddr::At)
         .map_err(|e| format!("{e}; expected host:port such as 0.0.0.0:8080, or off"))
 }
 
 impl Settings {
+    /// The Redis for resources that do not name one: `--redis` / `REDIS_URL`, else the default.
+    pub fn redis_url(&self) -> String {
+        self.redis
+            .clone()
+            .unwrap_or_else(|| self.default_redis.clone())
+    }
+
+    /// The HTTP address (`None`: off); unless given, [`DEFAULT_LOCAL_METRICS_ADDR`] in local
+    /// mode and [`DEFAULT_METRICS_ADDR`] in a cluster.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let default = match self.local {
+            Some(_) => DEFAULT_LOCAL_METRICS_ADDR,
+            None => DEFAULT_METRICS_ADDR,
+        };
+        match self.metrics_addr {
+            Some(MetricsAddr::Off) => None,
+            Some(MetricsAddr::At(addr)) => Some(addr),
+            None => Some(default.parse().expect("a valid constant address")),
+        }
+    }
+
     /// The runtime tuning these flags describe.
     pub fn runtime_options(&self) -> RuntimeOptions {
         let nonzero =
@@ -104,5 +145,56 @@ impl Settings {
             },
             ..RuntimeOptions::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn local_mode_serves_http_on_loopback_unless_told_otherwise() {
+        if std::env::var_os("METRICS_ADDR").is_some() {
+            return; // the environment chooses the address: nothing to check
+        }
+        let at = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        assert_eq!(parse(&[]).metrics_addr(), at("0.0.0.0:8080"));
+        assert_eq!(
+            parse(&["--local", "x"]).metrics_addr(),
+            at("127.0.0.1:8080")
+        );
+        let given = parse(&["--local", "x", "--metrics-addr", "0.0.0.0:9"]);
+        assert_eq!(given.metrics_addr(), at("0.0.0.0:9"));
+        assert_eq!(parse(&["--metrics-addr", "off"]).metrics_addr(), None);
+    }
+
+    #[test]
+    fn the_redis_given_wins_over_the_default() {
+        if std::env::var_os("REDIS_URL").is_some()
+            || std::env::var_os("JOBQUEUE_DEFAULT_REDIS").is_some()
+        {
+            return; // the environment names a Redis: nothing to check
+        }
+        let default = parse(&[]);
+        assert_eq!(default.redis, None);
+        assert_eq!(default.redis_url(), DEFAULT_REDIS_URL);
+        assert_eq!(
+            parse(&["--redis", "redis://r:1"]).redis_url(),
+            "redis://r:1"
+        );
     }
 }

@@ -103,7 +103,7 @@ async fn serve_http(
     health: Arc<Health>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
-    let Some(addr) = args.metrics_addr else {
+    let Some(addr) = args.metrics_addr() else {
         return Ok(None);
     };
     let stopped = async move {
@@ -208,7 +208,7 @@ async fn lead(
         metrics,
         pods: pods.clone(),
         deployments: deployments.clone(),
-        default_redis: args.redis.clone(),
+        default_redis: args.redis_url(),
         failures: Default::default(),
     });
 

@@ -1,5 +1,6 @@
 //! How to start one worker process of a queue: the first container of `workers.template`
-//! (`command` + `args`, plain `env`) plus the variables a cluster would inject. Pure: no I/O.
+//! (`command` + `args`, plain `env`) plus the variables a cluster would inject. Pure but for
+//! looking up this executable's path ([`OWN_BINARY`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,6 +8,11 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use crate::api::{FieldError, FieldErrorKind, JobQueue};
+
+/// A worker command named exactly this runs the operator's own binary: under `cargo run` it
+/// is not on PATH, and a template such as `["jobqueue-operator", "work", "--", ...]` should
+/// run locally as it does in the image.
+pub const OWN_BINARY: &str = "jobqueue-operator";
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -28,11 +34,17 @@ pub struct Launch {
 
 impl Launch {
     /// The argv and env of the process that will be consumer `consumer`, with `$(VAR)`
-    /// references expanded as Kubernetes does.
+    /// references expanded as Kubernetes does and [`OWN_BINARY`] as this very executable.
     pub fn for_consumer(&self, consumer: &str) -> (Vec<String>, Vec<(String, String)>) {
         let mut env = self.env.clone();
         env.push(("JOBQUEUE_CONSUMER".into(), consumer.into()));
-        let argv = self.argv.iter().map(|a| expand(a, &env)).collect();
+        let mut argv: Vec<String> = self.argv.iter().map(|a| expand(a, &env)).collect();
+        if let Some(program) = argv.first_mut()
+            && program == OWN_BINARY
+            && let Ok(exe) = std::env::current_exe()
+        {
+            *program = exe.to_string_lossy().into_owned();
+        }
         (argv, env)
     }
 }
@@ -212,6 +224,21 @@ mod tests {
                 ("JOBQUEUE_GROUP".into(), "workers".into()),
                 ("JOBQUEUE_CONSUMER".into(), "demo-0-ab".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_command_named_jobqueue_operator_runs_this_binary() {
+        let q = jq(serde_json::json!({"template": {"spec": {"containers": [
+            {"name": "w", "command": ["jobqueue-operator", "work", "--", "jobqueue-operator"]}]}}}));
+        let Plan::Processes(l) = plan(&q, "redis://x", Path::new("/m")).0 else {
+            panic!()
+        };
+        let (argv, _) = l.for_consumer("demo-0-ab");
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            argv,
+            [&*exe.to_string_lossy(), "work", "--", "jobqueue-operator"]
         );
     }
 

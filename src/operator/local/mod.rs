@@ -2,7 +2,8 @@
 //! on one machine without Kubernetes. It shares the [`Runtime`] with the cluster operator and
 //! differs only in where resources come from (files: [`files`], [`manifest`], [`catalog`],
 //! [`apply`]), where status goes (a terminal view or log lines: [`view`], [`console`]) and what
-//! gets scaled (local processes: [`processes`], [`launch`], [`choice`]).
+//! gets scaled (local processes: [`processes`], [`launch`], [`choice`]). With no Redis named
+//! and none at the default URL it runs a private one ([`private_redis`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ mod console;
 mod files;
 mod launch;
 mod manifest;
+mod private_redis;
 mod processes;
 mod sys;
 mod view;
@@ -50,9 +52,9 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         .clone()
         .context("run --local needs a file or directory")?;
     std::fs::metadata(&root).with_context(|| format!("--local {}", root.display()))?;
-    crate::plan::validate::redis_url("--redis", &args.redis).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let console = Arc::new(Console::new());
+    let (redis, private_redis) = private_redis::choose(&args, &console).await?;
     let view = Arc::new(View::new(console.clone(), args.status_interval.as_std()));
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
@@ -63,7 +65,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
     let runtime = Runtime::new(options, metrics, view.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    if let Some(addr) = args.metrics_addr {
+    if let Some(addr) = args.metrics_addr() {
         serve_metrics(&console, addr, registry, stopped(stop_rx.clone())).await;
     }
 
@@ -94,7 +96,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         console.clone(),
         view.clone(),
         exits_tx.clone(),
-        args.redis.clone(),
+        redis,
     );
     follow_files(Files::new(root), &mut applier, &console).await;
 
@@ -106,6 +108,10 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
     // Reclaim what the stopped workers still held, then finish.
     let _ = exits_tx.send(None);
     let _ = reclaimer.await;
+    if let Some(private) = private_redis {
+        private.stop().await;
+        console.line("stopped the private redis-server");
+    }
     if let Some(d) = drawer {
         d.abort();
     }
