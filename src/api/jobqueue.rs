@@ -138,7 +138,7 @@ pub enum StartFrom {
 #[x_kube(validation = Rule::new("has(self.maxLength) || has(self.maxAge)").message("set maxLength, maxAge or both"))]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionSpec {
-    /// Keep at most about this many entries (approximate, never below what a group still needs).
+    /// Keep at most this many entries (trimmed every 10 s, never below what a group still needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_length: Option<i64>,
@@ -219,7 +219,7 @@ pub struct DeadLetterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub stream: Option<String>,
-    /// Keep at most about this many dead letters (oldest dropped first).
+    /// Keep at most this many dead letters (oldest dropped first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_length: Option<i64>,
