@@ -6,62 +6,15 @@
 //! discovery cache directory and a request timeout, so no state leaks between runs.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use jobqueue_test_support::apiserver::TestApiServer;
-use jobqueue_test_support::tools;
+use jobqueue_test_support::kubectl::Kubectl;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
 use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-}
-
-impl Kubectl {
-    /// `None` when kubectl is not installed (a failure under `CI=true`; see
-    /// `jobqueue_test_support::tools`).
-    fn new(server: &TestApiServer, test: &str) -> Option<Self> {
-        if !tools::require_kubectl(test) {
-            return None;
-        }
-        Some(Kubectl {
-            kubeconfig: server.kubeconfig().to_path_buf(),
-            cache: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache.path())
-            .arg("--request-timeout=20s")
-            .args(args)
-            .current_dir(ROOT)
-            .env_remove("KUBECONFIG")
-            .output()
-            .await
-            .expect("run kubectl")
-    }
-
-    /// Runs and insists on success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join(dir))
@@ -90,6 +43,7 @@ async fn kubectl_applies_the_crds_and_every_example() {
     ) else {
         return;
     };
+    let k = k.in_dir(Path::new(ROOT));
     let version = k.ok(&["version"]).await;
     assert!(version.contains("Server Version: v1.34"), "{version}");
 
@@ -145,6 +99,7 @@ async fn kubectl_gets_describes_and_deletes_jobqueues() {
     ) else {
         return;
     };
+    let k = k.in_dir(Path::new(ROOT));
     k.ok(&["apply", "-f", "crds/"]).await;
     let out = k
         .ok(&[
@@ -267,6 +222,7 @@ async fn kubectl_shows_the_field_error_for_every_bad_manifest() {
     ) else {
         return;
     };
+    let k = k.in_dir(Path::new(ROOT));
     k.ok(&["apply", "-f", "crds/"]).await;
     let bad = yaml_files("examples/bad");
     assert!(!bad.is_empty());
@@ -318,17 +274,12 @@ async fn kubectl_get_watch_prints_rows_as_objects_change() {
     ) else {
         return;
     };
+    let k = k.in_dir(Path::new(ROOT));
     k.ok(&["apply", "-f", "crds/"]).await;
     k.ok(&["apply", "-f", "examples/quickstart/jobqueue.yaml"])
         .await;
-    let mut child = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&k.kubeconfig)
-        .arg("--cache-dir")
-        .arg(k.cache.path())
-        .args(["get", "jobqueues", "--watch"])
-        .current_dir(ROOT)
-        .env_remove("KUBECONFIG")
+    let mut child = k
+        .command(&["get", "jobqueues", "--watch"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -4,59 +4,14 @@
 //!
 //! Every test skips, saying so, when `kubectl` is not on PATH (a failure under `CI=true`).
 
-use std::path::PathBuf;
-
 use jobqueue_test_support::apiserver::TestApiServer;
-use jobqueue_test_support::tools;
+use jobqueue_test_support::kubectl::Kubectl;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::Api;
-use serde_json::{Value, json};
-
-struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(server: &TestApiServer, test: &str) -> Option<Self> {
-        if !tools::require_kubectl(test) {
-            return None;
-        }
-        Some(Kubectl {
-            kubeconfig: server.kubeconfig().to_path_buf(),
-            cache: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    /// Runs and insists on success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache.path())
-            .arg("--request-timeout=20s")
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .await
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    async fn get_json(&self, kind: &str, name: &str) -> Value {
-        serde_json::from_str(&self.ok(&["get", kind, name, "-o", "json"]).await).unwrap()
-    }
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn kubectl_create_deployment_job_and_service_are_read_back() {

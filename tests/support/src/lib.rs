@@ -18,6 +18,7 @@
 
 pub mod apiserver;
 pub mod helm;
+pub mod kubectl;
 pub mod local;
 pub mod metrics;
 pub mod operator;
