@@ -7,15 +7,12 @@
 //! redis-server is gone.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use jobqueue_test_support::local::{
-    DEADLINE, Line, alive, demo_file, edit, signal, started, worker_says,
+    DEADLINE, Line, LocalRun, alive, demo_file, edit, started, worker_says,
 };
 use jobqueue_test_support::wait::blocking;
 use jobqueue_test_support::{operator_binary, without_operator_env};
@@ -26,57 +23,33 @@ const STREAM: &str = "jobqueue:{default/demo}";
 /// `JOBQUEUE_DEFAULT_REDIS`) is a loopback port held by a listener that never answers, so the
 /// Redis on this machine's 6379, if any, is never touched.
 struct Demo {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    lines: Arc<Mutex<Vec<Line>>>,
+    run: LocalRun,
     _silent: TcpListener,
     /// The private Redis the operator printed, and its pid.
     redis_url: String,
     redis_pid: u32,
 }
 
+impl std::ops::Deref for Demo {
+    type Target = LocalRun;
+    fn deref(&self) -> &LocalRun {
+        &self.run
+    }
+}
+
+impl std::ops::DerefMut for Demo {
+    fn deref_mut(&mut self) -> &mut LocalRun {
+        &mut self.run
+    }
+}
+
 impl Demo {
     fn start(files: &[(&str, String)], extra: &[&str]) -> Demo {
         let silent = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let default = format!("redis://{}", silent.local_addr().unwrap());
-        let dir = tempfile::Builder::new()
-            .prefix("jobqueue-demo-")
-            .tempdir()
-            .expect("temp dir");
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).expect("manifest");
-        }
-        let mut cmd = Command::new(operator_binary());
-        without_operator_env(&mut cmd)
-            .args(["run", "--local"])
-            .arg(dir.path())
-            .args(["--metrics-addr", "off"])
-            .args(extra)
-            .env("JOBQUEUE_DEFAULT_REDIS", &default)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("starting jobqueue-operator");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for (stream, stderr) in [
-            (
-                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-                false,
-            ),
-            (Box::new(child.stderr.take().unwrap()), true),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for text in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(Line { stderr, text });
-                }
-            });
-        }
+        let run = LocalRun::spawn(files, extra, &[("JOBQUEUE_DEFAULT_REDIS", default.clone())]);
         let mut demo = Demo {
-            dir,
-            child: Some(child),
-            lines,
+            run,
             _silent: silent,
             redis_url: String::new(),
             redis_pid: 0,
@@ -93,86 +66,11 @@ impl Demo {
         demo
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let tmp = self.dir.path().join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).expect("write manifest");
-        std::fs::rename(&tmp, self.path(name)).expect("rename manifest");
-    }
-
-    fn lines(&self) -> Vec<Line> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn output(&self) -> String {
-        let lines = self.lines();
-        let text: Vec<String> = lines
-            .iter()
-            .map(|l| format!("{}{}", if l.stderr { "E " } else { "  " }, l.text))
-            .collect();
-        text.join("\n")
-    }
-
-    fn wait_for<T>(&self, what: &str, mut cond: impl FnMut(&[Line]) -> Option<T>) -> T {
-        blocking(DEADLINE, what, || {
-            cond(&self.lines()).ok_or_else(|| format!("output:\n{}", self.output()))
-        })
-    }
-
-    fn wait_line(&self, needle: &str) -> String {
-        self.wait_for(&format!("a line containing {needle:?}"), |lines| {
-            lines
-                .iter()
-                .find(|l| l.text.contains(needle))
-                .map(|l| l.text.clone())
-        })
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        let lines = self.lines();
-        lines.iter().filter(|l| l.text.contains(needle)).count()
-    }
-
     fn conn(&self) -> redis::Connection {
         redis::Client::open(self.redis_url.as_str())
             .expect("redis url")
             .get_connection()
             .expect("connect to the private redis")
-    }
-
-    /// Sends SIGTERM (like Ctrl-C) and waits for the exit, bounded.
-    fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        signal(child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                self.wait_for("the output to end", |l| {
-                    l.iter().any(|l| l.text == "stopped").then_some(())
-                });
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("jobqueue-operator did not exit; output:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("jobqueue-operator output:\n{}", self.output());
-        }
     }
 }
 

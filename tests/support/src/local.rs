@@ -54,29 +54,21 @@ pub struct Line {
     pub text: String,
 }
 
-/// A running `run --local` with its manifest directory and its Redis.
-pub struct Local {
-    pub redis: RedisServer,
+/// A running `run --local`: its manifest directory and everything it printed.
+pub struct LocalRun {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<Line>>>,
 }
 
-impl Local {
-    /// Writes `files` (name, text) and the demo worker into a fresh directory and starts the
-    /// operator on it.
-    pub fn start(files: &[(&str, String)]) -> Local {
-        let redis = RedisServer::start();
-        Self::start_with(redis, files, &[])
-    }
-
-    /// Like [`Self::start`] with a given Redis and extra arguments.
-    pub fn start_with(redis: RedisServer, files: &[(&str, String)], extra: &[&str]) -> Local {
+impl LocalRun {
+    /// Writes `files` (name, text) into a fresh directory and starts `run --local` on it with
+    /// `args` and `envs` (HTTP off; the runner's own operator variables removed).
+    pub fn spawn(files: &[(&str, String)], args: &[&str], envs: &[(&str, String)]) -> LocalRun {
         let dir = tempfile::Builder::new()
             .prefix("jobqueue-local-")
             .tempdir()
             .expect("temp dir");
-        std::fs::write(dir.path().join("worker.py"), demo_file("worker.py")).expect("worker.py");
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("manifest");
         }
@@ -84,10 +76,10 @@ impl Local {
         without_operator_env(&mut cmd)
             .args(["run", "--local"])
             .arg(dir.path())
-            .args(["--redis", &redis.url(), "--metrics-addr", "off"])
-            .args(extra)
-            .env("PATH", path_with_venv())
+            .args(["--metrics-addr", "off"])
+            .args(args)
             .env("RUST_LOG", "warn")
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -106,8 +98,7 @@ impl Local {
                 }
             });
         }
-        Local {
-            redis,
+        LocalRun {
             dir,
             child: Some(child),
             lines,
@@ -164,26 +155,6 @@ impl Local {
             .count()
     }
 
-    /// A connection to the test Redis.
-    pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.redis.url())
-            .expect("redis url")
-            .get_connection()
-            .expect("connect to the test redis")
-    }
-
-    /// Waits until `cond` holds on Redis.
-    pub fn wait_redis<T>(
-        &self,
-        what: &str,
-        mut cond: impl FnMut(&mut redis::Connection) -> Option<T>,
-    ) -> T {
-        let mut conn = self.conn();
-        blocking(DEADLINE, what, || {
-            cond(&mut conn).ok_or_else(|| format!("output:\n{}", self.output()))
-        })
-    }
-
     /// Sends SIGTERM (like Ctrl-C) and waits for the exit, bounded.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
@@ -206,7 +177,7 @@ impl Local {
     }
 }
 
-impl Drop for Local {
+impl Drop for LocalRun {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -215,6 +186,65 @@ impl Drop for Local {
         if std::thread::panicking() {
             eprintln!("jobqueue-operator output:\n{}", self.output());
         }
+    }
+}
+
+/// A running `run --local` on a private redis-server, with the demo's Python worker in its
+/// directory. Everything of [`LocalRun`] is reached through it.
+pub struct Local {
+    pub redis: RedisServer,
+    run: LocalRun,
+}
+
+impl std::ops::Deref for Local {
+    type Target = LocalRun;
+    fn deref(&self) -> &LocalRun {
+        &self.run
+    }
+}
+
+impl std::ops::DerefMut for Local {
+    fn deref_mut(&mut self) -> &mut LocalRun {
+        &mut self.run
+    }
+}
+
+impl Local {
+    /// Writes `files` (name, text) and the demo worker into a fresh directory and starts the
+    /// operator on it.
+    pub fn start(files: &[(&str, String)]) -> Local {
+        let redis = RedisServer::start();
+        Self::start_with(redis, files, &[])
+    }
+
+    /// Like [`Self::start`] with a given Redis and extra arguments.
+    pub fn start_with(redis: RedisServer, files: &[(&str, String)], extra: &[&str]) -> Local {
+        let mut all: Vec<(&str, String)> = vec![("worker.py", demo_file("worker.py"))];
+        all.extend(files.iter().map(|(n, t)| (*n, t.clone())));
+        let url = redis.url();
+        let args = [&["--redis", url.as_str()], extra].concat();
+        let run = LocalRun::spawn(&all, &args, &[("PATH", path_with_venv())]);
+        Local { redis, run }
+    }
+
+    /// A connection to the test Redis.
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.redis.url())
+            .expect("redis url")
+            .get_connection()
+            .expect("connect to the test redis")
+    }
+
+    /// Waits until `cond` holds on Redis.
+    pub fn wait_redis<T>(
+        &self,
+        what: &str,
+        mut cond: impl FnMut(&mut redis::Connection) -> Option<T>,
+    ) -> T {
+        let mut conn = self.conn();
+        blocking(DEADLINE, what, || {
+            cond(&mut conn).ok_or_else(|| format!("output:\n{}", self.output()))
+        })
     }
 }
 
