@@ -1,0 +1,469 @@
+//! Figure 6: what job records cost, in one process run on one private redis-server:
+//! - throughput with records off and on: a queue is pre-filled with `JOBS` jobs through the
+//!   library's `enqueue` (`IN_FLIGHT` calls in flight on one multiplexed connection; the
+//!   enqueue rate is reported too), then one worker loop on its own connection drains it:
+//!   XREADGROUP COUNT k (no BLOCK), then one awaited call per job (or, in the pipelined
+//!   loop, the same calls of one read sent as one pipeline):
+//!   - *off*: settings `tracking: false`; the worker XACKs each job (the protocol only, as
+//!     figure 5's minimal worker);
+//!   - *on*: `tracking: true`; the worker calls `jobqueue_start` and then `jobqueue_complete`
+//!     with a small JSON result (`JobOps::start` / `complete`, what `work` does per job);
+//!   - *on, plain XACK*: `tracking: true`, the worker only XACKs (records written by enqueue,
+//!     their end derived on read).
+//!
+//!   Runs are interleaved (every mode and batch size once per round, `RUNS` rounds) and each
+//!   starts from an empty Redis (FLUSHALL), so drift and leftovers hit every mode alike.
+//! - memory per retained record: `MEMORY_JOBS` jobs run to success with a ~100-byte result,
+//!   then `INFO memory` used_memory against the value before, with the stream, the events
+//!   stream and the job counters measured (MEMORY USAGE) and deleted so that only the records
+//!   remain; plus MEMORY USAGE of a sample of `:job:<id>` keys.
+//!
+//! Run: `scripts/bench job_records` or `cargo bench --bench job_records`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures::{StreamExt, stream};
+use jobqueue_operator::queue::jobs::{
+    Delivery, JobOps, Settled, Started, ensure_library, stats_key, store_settings,
+};
+use jobqueue_operator::queue::provision::provision;
+use jobqueue_operator::queue::{EnqueueOptions, QueueConfig, RedisConn, connect, enqueue};
+use jobqueue_test_support::redis::RedisServer;
+use redis::streams::StreamReadReply;
+use serde_json::json;
+
+const JOBS: usize = 20_000;
+const RUNS: usize = 5;
+/// How the worker loop reads and settles: XREADGROUP COUNT (1 is what `work` reads) and
+/// whether the per-job calls of one read go out as one pipeline (all starts, then all
+/// completes) instead of one awaited call at a time.
+const LOOPS: [(usize, bool); 3] = [(1, false), (10, false), (10, true)];
+/// Enqueue calls in flight at once (pipelined on the multiplexed connection).
+const IN_FLIGHT: usize = 64;
+const MEMORY_JOBS: usize = 10_000;
+/// Record keys whose MEMORY USAGE is read.
+const SAMPLE: usize = 200;
+const CONSUMER: &str = "bench";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mode {
+    Off,
+    On,
+    OnPlainAck,
+}
+
+const MODES: [Mode; 3] = [Mode::Off, Mode::On, Mode::OnPlainAck];
+
+impl Mode {
+    fn tracking(self) -> bool {
+        self != Mode::Off
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Off => "off: XACK",
+            Mode::On => "on: `jobqueue_start` + `jobqueue_complete`",
+            Mode::OnPlainAck => "on, plain XACK worker",
+        }
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    println!("## Figure 6: job records, throughput and memory\n");
+    println!("Machine: {}", common::machine());
+    println!("Load average at start: {:.2}\n", common::load());
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis.url()).await.expect("connect");
+    let mut worker = connect(&redis.url()).await.expect("connect the worker");
+
+    // Drain rates per mode and loop; enqueue rates per mode.
+    let mut drains = Drains::new();
+    let mut fills: HashMap<Mode, Vec<f64>> = HashMap::new();
+    for round in 0..RUNS {
+        for lp in LOOPS {
+            for mode in MODES {
+                flush(&mut conn).await;
+                let stream = format!("jobqueue:{{bench/records-{round}-{mode:?}}}");
+                let cfg = setup(&mut conn, &stream, mode.tracking()).await;
+                let (fill, _) = fill(&conn, &cfg, JOBS).await;
+                fills.entry(mode).or_default().push(fill);
+                let drained = drain(&mut worker, &cfg, mode, lp, small_result, JOBS).await;
+                drains.entry((mode, lp)).or_default().push(drained);
+                assert_done(&mut conn, &cfg).await;
+            }
+        }
+    }
+    print_throughput(&drains, &fills);
+    flush(&mut conn).await;
+    memory(&mut conn, &mut worker).await;
+    println!("\nLoad average at end: {:.2}", common::load());
+}
+
+/// (mode, (XREADGROUP COUNT, pipelined)) → drain rates.
+type Drains = HashMap<(Mode, (usize, bool)), Vec<f64>>;
+
+fn print_throughput(drains: &Drains, fills: &HashMap<Mode, Vec<f64>>) {
+    let rounds = RUNS * LOOPS.len();
+    println!(
+        "| records / worker | XREADGROUP COUNT | per-job calls | jobs per run | drain jobs/s: median (min–max) of {RUNS} runs | vs off | enqueue jobs/s ({IN_FLIGHT} in flight), {rounds} runs |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut lines = Vec::new();
+    for (batch, pipelined) in LOOPS {
+        let calls = if pipelined {
+            "one pipeline per read"
+        } else {
+            "one at a time"
+        };
+        let off = common::summary(&drains[&(Mode::Off, (batch, pipelined))]).median;
+        for mode in MODES {
+            let s = common::summary(&drains[&(mode, (batch, pipelined))]);
+            let f = common::summary(&fills[&mode]);
+            println!(
+                "| {} | {batch} | {calls} | {JOBS} | {} | {:.2}× | {} |",
+                mode.label(),
+                s.spread(0),
+                s.median / off,
+                f.spread(0)
+            );
+            if mode != Mode::Off {
+                lines.push(format!(
+                    "COUNT {batch}, {calls}, {}: records cost {:.0} % of the drain rate",
+                    mode.label(),
+                    100.0 * (1.0 - s.median / off)
+                ));
+            }
+        }
+    }
+    let off = common::summary(&fills[&Mode::Off]).median;
+    let on = common::summary(&fills[&Mode::On]).median;
+    println!();
+    for l in lines {
+        println!("{l}");
+    }
+    println!(
+        "Enqueue: records cost {:.0} % of the enqueue rate (on/off {:.2}×)",
+        100.0 * (1.0 - on / off),
+        on / off
+    );
+}
+
+/// An empty server for every run (the function library is reloaded by `setup`).
+async fn flush(conn: &mut RedisConn) {
+    let () = redis::cmd("FLUSHALL")
+        .arg("SYNC")
+        .query_async(conn)
+        .await
+        .expect("FLUSHALL");
+}
+
+/// A provisioned queue on `stream` with its settings stored and the library loaded.
+async fn setup(conn: &mut RedisConn, stream: &str, tracking: bool) -> QueueConfig {
+    let mut cfg = QueueConfig::new(stream);
+    cfg.jobs.tracking = tracking;
+    provision(conn, &cfg, false).await.expect("provision");
+    store_settings(conn, &cfg, &cfg.jobs)
+        .await
+        .expect("store settings");
+    ensure_library(conn)
+        .await
+        .expect("load the jobqueue library");
+    cfg
+}
+
+/// Enqueues `n` jobs, `IN_FLIGHT` at a time; returns (jobs/s, job ids).
+async fn fill(conn: &RedisConn, cfg: &QueueConfig, n: usize) -> (f64, Vec<String>) {
+    let keys = &cfg.keys;
+    let options = EnqueueOptions::default();
+    let options = &options;
+    let t0 = Instant::now();
+    let ids: Vec<String> = stream::iter(0..n)
+        .map(|i| {
+            let mut conn = conn.clone();
+            async move {
+                enqueue(&mut conn, keys, &json!({ "n": i }), options)
+                    .await
+                    .expect("enqueue")
+                    .job_id
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    (n as f64 / t0.elapsed().as_secs_f64(), ids)
+}
+
+/// `{"ok":true,"n":<i>}`: the small result of the throughput runs.
+fn small_result(i: usize) -> String {
+    format!(r#"{{"ok":true,"n":{i}}}"#)
+}
+
+/// A result of about 100 bytes of JSON: the memory figure's.
+fn hundred_byte_result(i: usize) -> String {
+    format!(
+        r#"{{"ok":true,"n":{i:06},"url":"https://example.com/reports/2026/12/{i:06}.pdf","pages":12,"bytes":48213}}"#
+    )
+}
+
+/// One worker loop until the queue is empty (it was pre-filled); returns jobs/s.
+async fn drain(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    mode: Mode,
+    (batch, pipelined): (usize, bool),
+    result: fn(usize) -> String,
+    expected: usize,
+) -> f64 {
+    let ops = JobOps {
+        keys: cfg.keys.clone(),
+        group: cfg.group.clone(),
+        consumer: CONSUMER.into(),
+    };
+    let t0 = Instant::now();
+    let mut done = 0;
+    loop {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&cfg.group)
+            .arg(CONSUMER)
+            .arg("COUNT")
+            .arg(batch)
+            .arg("STREAMS")
+            .arg(&cfg.keys.stream)
+            .arg(">")
+            .query_async(conn)
+            .await
+            .expect("XREADGROUP");
+        let entries: Vec<_> = reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .collect();
+        if entries.is_empty() {
+            break;
+        }
+        let deliveries: Vec<Delivery> = entries
+            .into_iter()
+            .map(|entry| Delivery {
+                job_id: entry.get("id").expect("a job id"),
+                entry_id: entry.id,
+                attempt: 1,
+                payload: String::new(),
+            })
+            .collect();
+        if pipelined {
+            let results: Vec<String> = (done..done + deliveries.len()).map(result).collect();
+            settle_pipelined(conn, &ops, mode, &deliveries, &results).await;
+            done += deliveries.len();
+            continue;
+        }
+        for d in &deliveries {
+            settle(conn, &ops, mode, d, &result(done)).await;
+            done += 1;
+        }
+    }
+    assert_eq!(done, expected, "every job read once");
+    done as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// What the worker of `mode` does with one job.
+async fn settle(conn: &mut RedisConn, ops: &JobOps, mode: Mode, d: &Delivery, result: &str) {
+    match mode {
+        Mode::Off | Mode::OnPlainAck => {
+            let acked: i64 = redis::cmd("XACK")
+                .arg(&ops.keys.stream)
+                .arg(&ops.group)
+                .arg(&d.entry_id)
+                .query_async(conn)
+                .await
+                .expect("XACK");
+            assert_eq!(acked, 1, "acknowledged once");
+        }
+        Mode::On => {
+            let started = ops.start(conn, d).await.expect("jobqueue_start");
+            assert_eq!(started, Started::Run);
+            let Settled { state, .. } = ops
+                .complete(conn, d, Some(result))
+                .await
+                .expect("jobqueue_complete");
+            assert_eq!(state, "succeeded");
+        }
+    }
+}
+
+/// The same calls as [`settle`] for a whole read, as pipelines: the XACKs; or the starts,
+/// then the completes (a complete must not overtake its start).
+async fn settle_pipelined(
+    conn: &mut RedisConn,
+    ops: &JobOps,
+    mode: Mode,
+    batch: &[Delivery],
+    results: &[String],
+) {
+    let keys = &ops.keys;
+    let fcall = |pipe: &mut redis::Pipeline, name: &str, d: &Delivery| {
+        pipe.cmd("FCALL")
+            .arg(name)
+            .arg(3)
+            .arg(&keys.stream)
+            .arg(keys.settings())
+            .arg(keys.job(&d.job_id))
+            .arg(&ops.group);
+    };
+    if mode != Mode::On {
+        let mut pipe = redis::pipe();
+        for d in batch {
+            pipe.cmd("XACK")
+                .arg(&keys.stream)
+                .arg(&ops.group)
+                .arg(&d.entry_id);
+        }
+        let acked: Vec<i64> = pipe.query_async(conn).await.expect("XACK");
+        assert!(acked.iter().all(|&a| a == 1), "acknowledged once");
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for d in batch {
+        fcall(&mut pipe, "jobqueue_start", d);
+        pipe.arg(&ops.consumer).arg(&d.entry_id).arg(&d.job_id);
+    }
+    let started: Vec<(String, i64)> = pipe.query_async(conn).await.expect("jobqueue_start");
+    assert!(started.iter().all(|(s, _)| s == "active"), "{started:?}");
+    let mut pipe = redis::pipe();
+    for (d, result) in batch.iter().zip(results) {
+        fcall(&mut pipe, "jobqueue_complete", d);
+        pipe.arg(&d.entry_id).arg(&d.job_id).arg(result);
+    }
+    let completed: Vec<(String, i64)> = pipe.query_async(conn).await.expect("jobqueue_complete");
+    assert!(
+        completed.iter().all(|(s, _)| s == "succeeded"),
+        "{completed:?}"
+    );
+}
+
+/// Nothing left to read and nothing pending.
+async fn assert_done(conn: &mut RedisConn, cfg: &QueueConfig) {
+    let summary: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(&cfg.keys.stream)
+        .arg(&cfg.group)
+        .query_async(conn)
+        .await
+        .expect("XPENDING");
+    assert_eq!(summary.0, 0, "no job pending");
+}
+
+async fn used_memory(conn: &mut RedisConn) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .expect("INFO memory");
+    common::parse_info(&info)["used_memory"]
+        .parse()
+        .expect("used_memory")
+}
+
+async fn memory_usage(conn: &mut RedisConn, key: &str) -> i64 {
+    let bytes: Option<i64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(conn)
+        .await
+        .expect("MEMORY USAGE");
+    bytes.unwrap_or(0)
+}
+
+async fn xlen(conn: &mut RedisConn, key: &str) -> i64 {
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .expect("XLEN")
+}
+
+/// Bytes per retained record of a succeeded job with a ~100-byte result.
+async fn memory(conn: &mut RedisConn, worker: &mut RedisConn) {
+    let cfg = setup(conn, "jobqueue:{bench/memory}", true).await;
+    // One job end to end first, so that what is allocated once (functions, scripts, the
+    // group's consumer) is in the baseline.
+    let warm = setup(conn, "jobqueue:{bench/warm-up}", true).await;
+    fill(conn, &warm, 1).await;
+    drain(worker, &warm, Mode::On, (1, false), hundred_byte_result, 1).await;
+    let before = used_memory(conn).await;
+    let (_, ids) = fill(conn, &cfg, MEMORY_JOBS).await;
+    drain(
+        worker,
+        &cfg,
+        Mode::On,
+        (1, false),
+        hundred_byte_result,
+        MEMORY_JOBS,
+    )
+    .await;
+    let after = used_memory(conn).await;
+
+    let stream = &cfg.keys.stream;
+    let (events, stats) = (cfg.keys.events(), stats_key(&cfg.keys));
+    let stream_bytes = memory_usage(conn, stream).await;
+    let events_bytes = memory_usage(conn, &events).await;
+    let events_len = xlen(conn, &events).await;
+    let stats_bytes = memory_usage(conn, &stats).await;
+    let mut sample = Vec::new();
+    for id in ids.iter().step_by(MEMORY_JOBS / SAMPLE) {
+        sample.push(memory_usage(conn, &cfg.keys.job(id)).await as f64);
+    }
+    let sample = common::summary(&sample);
+    let _: i64 = redis::cmd("DEL")
+        .arg(stream)
+        .arg(&events)
+        .arg(&stats)
+        .query_async(conn)
+        .await
+        .expect("DEL");
+    let records_only = used_memory(conn).await;
+
+    let m = MEMORY_JOBS as f64;
+    let per_record = (records_only - before) as f64 / m;
+    println!("\n| {MEMORY_JOBS} succeeded jobs, ~100-byte result | bytes | per job |");
+    println!("|---|---|---|");
+    println!(
+        "| used_memory delta, everything | {} | {:.0} |",
+        after - before,
+        (after - before) as f64 / m
+    );
+    println!(
+        "| used_memory delta, records only (stream, events, counters deleted) | {} | **{per_record:.0}** |",
+        records_only - before
+    );
+    println!(
+        "| MEMORY USAGE of one `:job:<id>` key, {} sampled: median (min–max) | – | {} |",
+        sample.n,
+        sample.spread(0)
+    );
+    println!(
+        "| the stream's entries (acknowledged, kept until trimmed; also with records off) | {stream_bytes} | {:.0} |",
+        stream_bytes as f64 / m
+    );
+    println!(
+        "| events stream, capped: {events_len} events (one per state change before the cap) | {events_bytes} | – |"
+    );
+    println!("| job counters (`jobstats`) | {stats_bytes} | – |");
+    println!(
+        "\nRecords: {per_record:.0} bytes each, {:.0} MiB per million retained (succeeded TTL 24 h by default)",
+        per_record * 1e6 / 1024.0 / 1024.0
+    );
+}
