@@ -173,6 +173,13 @@ async fn a_sigkilled_worker_loses_nothing(t: Topology) {
     let mut first = Work::start(&url, dir.path(), "doomed", &[], script);
     let id = enqueue_cli(&url, "{}");
     record_when(&f, &id, "active", |r| r.state == JobState::Active).await;
+    // The record turns active before the command is spawned: kill only once it really runs.
+    let runs = dir.path().join("runs");
+    eventually(WAIT, "the first run to start", || {
+        let seen = std::fs::read_to_string(&runs).unwrap_or_default();
+        async move { (seen == "1\n").then_some(()).ok_or(seen) }
+    })
+    .await;
     first.child.kill().unwrap(); // SIGKILL: no chance to settle anything
     first.child.wait().unwrap();
     let rec = record_when(&f, &id, "still active", |_| true).await;
@@ -196,8 +203,7 @@ async fn a_sigkilled_worker_loses_nothing(t: Topology) {
     let done = record_when(&f, &id, "succeeded", |r| r.state == JobState::Succeeded).await;
     assert_eq!(done.attempt, 2, "{}", second.log());
     assert_eq!(done.result, Some(json!("done")));
-    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
-    assert_eq!(runs, "1\n2\n");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "1\n2\n");
     let states = states(&mut f, &id).await;
     assert_eq!(
         states.iter().filter(|s| *s == "succeeded").count(),

@@ -53,14 +53,12 @@ fn main() -> Result<(), Error> {
 /// The `src` directory of the `k8s-pb` package this crate depends on, from `cargo metadata`.
 fn k8s_pb_src(manifest_dir: &Path) -> Result<PathBuf, Error> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = env::var("TARGET")?;
+    // Offline, and only this target's packages: the build has already fetched those, while
+    // crates for other platforms may never have been downloaded on this machine.
     let output = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &target, "--manifest-path"])
         .arg(manifest_dir.join("Cargo.toml"))
         .output()?;
     if !output.status.success() {
