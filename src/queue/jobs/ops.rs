@@ -59,6 +59,20 @@ pub struct Delivery {
     pub payload: String,
 }
 
+impl Delivery {
+    /// The job of stream entry `entry_id` with `fields` (flat name/value pairs, as XREADGROUP
+    /// gives them); absent fields read as the protocol's defaults.
+    pub fn from_entry(entry_id: String, fields: &[(String, String)]) -> Delivery {
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        Delivery {
+            job_id: get("id").cloned().unwrap_or_else(|| entry_id.clone()),
+            attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(1),
+            payload: get("payload").cloned().unwrap_or_else(|| "{}".into()),
+            entry_id,
+        }
+    }
+}
+
 /// What a worker operation found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
@@ -103,6 +117,38 @@ pub struct JobOps {
 }
 
 impl JobOps {
+    /// Reads and starts up to `count` new jobs in one call (`jobqueue_take`); jobs cancelled
+    /// while queued are left out. Empty when none is waiting: functions cannot block, so the
+    /// caller then blocks in XREADGROUP and [`start`](Self::start)s what that hands it.
+    pub async fn take(&self, conn: &mut RedisConn, count: usize) -> Result<Vec<Delivery>> {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("jobqueue_take")
+            .arg(2)
+            .arg(&self.keys.stream)
+            .arg(self.keys.settings())
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(count.max(1));
+        let entries: Vec<(String, Vec<String>)> = match cmd.query_async(conn).await {
+            Err(e) if is_missing_function(&e) => {
+                ensure_library(conn).await?;
+                cmd.query_async(conn).await
+            }
+            other => other,
+        }
+        .map_err(|e| map("taking jobs", &self.keys, e))?;
+        Ok(entries
+            .into_iter()
+            .map(|(entry, flat)| {
+                let pairs: Vec<(String, String)> = flat
+                    .chunks_exact(2)
+                    .map(|kv| (kv[0].clone(), kv[1].clone()))
+                    .collect();
+                Delivery::from_entry(entry, &pairs)
+            })
+            .collect())
+    }
+
     /// Marks `d` active, unless it was cancelled or reclaimed meanwhile.
     pub async fn start(&self, conn: &mut RedisConn, d: &Delivery) -> Result<Started> {
         let (status, _attempt): (String, i64) = fcall(
@@ -164,11 +210,13 @@ impl JobOps {
         d: &Delivery,
         result: Option<&str>,
     ) -> Result<Settled> {
+        let attempt = d.attempt.to_string();
         let args = [
             self.group.as_str(),
             &d.entry_id,
             &d.job_id,
             result.unwrap_or(""),
+            &attempt,
         ];
         let reply = fcall(
             conn,

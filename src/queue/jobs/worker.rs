@@ -1,8 +1,7 @@
-//! A worker loop on top of the worker operations: read with XREADGROUP, start, run a handler
-//! with automatic heartbeats, then complete or fail. Used by `jobqueue-operator work`; any
+//! A worker loop on top of the worker operations: take jobs (or block in XREADGROUP and start
+//! them), run a handler with automatic heartbeats, then complete or fail. Used by `jobqueue-operator work`; any
 //! Rust program can use it with its own handler.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,9 +79,9 @@ pub struct WorkerReport {
 
 /// Runs jobs until `stop` turns true, then waits for the running ones. A failed first read
 /// is returned (the queue is unusable); later ones are logged and retried, never fatal to the
-/// jobs running. `reader` serves only
-/// the blocking XREADGROUP (a blocked connection would delay the other calls); `conn` serves
-/// the worker operations.
+/// jobs running. Jobs are taken with `jobqueue_take`, as many as there are free slots; when
+/// none is waiting, `reader` blocks in XREADGROUP (a blocked connection would delay the other
+/// calls, so `conn` serves the worker operations).
 pub async fn run_worker<H, F>(
     mut reader: RedisConn,
     conn: RedisConn,
@@ -99,33 +98,38 @@ where
     let mut report = WorkerReport::default();
     let mut started = false;
     while !*stop.borrow() {
-        let permit = tokio::select! {
+        let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = stop.changed() => continue,
         };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
         // Not raced against `stop`: a delivery the server made must reach a handler.
-        let delivery = match read_one(&mut reader, &cfg).await {
-            Ok(d) => d,
+        let taken = match next_jobs(&mut reader, &cfg, permits.len()).await {
+            Ok(t) => t,
             // A queue that cannot be read at all at start is a setup error (a typo).
             Err(e) if !started => return Err(e),
             Err(e) => {
                 // Running jobs go on; reading resumes when Redis (or the queue) is back.
                 tracing::warn!(error = %e, "reading jobs failed; retrying");
                 tokio::time::sleep(READ_RETRY).await;
-                None
+                Vec::new()
             }
         };
         while let Some(done) = tasks.try_join_next() {
             tally(&mut report, done);
         }
         started = true;
-        let Some(d) = delivery else { continue };
-        let (conn, cfg, handler) = (conn.clone(), cfg.clone(), handler.clone());
-        tasks.spawn(async move {
-            let ran = run_one(conn, &cfg, d, handler).await;
-            drop(permit);
-            ran
-        });
+        for (job, permit) in taken.into_iter().zip(permits) {
+            let (conn, cfg, handler) = (conn.clone(), cfg.clone(), handler.clone());
+            tasks.spawn(async move {
+                let ran = run_one(conn, &cfg, job, handler).await;
+                drop(permit);
+                ran
+            });
+        }
     }
     while let Some(done) = tasks.join_next().await {
         tally(&mut report, done);
@@ -143,6 +147,35 @@ fn tally(
         Ok(Err(e)) => tracing::warn!(error = %e, "a job's outcome could not be recorded"),
         Err(e) => tracing::error!(error = %e, "a job handler panicked"),
     }
+}
+
+/// A job handed to this worker, and whether `jobqueue_take` already started it.
+struct Taken {
+    delivery: Delivery,
+    started: bool,
+}
+
+/// Up to `count` jobs: taken (and started) at once when some are waiting, else the one a
+/// blocking read hands over, not yet started.
+async fn next_jobs(reader: &mut RedisConn, cfg: &WorkerConfig, count: usize) -> Result<Vec<Taken>> {
+    let taken = cfg.ops.take(reader, count).await?;
+    if !taken.is_empty() {
+        return Ok(taken
+            .into_iter()
+            .map(|delivery| Taken {
+                delivery,
+                started: true,
+            })
+            .collect());
+    }
+    Ok(read_one(reader, cfg)
+        .await?
+        .into_iter()
+        .map(|delivery| Taken {
+            delivery,
+            started: false,
+        })
+        .collect())
 }
 
 async fn read_one(reader: &mut RedisConn, cfg: &WorkerConfig) -> Result<Option<Delivery>> {
@@ -173,33 +206,19 @@ async fn read_one(reader: &mut RedisConn, cfg: &WorkerConfig) -> Result<Option<D
     else {
         return Ok(None);
     };
-    let fields: HashMap<String, String> = entry
+    let fields: Vec<(String, String)> = entry
         .map
         .into_iter()
         .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
         .collect();
-    Ok(Some(Delivery {
-        job_id: fields
-            .get("id")
-            .cloned()
-            .unwrap_or_else(|| entry.id.clone()),
-        attempt: fields
-            .get("attempt")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(1),
-        payload: fields
-            .get("payload")
-            .cloned()
-            .unwrap_or_else(|| "{}".into()),
-        entry_id: entry.id,
-    }))
+    Ok(Some(Delivery::from_entry(entry.id, &fields)))
 }
 
 /// Starts, runs and settles one job. Returns false when it was skipped (cancelled or stale).
 async fn run_one<H, F>(
     mut conn: RedisConn,
     cfg: &WorkerConfig,
-    d: Delivery,
+    job: Taken,
     handler: H,
 ) -> Result<bool>
 where
@@ -207,7 +226,8 @@ where
     F: Future<Output = Outcome>,
 {
     let ops = &cfg.ops;
-    if ops.start(&mut conn, &d).await? != Started::Run {
+    let d = job.delivery;
+    if !job.started && ops.start(&mut conn, &d).await? != Started::Run {
         return Ok(false);
     }
     let (cancel_tx, cancel) = watch::channel(false);

@@ -244,19 +244,12 @@ end
 
 -- Records a state change of job `id`: record fields `extra` (flat list; '' values are
 -- deleted), a fresh TTL, and one event. A cancelled record keeps its state unless `force`
--- (a replay); `fresh` starts a new record (enqueue, fire, replay).
+-- (a replay); `fresh` starts a new record (enqueue, fire, replay). Returns 'cancelled' when
+-- the record was left alone for that reason.
 local function job_record(s, id, state, attempt, now, extra, opts)
-  if not s or s.tracking ~= '1' or not id or id == '' then return end
+  if not s or s.tracking ~= '1' or not id or id == '' then return nil end
   opts = opts or {}
   local key = job_key(s, id)
-  local prev = {}
-  if opts.fresh then
-    redis.call('DEL', key)
-  else
-    prev = redis.call('HMGET', key, 'state', 'attempt', 'started_at')
-    if not opts.force and prev[1] == 'cancelled' then return end
-  end
-  job_count(s, prev, state, attempt, now)
   local set = { 'state', state, 'attempt', tostring(attempt), 'updated_at', int_str(now) }
   local del = {}
   for i = 1, #(extra or {}), 2 do
@@ -267,11 +260,26 @@ local function job_record(s, id, state, attempt, now, extra, opts)
       set[#set + 1] = extra[i + 1]
     end
   end
-  if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+  local prev = {}
+  if opts.fresh then
+    redis.call('DEL', key)
+  else
+    -- One read gives the state change's context and which fields to drop actually exist:
+    -- every call a script makes costs, so an HDEL is made only when it has work.
+    prev = redis.call('HMGET', key, 'state', 'attempt', 'started_at', unpack(del))
+    if not opts.force and prev[1] == 'cancelled' then return 'cancelled' end
+    local present = {}
+    for i, name in ipairs(del) do
+      if prev[3 + i] then present[#present + 1] = name end
+    end
+    if #present > 0 then redis.call('HDEL', key, unpack(present)) end
+  end
+  job_count(s, prev, state, attempt, now)
   redis.call('HSET', key, unpack(set))
   redis.call('PEXPIRE', key, job_ttl_ms(s, state, opts.due, now))
   redis.call('XADD', s.events, 'MAXLEN', '~', s.events_max_length, '*',
     'job', id, 'state', state, 'attempt', tostring(attempt), 'at', int_str(now))
+  return nil
 end
 
 -- Whether job `id`'s record says it was cancelled.

@@ -13,7 +13,13 @@
 --   waiting_ttl_ms (bound of a waiting or running record, plus any delay) [604800000],
 --   max_result_size (bytes of result or progress JSON) [65536], events_max_length [10000].
 --
--- A worker reads jobs with plain XREADGROUP (fields `id`, `payload`, `attempt`, ...), then:
+-- A worker takes jobs with one call, which reads and starts them:
+--   FCALL jobqueue_take 2 <stream> <settings> <group> <consumer> <count>
+--     -> up to <count> new entries, each {entry id, {field, value, ...}} as XREADGROUP gives
+--        them, already marked active (jobs cancelled while queued are acknowledged and left
+--        out); an empty list when none is waiting. Functions cannot block: on an empty answer
+--        the worker blocks in XREADGROUP and starts what that hands it with jobqueue_start.
+-- or reads with plain XREADGROUP (fields `id`, `payload`, `attempt`, ...), then:
 --   FCALL jobqueue_start 3 <keys> <group> <consumer> <entry id> <job id>
 --     -> {'active'|'cancelled'|'stale', attempt}. Run the job only on 'active'; 'cancelled'
 --        means it was cancelled while queued (the entry is acknowledged); 'stale' means the
@@ -22,9 +28,10 @@
 --     -> {'active'|'stale', cancel requested 0|1}; also extends the visibility timeout.
 --   FCALL jobqueue_heartbeat 3 <keys> <group> <consumer> <entry id> <job id>
 --     -> {'active'|'stale', cancel requested 0|1}: resets the entry's idle time.
---   FCALL jobqueue_complete 3 <keys> <group> <entry id> <job id> <result JSON or ''>
+--   FCALL jobqueue_complete 3 <keys> <group> <entry id> <job id> <result JSON or ''> [attempt]
 --     -> {'succeeded'|'stale', attempt}; XACK plus the record. A result that is not JSON is
 --        stored as a JSON string; one larger than max_result_size is dropped (`result_dropped`).
+--        The delivery's attempt, when given, spares a read of the entry.
 --   FCALL jobqueue_fail 3 <keys> <group> <entry id> <job id> <error text> <permanent 0|1>
 --     -> {state, attempt}: 'queued' or 'retrying' (attempt + 1, after the queue's backoff),
 --        'dead' (dead-lettered: permanent, or the last allowed attempt), 'cancelled' (a cancel
@@ -46,7 +53,7 @@
 -- Each end and each retried failure is also counted in `<prefix>:jobstats` (job_count in the
 -- common helpers): succeeded, failed, dead, cancelled, and a histogram of success run times.
 
-local VERSION = 2
+local VERSION = 3
 
 -- The consumer holding `entry`, or nil when it is not pending in `group`.
 local function pending_owner(stream, group, entry)
@@ -98,6 +105,41 @@ local function flat(map)
   return out
 end
 
+-- Marks job `id` (entry `entry`, attempt `attempt`) active for `consumer`. Returns false
+-- when it was cancelled while queued: the entry is then acknowledged.
+local function mark_active(s, stream, group, consumer, entry, id, attempt, now)
+  local state = job_record(s, id, 'active', attempt, now, { 'entry', entry,
+    'consumer', consumer, 'started_at', int_str(now), 'due', '', 'progress', '' })
+  if state == 'cancelled' then
+    redis.call('XACK', stream, group, entry)
+    return false
+  end
+  return true
+end
+
+local function take(keys, args)
+  local stream, s = keys[1], job_settings(keys[2])
+  local group, consumer, count = args[1], args[2], tonumber(args[3]) or 1
+  local err = require_stream(stream)
+  if err then return err end
+  local now, out = now_ms(), {}
+  -- Jobs cancelled while queued are skipped, so read on until something runs or nothing is new.
+  while #out == 0 do
+    local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', math.max(count, 1),
+      'STREAMS', stream, '>')
+    if not read then return out end
+    for _, e in ipairs(read[1][2]) do
+      local entry, fields = e[1], e[2]
+      local id = field_get(fields, 'id') or entry
+      local attempt = tonumber(field_get(fields, 'attempt')) or 1
+      if mark_active(s, stream, group, consumer, entry, id, attempt, now) then
+        out[#out + 1] = e
+      end
+    end
+  end
+  return out
+end
+
 local function start(keys, args)
   local stream, s = keys[1], job_settings(keys[2])
   local group, consumer, entry, id = args[1], args[2], args[3], args[4]
@@ -106,13 +148,9 @@ local function start(keys, args)
   if pending_owner(stream, group, entry) ~= consumer then return { 'stale', 0 } end
   local fields = entry_fields(stream, entry)
   local attempt = fields and tonumber(field_get(fields, 'attempt')) or 1
-  if job_cancelled(s, id) then
-    redis.call('XACK', stream, group, entry)
+  if not mark_active(s, stream, group, consumer, entry, id, attempt, now_ms()) then
     return { 'cancelled', attempt }
   end
-  local now = now_ms()
-  job_record(s, id, 'active', attempt, now, { 'entry', entry, 'consumer', consumer,
-    'started_at', int_str(now), 'due', '', 'progress', '' })
   return { 'active', attempt }
 end
 
@@ -166,12 +204,15 @@ local function complete(keys, args)
   local group, entry, id, result = args[1], args[2], args[3], args[4] or ''
   local err = require_stream(stream)
   if err then return err end
-  local fields = entry_fields(stream, entry)
-  local attempt = fields and tonumber(field_get(fields, 'attempt')) or 1
+  local attempt = tonumber(args[5] or '')
+  if not attempt then
+    local fields = entry_fields(stream, entry)
+    attempt = fields and tonumber(field_get(fields, 'attempt')) or 1
+  end
   if redis.call('XACK', stream, group, entry) == 0 then return { 'stale', attempt } end
   local now = now_ms()
-  local extra = { 'finished_at', int_str(now), 'entry', '', 'error', '', 'result', '',
-    'result_dropped', '' }
+  -- `entry` stays: the last attempt's stream entry, still useful to read a finished job.
+  local extra = { 'finished_at', int_str(now), 'error', '', 'result', '', 'result_dropped', '' }
   if result ~= '' then
     result = as_json(result)
     if #result > tonumber(s.max_result_size) then
@@ -268,6 +309,7 @@ end
 
 redis.register_function{ function_name = 'jobqueue_version', flags = { 'no-writes' },
   callback = function() return VERSION end }
+redis.register_function('jobqueue_take', take)
 redis.register_function('jobqueue_start', start)
 redis.register_function('jobqueue_progress', progress)
 redis.register_function('jobqueue_heartbeat', heartbeat)
