@@ -107,6 +107,7 @@ on_both_topologies!(
     job_commands_get_wait_cancel_list,
     a_fired_schedule_run_and_a_replayed_dead_letter_get_records,
     take_reads_and_starts_jobs_and_skips_cancelled_ones,
+    jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does,
 );
 
 async fn a_job_is_followed_from_queued_to_succeeded(t: Topology) {
@@ -700,4 +701,65 @@ async fn take_reads_and_starts_jobs_and_skips_cancelled_ones(t: Topology) {
         events(&mut f, &ids[1]).await,
         ev(&[("queued", "1"), ("active", "1"), ("succeeded", "1")])
     );
+}
+
+async fn fcall_enqueue(
+    f: &mut Fixture,
+    args: &[&str],
+) -> redis::RedisResult<(String, i64, String)> {
+    redis::cmd("FCALL")
+        .arg("jobqueue_enqueue")
+        .arg(2)
+        .arg(&f.cfg.keys.stream)
+        .arg(f.cfg.keys.settings())
+        .arg(args)
+        .query_async(&mut f.conn)
+        .await
+}
+
+async fn jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does(t: Topology) {
+    let mut f = tracked(t, |_| {}, JobSettings::default()).await;
+    let (id, added, entry) = fcall_enqueue(&mut f, &["j-now", r#"{"n":1}"#, "0", "", ""])
+        .await
+        .unwrap();
+    assert_eq!((id.as_str(), added), ("j-now", 1));
+    let rec = record(&mut f, "j-now").await;
+    assert_eq!(
+        (rec.state, rec.attempt, rec.entry_id.as_deref()),
+        (JobState::Queued, 1, Some(entry.as_str()))
+    );
+    let d = ops(&f, "w1").take(&mut f.conn, 1).await.unwrap();
+    assert_eq!(
+        (d[0].job_id.as_str(), d[0].payload.as_str()),
+        ("j-now", r#"{"n":1}"#)
+    );
+
+    // Delayed, with an idempotency key: the second call answers the first job's id.
+    let args = ["j-later", "{}", "+60000", "order-7", "", "tenant", "acme"];
+    let (_, added, entry) = fcall_enqueue(&mut f, &args).await.unwrap();
+    assert_eq!((added, entry.as_str()), (1, ""));
+    let again = ["j-other", "{}", "0", "order-7", ""];
+    let (id, added, _) = fcall_enqueue(&mut f, &again).await.unwrap();
+    assert_eq!((id.as_str(), added), ("j-later", 0));
+    let rec = record(&mut f, "j-later").await;
+    assert_eq!(rec.state, JobState::Delayed);
+    assert!(
+        get_job(&mut f.conn, &f.cfg.keys, &f.cfg.group, "j-other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    for (args, says) in [
+        (vec!["", "{}", "0", "", ""], "job id"),
+        (vec!["j", "not json", "0", "", ""], "payload"),
+        (vec!["j", "{}", "soon", "", ""], "due"),
+        (
+            vec!["j", "{}", "0", "", "", "attempt", "9"],
+            "attempt is reserved",
+        ),
+    ] {
+        let err = fcall_enqueue(&mut f, &args).await.unwrap_err().to_string();
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }

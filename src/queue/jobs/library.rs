@@ -14,7 +14,7 @@ pub const LIBRARY_NAME: &str = "jobqueue";
 /// The revision `FCALL_RO jobqueue_version 0` answers. Bump it (and `VERSION` in
 /// `lua/jobs.lua`) whenever the library's source changes, common helpers included: a server
 /// keeps a loaded revision until a newer one comes.
-pub const LIBRARY_VERSION: i64 = 3;
+pub const LIBRARY_VERSION: i64 = 4;
 
 /// The library's source as given to FUNCTION LOAD.
 pub fn library_source() -> String {
@@ -140,7 +140,7 @@ mod tests {
     }
 
     /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
-    const SOURCE_SHA256: &str = "55b27573b64eae0bdc9af0d6959b29838c39179950daf2fd072a76a758aa3f9e";
+    const SOURCE_SHA256: &str = "912f3552a6924ff062e7b26df595245bb8e75c1a63f44021e36ed00722ff6e3c";
 
     #[test]
     fn a_changed_source_comes_with_a_new_revision() {

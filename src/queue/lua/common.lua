@@ -282,6 +282,44 @@ local function job_record(s, id, state, attempt, now, extra, opts)
   return nil
 end
 
+-- Adds job `id` with `payload` (JSON text), now or delayed, at most once per idempotency key:
+-- `due` is '0' (now), unix ms, or '+N' (N ms from now on the server clock); `idem_key` is the
+-- key's record (nil: no key) kept `ttl_ms`; `extra` holds field pairs from index `from` on.
+-- Returns {job id, 1 if added / 0 if the key already named a job, stream entry id or ''}.
+local function enqueue_job(stream, delayed, idem_key, s, id, payload, due, ttl_ms, extra, from)
+  if idem_key then
+    local prev = redis.call('GET', idem_key)
+    if prev then return { prev, 0, '' } end
+  end
+  local err = require_stream(stream)
+  if err then return err end
+  local now = now_ms()
+  local fields = { 'id', id, 'payload', payload, 'enqueued_at', int_str(now), 'attempt', '1' }
+  for i = from, #extra, 2 do
+    fields[#fields + 1] = extra[i]
+    fields[#fields + 1] = extra[i + 1]
+  end
+  local at
+  if string.sub(due, 1, 1) == '+' then
+    at = now + tonumber(string.sub(due, 2))
+  else
+    at = tonumber(due)
+  end
+  local entry = ''
+  if at > now then
+    redis.call('ZADD', delayed, at, fields_to_member(fields))
+  else
+    entry = redis.call('XADD', stream, '*', unpack(fields))
+  end
+  job_record(s, id, entry == '' and 'delayed' or 'queued', 1, now,
+    { 'enqueued_at', int_str(now), 'entry', entry, 'due', entry == '' and int_str(at) or '' },
+    { fresh = true, due = at })
+  if idem_key then
+    redis.call('SET', idem_key, id, 'PX', ttl_ms)
+  end
+  return { id, 1, entry }
+end
+
 -- Whether job `id`'s record says it was cancelled.
 local function job_cancelled(s, id)
   if not s or not id then return false end

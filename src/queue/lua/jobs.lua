@@ -13,6 +13,14 @@
 --   waiting_ttl_ms (bound of a waiting or running record, plus any delay) [604800000],
 --   max_result_size (bytes of result or progress JSON) [65536], events_max_length [10000].
 --
+-- A producer adds a job with
+--   FCALL jobqueue_enqueue 2 <stream> <settings> <job id> <payload JSON> <due> <idempotency
+--     key or ''> <idempotency TTL ms or ''> [field value ...]
+--     -> {job id, 1 if added | 0 if the idempotency key already named a job (its id is
+--        answered), stream entry id or '' when delayed}. <due> is 0 (now), unix ms, or +N (N ms
+--        from now on the Redis clock); the key is kept for the TTL [86400000]; extra fields
+--        must not be id, payload, enqueued_at or attempt. The same script the operator's
+--        `enqueue` runs.
 -- A worker takes jobs with one call, which reads and starts them:
 --   FCALL jobqueue_take 2 <stream> <settings> <group> <consumer> <count>
 --     -> up to <count> new entries, each {entry id, {field, value, ...}} as XREADGROUP gives
@@ -53,7 +61,7 @@
 -- Each end and each retried failure is also counted in `<prefix>:jobstats` (job_count in the
 -- common helpers): succeeded, failed, dead, cancelled, and a histogram of success run times.
 
-local VERSION = 3
+local VERSION = 4
 
 -- The consumer holding `entry`, or nil when it is not pending in `group`.
 local function pending_owner(stream, group, entry)
@@ -115,6 +123,31 @@ local function mark_active(s, stream, group, consumer, entry, id, attempt, now)
     return false
   end
   return true
+end
+
+local function enqueue(keys, args)
+  local s = job_settings(keys[2])
+  local id, payload, due, key, ttl = args[1], args[2], args[3] or '0', args[4], args[5]
+  if not id or id == '' then return redis.error_reply('ERR job id must not be empty') end
+  if not payload or not pcall(cjson.decode, payload) then
+    return redis.error_reply('ERR payload must be JSON text')
+  end
+  if not tonumber((string.gsub(due, '^%+', ''))) then
+    return redis.error_reply('ERR due must be 0, unix ms, or +ms; got ' .. due)
+  end
+  if not ttl or ttl == '' then ttl = '86400000' end
+  if not tonumber(ttl) or tonumber(ttl) < 1 then
+    return redis.error_reply('ERR idempotency TTL must be at least 1 ms; got ' .. ttl)
+  end
+  if #args % 2 ~= 1 then return redis.error_reply('ERR extra fields must come in pairs') end
+  for i = 6, #args, 2 do
+    if args[i] == '' or IS_CORE[args[i]] then
+      return redis.error_reply('ERR field name ' .. args[i] .. ' is reserved or empty')
+    end
+  end
+  local idem = nil
+  if key and key ~= '' then idem = s.prefix .. ':idem:' .. key end
+  return enqueue_job(keys[1], s.delayed, idem, s, id, payload, due, ttl, args, 6)
 end
 
 local function take(keys, args)
@@ -309,6 +342,7 @@ end
 
 redis.register_function{ function_name = 'jobqueue_version', flags = { 'no-writes' },
   callback = function() return VERSION end }
+redis.register_function('jobqueue_enqueue', enqueue)
 redis.register_function('jobqueue_take', take)
 redis.register_function('jobqueue_start', start)
 redis.register_function('jobqueue_progress', progress)
