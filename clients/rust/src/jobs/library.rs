@@ -4,9 +4,9 @@
 use redis::Value;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 
-use crate::queue::conn::RedisConn;
-use crate::queue::error::{QueueError, Result};
-use crate::queue::scripts::COMMON;
+use crate::conn::RedisConn;
+use crate::error::{QueueError, Result};
+use crate::lua::COMMON;
 
 /// The library's name in `FUNCTION LIST`.
 pub const LIBRARY_NAME: &str = "jobqueue";
@@ -18,10 +18,7 @@ pub const LIBRARY_VERSION: i64 = 4;
 
 /// The library's source as given to FUNCTION LOAD.
 pub fn library_source() -> String {
-    format!(
-        "#!lua name={LIBRARY_NAME}\n{COMMON}\n{}",
-        include_str!("../lua/jobs.lua")
-    )
+    format!("#!lua name={LIBRARY_NAME}\n{COMMON}\n{}", crate::lua::JOBS)
 }
 
 /// What [`ensure_library`] found and did.
@@ -55,6 +52,22 @@ pub async fn ensure_library(conn: &mut RedisConn) -> Result<LibraryStatus> {
         .await
         .map_err(QueueError::during("loading the jobqueue function library"))?;
     Ok(LibraryStatus::Loaded)
+}
+
+/// Checks that every primary has this revision of the library or a newer one, as clients do
+/// before they use a queue: they never load it themselves (the operator does, when it
+/// provisions the queue). Returns the oldest revision found.
+pub async fn require_library(conn: &mut RedisConn) -> Result<i64> {
+    let versions = loaded_versions(conn).await?;
+    let oldest = versions.iter().min().copied().flatten();
+    match oldest {
+        None => Err(QueueError::LibraryMissing),
+        Some(v) if v < LIBRARY_VERSION => Err(QueueError::LibraryTooOld {
+            found: v,
+            needed: LIBRARY_VERSION,
+        }),
+        Some(v) => Ok(v),
+    }
 }
 
 /// The library revision on each primary (`None` where it is not loaded).

@@ -1,5 +1,6 @@
-//! Errors of the queue engine. Callers (the operator, the CLI) turn them into conditions,
-//! Events or one-line messages, so each variant names the thing that is wrong.
+//! Errors of the queue engine and its clients. Callers (the operator, the CLI, applications)
+//! turn them into conditions, Events or one-line messages, so each variant names the thing that
+//! is wrong.
 
 /// An error from the queue engine.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,29 @@ pub enum QueueError {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// The `jobqueue` function library is not loaded on (every primary of) this Redis.
+    #[error(
+        "the jobqueue function library is not loaded: is the queue provisioned by jobqueue-operator (Redis 7 or newer)?"
+    )]
+    LibraryMissing,
+    /// The loaded `jobqueue` function library is older than this client needs.
+    #[error(
+        "the jobqueue function library loaded is revision {found}; this client needs {needed} or newer: upgrade jobqueue-operator"
+    )]
+    LibraryTooOld {
+        /// The oldest revision loaded.
+        found: i64,
+        /// The revision this client needs.
+        needed: i64,
+    },
+    /// Something awaited did not happen in time.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: std::time::Duration,
+    },
     /// Redis answered something the engine does not understand.
     #[error("unexpected reply from Redis to {op}: {detail}")]
     Protocol {
@@ -82,17 +106,45 @@ pub enum QueueError {
 
 impl QueueError {
     /// Wraps a Redis error with what the engine was doing, as it is: the engine's own script
-    /// errors (`NOSTREAM`, `NOGROUP`, `WRONGTYPE`) become typed errors in
-    /// `scripts::map_error`, not here.
-    pub(crate) fn redis(op: &'static str, source: redis::RedisError) -> Self {
+    /// errors (`NOSTREAM`, `NOGROUP`, `WRONGTYPE`) become typed errors in [`map_error`],
+    /// not here.
+    pub fn redis(op: &'static str, source: redis::RedisError) -> Self {
         QueueError::Redis { op, error: source }
     }
 
     /// A closure for `map_err` that wraps a Redis error with what was being done.
-    pub(crate) fn during(op: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
+    pub fn during(op: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
         move |e| QueueError::redis(op, e)
     }
 }
 
 /// Result of engine calls.
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// Turns the error codes the scripts (and Redis inside them) raise into typed errors.
+pub fn map_error(op: &'static str, stream: &str, group: &str, e: redis::RedisError) -> QueueError {
+    match e.code() {
+        Some("NOSTREAM") => QueueError::NoSuchStream {
+            stream: stream.to_string(),
+        },
+        Some("NOGROUP") => QueueError::NoSuchGroup {
+            stream: stream.to_string(),
+            group: group.to_string(),
+        },
+        Some("WRONGTYPE") => {
+            let detail = e.detail().unwrap_or_default();
+            // "key <k> holds a <type>, not a stream" from our scripts; Redis's own is generic.
+            let (key, actual) = detail
+                .strip_prefix("key ")
+                .and_then(|rest| rest.split_once(" holds a "))
+                .map(|(k, t)| (k.to_string(), t.split(',').next().unwrap_or(t).to_string()))
+                .unwrap_or_else(|| (stream.to_string(), "different type".to_string()));
+            QueueError::WrongType {
+                key,
+                expected: "stream",
+                actual,
+            }
+        }
+        _ => QueueError::redis(op, e),
+    }
+}

@@ -8,9 +8,9 @@ use redis::streams::{StreamRangeReply, StreamReadReply};
 
 use super::ops::fcall;
 use super::record::{JobRecord, JobState};
-use crate::queue::conn::RedisConn;
-use crate::queue::error::{QueueError, Result};
-use crate::queue::keys::QueueKeys;
+use crate::conn::RedisConn;
+use crate::error::{QueueError, Result};
+use crate::keys::QueueKeys;
 
 /// Longest single block on the events stream (stays well under the connection's reply
 /// timeout, and bounds how late a deadline is noticed).
@@ -54,6 +54,19 @@ pub enum CancelOutcome {
     AlreadyFinal(String),
     /// No record of this job.
     Missing,
+}
+
+impl CancelOutcome {
+    /// The outcome's name in the function library's reply: `cancelled`, `requested`, `final`
+    /// or `missing`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CancelOutcome::Cancelled => "cancelled",
+            CancelOutcome::Requested => "requested",
+            CancelOutcome::AlreadyFinal(_) => "final",
+            CancelOutcome::Missing => "missing",
+        }
+    }
 }
 
 /// Cancels job `id` (see [`CancelOutcome`]).

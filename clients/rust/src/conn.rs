@@ -17,7 +17,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::error::{QueueError, Result};
+use crate::error::{QueueError, Result};
 
 /// How long to wait for a TCP (and TLS) connection to be established.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -11,8 +11,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::ops::{Delivery, JobOps, Liveness, Started};
-use crate::queue::conn::RedisConn;
-use crate::queue::error::{QueueError, Result};
+use crate::conn::RedisConn;
+use crate::error::{QueueError, Result};
 
 /// Pause after a failed read before the next one.
 const READ_RETRY: Duration = Duration::from_secs(1);
@@ -193,12 +193,7 @@ async fn read_one(reader: &mut RedisConn, cfg: &WorkerConfig) -> Result<Option<D
         .query_async(reader)
         .await
         .map_err(|e| {
-            crate::queue::scripts::map_error(
-                "reading jobs",
-                &cfg.ops.keys.stream,
-                &cfg.ops.group,
-                e,
-            )
+            crate::error::map_error("reading jobs", &cfg.ops.keys.stream, &cfg.ops.group, e)
         })?;
     let Some(entry) = reply
         .and_then(|r| r.keys.into_iter().next())

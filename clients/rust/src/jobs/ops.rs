@@ -4,9 +4,9 @@
 use redis::FromRedisValue;
 
 use super::library::{ensure_library, is_missing_function};
-use crate::queue::conn::RedisConn;
-use crate::queue::error::{QueueError, Result};
-use crate::queue::keys::QueueKeys;
+use crate::conn::RedisConn;
+use crate::error::{QueueError, Result};
+use crate::keys::QueueKeys;
 
 /// Calls library function `name` with the three standard keys of job `job_id` and `args`.
 /// A node that lacks the library (restarted, or added to a Cluster later) gets it loaded and
@@ -43,7 +43,7 @@ pub(crate) async fn fcall<T: FromRedisValue>(
 }
 
 fn map(op: &'static str, keys: &QueueKeys, e: redis::RedisError) -> QueueError {
-    crate::queue::scripts::map_error(op, &keys.stream, "", e)
+    crate::error::map_error(op, &keys.stream, "", e)
 }
 
 /// One job as handed to a worker by XREADGROUP.

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::conn::RedisConn;
-use super::error::{QueueError, Result};
-use super::keys::QueueKeys;
-use super::scripts::{ENQUEUE, map_error};
+use crate::conn::RedisConn;
+use crate::error::map_error;
+use crate::error::{QueueError, Result};
+use crate::keys::QueueKeys;
+use crate::lua::ENQUEUE;
 
 /// How long an idempotency key is remembered unless told otherwise.
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
