@@ -11,10 +11,11 @@ interface Email {
   ms?: number;
 }
 
-const worker = await Worker.fromEnv({
+// The payload type is what this handler expects; it is not checked at run time.
+const worker = await Worker.fromEnv<Email>({
   concurrency: Number(process.env['CONCURRENCY'] ?? 4),
   handler: async (job, ctx) => {
-    const email = job.payload as Email;
+    const email = job.payload;
     if (!email.to?.includes('@')) {
       // Retrying cannot fix a missing address: straight to the dead-letter stream.
       throw new PermanentFailure(`no valid "to" address: ${JSON.stringify(email.to)}`);

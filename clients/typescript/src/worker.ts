@@ -6,12 +6,12 @@ import { type Conn, type ErrorSink, checkLibrary, connect, libraryAware, parseRe
 import { ConfigError, errorText, isPermanentFailure } from './errors.js';
 import { QueueKeys } from './keys.js';
 
-/** A job handed to a handler. */
-export interface WorkerJob {
+/** A job handed to a handler; `P` is the payload's type as the handler expects it (not checked). */
+export interface WorkerJob<P = unknown> {
   /** The job id, stable across retries. */
   readonly id: string;
   /** The payload, parsed from JSON. */
-  readonly payload: unknown;
+  readonly payload: P;
   /** 1 on the first delivery, +1 on each retry. */
   readonly attempt: number;
   /** The stream entry of this delivery. */
@@ -38,14 +38,14 @@ export interface JobContext {
  * fails the attempt (retried with the queue's backoff); throwing `PermanentFailure` sends the
  * job to the dead-letter stream at once.
  */
-export type Handler = (job: WorkerJob, ctx: JobContext) => unknown;
+export type Handler<P = unknown> = (job: WorkerJob<P>, ctx: JobContext) => unknown;
 
 /** Where a worker logs; default: warnings and errors to stderr. */
 export type Logger = (level: 'info' | 'warn' | 'error', message: string) => void;
 
 /** Options of `Worker.fromEnv` / `Worker.connect`. */
-export interface WorkerOptions {
-  handler: Handler;
+export interface WorkerOptions<P = unknown> {
+  handler: Handler<P>;
   /** Jobs run at the same time (default 1). */
   concurrency?: number;
   /** How long one blocking read waits, in ms (default 1000): bounds how late a stop is noticed. */
@@ -113,7 +113,7 @@ export class Worker {
    * `JOBQUEUE_STREAM`, `JOBQUEUE_GROUP` (default `workers`), `JOBQUEUE_CONSUMER` (default
    * `<hostname>-<pid>`).
    */
-  static async fromEnv(options: WorkerOptions): Promise<Worker> {
+  static async fromEnv<P = unknown>(options: WorkerOptions<P>): Promise<Worker> {
     const env = process.env;
     const need = (name: string): string => {
       const v = env[name];
@@ -127,7 +127,7 @@ export class Worker {
   }
 
   /** A worker on an explicit queue. Refuses a Redis without the `jobqueue` library. */
-  static async connect(target: WorkerTarget, options: WorkerOptions): Promise<Worker> {
+  static async connect<P = unknown>(target: WorkerTarget, options: WorkerOptions<P>): Promise<Worker> {
     const concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new ConfigError(`concurrency: must be a whole number ≥ 1; got ${concurrency}`);
@@ -145,7 +145,7 @@ export class Worker {
       const vt = await conn.call(keys.stream, true, ['HGET', keys.settings, 'visibility_timeout_ms']);
       reader = await conn.duplicate();
       const visibility = Number(vt ?? '') > 0 ? Number(vt) : 300000;
-      return new Worker(conn, reader, target.stream, group, consumer, visibility, options);
+      return new Worker(conn, reader, target.stream, group, consumer, visibility, options as unknown as WorkerOptions);
     } catch (e) {
       reader?.destroy();
       conn.destroy();

@@ -51,7 +51,12 @@ export interface Env {
   queue(name: string): Promise<Queue>;
 }
 
-export function withEnvironment(title: string, start: () => Promise<Topology>, body: (env: () => Env) => void): void {
+export function withEnvironment(
+  title: string,
+  start: () => Promise<Topology>,
+  body: (env: () => Env) => void,
+  queueNames: readonly string[] = QUEUES,
+): void {
   const skip = missingTools();
   describe(title, { skip: skip ?? false }, () => {
     let env: Env | undefined;
@@ -61,8 +66,9 @@ export function withEnvironment(title: string, start: () => Promise<Topology>, b
       let admin: Admin | undefined;
       try {
         admin = await topology.admin();
-        const manifests = Object.fromEntries(QUEUES.map((q) => [`${q}.yaml`, jobQueueYaml(q, DELIVERY)]));
-        const operator = await Operator.start(topology.url, manifests, QUEUES.map(stream), admin);
+        const names = [...queueNames];
+        const manifests = Object.fromEntries(names.map((q) => [`${q}.yaml`, jobQueueYaml(q, DELIVERY)]));
+        const operator = await Operator.start(topology.url, manifests, names.map(stream), admin);
         env = {
           topology,
           operator,
