@@ -58,7 +58,8 @@ export function withEnvironment(
   queueNames: readonly string[] = QUEUES,
 ): void {
   const skip = missingTools();
-  describe(title, { skip: skip ?? false }, () => {
+  // Each scenario has a queue of its own, so they run at the same time.
+  describe(title, { skip: skip ?? false, concurrency: true }, () => {
     let env: Env | undefined;
     const queues: Queue[] = [];
     before(async () => {
@@ -307,7 +308,7 @@ export function scenarios(get: () => Env): void {
       'heartbeat',
       async (j) => {
         attempts.push(j.attempt);
-        await new Promise((r) => setTimeout(r, 4500)); // the job's own work: over twice the 2 s timeout
+        await new Promise((r) => setTimeout(r, 3500)); // the job's own work: well over the 2 s timeout
         return 'long';
       },
       (w) => {
