@@ -7,7 +7,7 @@
 
 import { createClient, createCluster } from '@redis/client';
 
-import { ConfigError, LibraryError } from './errors.js';
+import { ConfigError, ConnectError, LibraryError } from './errors.js';
 
 /** The library revision this client needs (`FCALL_RO jobqueue_version 0`). */
 export const LIBRARY_REVISION = 4;
@@ -103,26 +103,62 @@ export interface Conn {
 /** Called with connection errors (reconnects happen by themselves). */
 export type ErrorSink = (e: Error) => void;
 
-/** Opens a connection to `endpoint`. */
-export async function connect(endpoint: Endpoint, onError: ErrorSink): Promise<Conn> {
-  if (endpoint.kind === 'standalone') {
-    const client = createClient({ url: endpoint.url, RESP: 2 });
-    client.on('error', onError);
-    await client.connect();
-    return standaloneConn(client, onError);
+/** How long the first connection may take (reconnects after that are retried without end). */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens a connection to `endpoint`. The first connection is retried for `timeoutMs`, then
+ * refused with a `ConnectError`; once connected, a lost
+ * connection is re-established in the background (commands wait for it).
+ */
+export async function connect(
+  endpoint: Endpoint,
+  onError: ErrorSink,
+  timeoutMs: number = CONNECT_TIMEOUT_MS,
+): Promise<Conn> {
+  let connected = false;
+  const deadline = Date.now() + timeoutMs;
+  const reconnectStrategy = (retries: number, cause: Error): number | Error =>
+    !connected && Date.now() >= deadline ? cause : Math.min(50 * 2 ** retries, 2000);
+  const where =
+    endpoint.kind === 'standalone'
+      ? redact(endpoint.url)
+      : endpoint.nodes.map((n) => `${n.host}:${n.port}`).join(',');
+  try {
+    if (endpoint.kind === 'standalone') {
+      const client = createClient({ url: endpoint.url, RESP: 2, socket: { reconnectStrategy } });
+      client.on('error', onError);
+      await client.connect();
+      connected = true;
+      return standaloneConn(client, onError);
+    }
+    // Discovery gives up at once when no seed answers: try again until the deadline.
+    for (;;) {
+      const cluster = createCluster({
+        RESP: 2,
+        rootNodes: endpoint.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
+        defaults: {
+          ...(endpoint.username === undefined ? {} : { username: endpoint.username }),
+          ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
+          socket: { reconnectStrategy, ...(endpoint.tls ? { tls: true as const } : {}) },
+        },
+      });
+      cluster.on('error', onError);
+      try {
+        await cluster.connect();
+      } catch (e) {
+        cluster.destroy();
+        if (Date.now() >= deadline) throw e;
+        onError(e instanceof Error ? e : new Error(String(e)));
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      connected = true;
+      return clusterConn(cluster, onError);
+    }
+  } catch (e) {
+    throw new ConnectError(`cannot connect to Redis at ${where}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const cluster = createCluster({
-    RESP: 2,
-    rootNodes: endpoint.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
-    defaults: {
-      ...(endpoint.username === undefined ? {} : { username: endpoint.username }),
-      ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
-      ...(endpoint.tls ? { socket: { tls: true as const } } : {}),
-    },
-  });
-  cluster.on('error', onError);
-  await cluster.connect();
-  return clusterConn(cluster, onError);
 }
 
 /** The part of a node-redis client (or cluster) used here, RESP2 replies. */

@@ -8,6 +8,11 @@ export class ConfigError extends JobQueueError {
   override name = 'ConfigError';
 }
 
+/** The Redis could not be reached (the first connection; later ones are retried without end). */
+export class ConnectError extends JobQueueError {
+  override name = 'ConnectError';
+}
+
 /** The Redis has no `jobqueue` function library, or one older than this client needs. */
 export class LibraryError extends JobQueueError {
   override name = 'LibraryError';

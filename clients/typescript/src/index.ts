@@ -7,6 +7,7 @@ export { isFinal } from './job.js';
 export {
   JobQueueError,
   ConfigError,
+  ConnectError,
   LibraryError,
   WaitTimeoutError,
   JobNotFoundError,
@@ -15,6 +16,6 @@ export {
 export { QueueKeys, hashTag, defaultStream } from './keys.js';
 export { readManifest } from './manifest.js';
 export type { QueueManifest } from './manifest.js';
-export { parseRedisUrl, LIBRARY_REVISION } from './connection.js';
+export { parseRedisUrl, LIBRARY_REVISION, CONNECT_TIMEOUT_MS } from './connection.js';
 export type { Endpoint } from './connection.js';
 export { uuidv7 } from './uuid.js';

@@ -13,6 +13,8 @@ export interface QueueOptions {
   group?: string;
   /** Called with connection errors; reconnecting is automatic. Default: ignored. */
   onError?: ErrorSink;
+  /** How long the first connection may take, in ms (default 10 s); then a `ConnectError`. */
+  connectTimeout?: number;
 }
 
 /** Options of `Queue.fromManifest`. */
@@ -67,7 +69,7 @@ export class Queue {
     const keys = new QueueKeys(stream);
     const group = options.group ?? 'workers';
     if (group === '') throw new ConfigError('group: must not be empty');
-    const conn = await connect(parseRedisUrl(url), options.onError ?? (() => {}));
+    const conn = await connect(parseRedisUrl(url), options.onError ?? (() => {}), options.connectTimeout);
     try {
       await checkLibrary(conn, keys.stream);
     } catch (e) {
@@ -84,7 +86,11 @@ export class Queue {
     if (url === undefined || url === '') {
       throw new ConfigError(`${path}: no Redis URL: pass the url option, set spec.redis.url, or set REDIS_URL`);
     }
-    return Queue.fromUrl(url, m.stream, { group: options.group ?? m.group, ...optional('onError', options.onError) });
+    return Queue.fromUrl(url, m.stream, {
+      group: options.group ?? m.group,
+      ...optional('onError', options.onError),
+      ...optional('connectTimeout', options.connectTimeout),
+    });
   }
 
   /**

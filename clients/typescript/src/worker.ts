@@ -55,6 +55,8 @@ export interface WorkerOptions<P = unknown> {
   logger?: Logger;
   /** Called with connection errors; reconnecting is automatic. Default: logged as warnings. */
   onError?: ErrorSink;
+  /** How long the first connection may take, in ms (default 10 s); then a `ConnectError`. */
+  connectTimeout?: number;
 }
 
 /** Where a worker connects, besides `WorkerOptions`. */
@@ -138,7 +140,7 @@ export class Worker {
     const consumer = target.consumer ?? `${hostname()}-${process.pid}`;
     const log = options.logger ?? defaultLogger;
     const onError = options.onError ?? ((e: Error) => log('warn', `Redis connection: ${e.message}`));
-    const conn = await connect(parseRedisUrl(target.url), onError);
+    const conn = await connect(parseRedisUrl(target.url), onError, options.connectTimeout);
     let reader: Conn | undefined;
     try {
       await checkLibrary(conn, keys.stream);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { LibraryError, Queue, Worker } from '@jobqueue/client';
+import { ConnectError, LibraryError, Queue, Worker } from '@jobqueue/client';
 
-import { RedisServer, cli, missingTools } from './support.js';
+import { RedisServer, cli, freePort, missingTools } from './support.js';
 
 describe('a Redis the operator did not provision', { skip: missingTools(false) ?? false }, () => {
   let server: RedisServer;
@@ -32,5 +32,17 @@ describe('a Redis the operator did not provision', { skip: missingTools(false) ?
     const old = "#!lua name=jobqueue\nredis.register_function{function_name='jobqueue_version', flags={'no-writes'}, callback=function() return 3 end}";
     assert.equal((await cli(server.port, ['FUNCTION', 'LOAD', 'REPLACE', old])).trim(), 'jobqueue');
     await assert.rejects(Queue.fromUrl(server.url, 'jobqueue:{default/old}'), /revision 3, this client needs 4/);
+  });
+
+  it('an unreachable Redis is a ConnectError once the connect timeout passes, without the password', async () => {
+    const port = await freePort();
+    for (const url of [`redis://:hunter2@127.0.0.1:${port}`, `redis+cluster://:hunter2@127.0.0.1:${port}`]) {
+      await assert.rejects(Queue.fromUrl(url, 's', { connectTimeout: 300 }), (e: unknown) => {
+        assert.ok(e instanceof ConnectError, String(e));
+        assert.match(e.message, new RegExp(`cannot connect to Redis at .*127\\.0\\.0\\.1:${port}`));
+        assert.doesNotMatch(e.message, /hunter2/);
+        return true;
+      });
+    }
   });
 });
