@@ -5,6 +5,8 @@
  * on both.
  */
 
+import type { ConnectionOptions } from 'node:tls';
+
 import { createClient, createCluster } from '@redis/client';
 
 import { ConfigError, ConnectError, LibraryError } from './errors.js';
@@ -103,6 +105,12 @@ export interface Conn {
 /** Called with connection errors (reconnects happen by themselves). */
 export type ErrorSink = (e: Error) => void;
 
+/**
+ * TLS settings for `rediss://` and `rediss+cluster://` (Node's `tls.connect` options), e.g.
+ * `{ ca: readFileSync('ca.pem') }` for a private CA. Default: the system's root certificates.
+ */
+export type TlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername'>;
+
 /** How long the first connection may take (reconnects after that are retried without end). */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -115,7 +123,13 @@ export async function connect(
   endpoint: Endpoint,
   onError: ErrorSink,
   timeoutMs: number = CONNECT_TIMEOUT_MS,
+  tls?: TlsOptions,
 ): Promise<Conn> {
+  const secure = endpoint.kind === 'cluster' ? endpoint.tls : /^rediss:/i.test(endpoint.url);
+  if (tls !== undefined && !secure) {
+    throw new ConfigError('tls: TLS settings need a rediss:// or rediss+cluster:// URL');
+  }
+  const tlsSocket = secure ? { tls: true as const, ...tls } : {};
   let connected = false;
   const deadline = Date.now() + timeoutMs;
   const reconnectStrategy = (retries: number, cause: Error): number | Error =>
@@ -126,7 +140,7 @@ export async function connect(
       : endpoint.nodes.map((n) => `${n.host}:${n.port}`).join(',');
   try {
     if (endpoint.kind === 'standalone') {
-      const client = createClient({ url: endpoint.url, RESP: 2, socket: { reconnectStrategy } });
+      const client = createClient({ url: endpoint.url, RESP: 2, socket: { reconnectStrategy, ...tlsSocket } });
       client.on('error', onError);
       await client.connect();
       connected = true;
@@ -140,7 +154,7 @@ export async function connect(
         defaults: {
           ...(endpoint.username === undefined ? {} : { username: endpoint.username }),
           ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
-          socket: { reconnectStrategy, ...(endpoint.tls ? { tls: true as const } : {}) },
+          socket: { reconnectStrategy, ...tlsSocket },
         },
       });
       cluster.on('error', onError);

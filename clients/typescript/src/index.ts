@@ -17,5 +17,5 @@ export { QueueKeys, hashTag, defaultStream } from './keys.js';
 export { readManifest } from './manifest.js';
 export type { QueueManifest } from './manifest.js';
 export { parseRedisUrl, LIBRARY_REVISION, CONNECT_TIMEOUT_MS } from './connection.js';
-export type { Endpoint } from './connection.js';
+export type { Endpoint, TlsOptions } from './connection.js';
 export { uuidv7 } from './uuid.js';

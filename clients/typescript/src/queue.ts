@@ -1,6 +1,6 @@
 /** Producing and following jobs: enqueue, read, wait for, cancel. */
 
-import { type Conn, type ErrorSink, checkLibrary, connect, libraryAware, parseRedisUrl } from './connection.js';
+import { type Conn, type ErrorSink, type TlsOptions, checkLibrary, connect, libraryAware, parseRedisUrl } from './connection.js';
 import { ConfigError, JobNotFoundError, WaitTimeoutError } from './errors.js';
 import { type CancelOutcome, type Job, isFinal, jobFromFields } from './job.js';
 import { QueueKeys } from './keys.js';
@@ -15,6 +15,8 @@ export interface QueueOptions {
   onError?: ErrorSink;
   /** How long the first connection may take, in ms (default 10 s); then a `ConnectError`. */
   connectTimeout?: number;
+  /** TLS settings for a `rediss://` URL, e.g. `{ ca }` for a private CA. */
+  tls?: TlsOptions;
 }
 
 /** Options of `Queue.fromManifest`. */
@@ -69,7 +71,7 @@ export class Queue {
     const keys = new QueueKeys(stream);
     const group = options.group ?? 'workers';
     if (group === '') throw new ConfigError('group: must not be empty');
-    const conn = await connect(parseRedisUrl(url), options.onError ?? (() => {}), options.connectTimeout);
+    const conn = await connect(parseRedisUrl(url), options.onError ?? (() => {}), options.connectTimeout, options.tls);
     try {
       await checkLibrary(conn, keys.stream);
     } catch (e) {
@@ -90,6 +92,7 @@ export class Queue {
       group: options.group ?? m.group,
       ...optional('onError', options.onError),
       ...optional('connectTimeout', options.connectTimeout),
+      ...optional('tls', options.tls),
     });
   }
 

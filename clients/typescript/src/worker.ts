@@ -2,7 +2,7 @@
 
 import { hostname } from 'node:os';
 
-import { type Conn, type ErrorSink, checkLibrary, connect, libraryAware, parseRedisUrl } from './connection.js';
+import { type Conn, type ErrorSink, type TlsOptions, checkLibrary, connect, libraryAware, parseRedisUrl } from './connection.js';
 import { ConfigError, errorText, isPermanentFailure } from './errors.js';
 import { QueueKeys } from './keys.js';
 
@@ -57,6 +57,8 @@ export interface WorkerOptions<P = unknown> {
   onError?: ErrorSink;
   /** How long the first connection may take, in ms (default 10 s); then a `ConnectError`. */
   connectTimeout?: number;
+  /** TLS settings for a `rediss://` URL, e.g. `{ ca }` for a private CA. */
+  tls?: TlsOptions;
 }
 
 /** Where a worker connects, besides `WorkerOptions`. */
@@ -140,7 +142,7 @@ export class Worker {
     const consumer = target.consumer ?? `${hostname()}-${process.pid}`;
     const log = options.logger ?? defaultLogger;
     const onError = options.onError ?? ((e: Error) => log('warn', `Redis connection: ${e.message}`));
-    const conn = await connect(parseRedisUrl(target.url), onError, options.connectTimeout);
+    const conn = await connect(parseRedisUrl(target.url), onError, options.connectTimeout, options.tls);
     let reader: Conn | undefined;
     try {
       await checkLibrary(conn, keys.stream);
