@@ -304,9 +304,12 @@ export class Worker {
       if (state !== 'active') return;
     }
     const abort = new AbortController();
+    let beating = true;
     const seen = (reply: unknown[]): void => {
       if (reply[0] === 'stale') {
-        this.#log('warn', `job ${id} was handed to another worker`);
+        // Reclaimed meanwhile: heartbeats cannot keep it; its outcome will be refused as stale.
+        if (beating) this.#log('warn', `job ${id} was handed to another worker`);
+        beating = false;
       } else if (Number(reply[1]) === 1 && !abort.signal.aborted) {
         abort.abort(new Error(`cancel of job ${id} requested`));
       }
@@ -319,7 +322,6 @@ export class Worker {
       },
     };
     let timer: NodeJS.Timeout | undefined;
-    let beating = true;
     const beat = (): void => {
       timer = setTimeout(() => {
         this.#op('jobqueue_heartbeat', id, [this.group, this.consumer, d.entryId, id])
