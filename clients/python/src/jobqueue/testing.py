@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +39,8 @@ def eventually(what: str, check: Callable[[], T | None], timeout: float = DEADLI
         except Exception as e:
             last_error = e
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}" + (f": {last_error}" if last_error else ""))
+    detail = f": {last_error}" if last_error else ""
+    raise AssertionError(f"timed out waiting for {what}{detail}")
 
 
 def _free_port(also_bus: bool = False) -> int:
@@ -46,7 +48,7 @@ def _free_port(also_bus: bool = False) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        if port == 6379 or port + 10000 > 65535 and also_bus:
+        if port == 6379 or (also_bus and port + 10000 > 65535):
             continue
         if also_bus:
             with socket.socket() as s:
@@ -57,7 +59,7 @@ def _free_port(also_bus: bool = False) -> int:
         return port
 
 
-def _cluster_ok(node: redis.Redis) -> bool:
+def _cluster_ok(node: Any) -> bool:
     info = node.execute_command("CLUSTER", "INFO")
     if isinstance(info, dict):
         return info.get("cluster_state") == "ok"
@@ -109,7 +111,7 @@ class RedisServer:
                         "--cluster-yes"], check=True, stdout=subprocess.DEVNULL)
         for port in self.ports:
             node = redis.Redis(port=port, decode_responses=True)
-            eventually(f"cluster_state:ok on {port}", lambda n=node: _cluster_ok(n))
+            eventually(f"cluster_state:ok on {port}", partial(_cluster_ok, node))
             node.close()
 
     @property
