@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import ADAPTERS, REPO, Adapter, Run, load, manifest, scenario_names
+
 from jobqueue.testing import LocalOperator, RedisServer, operator_binary
 
 _counter = itertools.count()
