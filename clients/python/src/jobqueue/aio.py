@@ -161,22 +161,21 @@ class Queue:
         async for job in self.follow(job_id, timeout):
             if job.is_final:
                 return job
-        raise WaitTimeout(f"job {job_id} does not exist")
+        raise WaitTimeout(f"job {job_id} did not end within {timeout} s")  # unreachable
 
     async def follow(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Job]:
         """Yields the job now and after each of its events (state changes, progress) until it
-        has ended; raises `WaitTimeout` after `timeout` seconds. Yields nothing more (returns)
-        when the job does not exist."""
+        has ended; raises `WaitTimeout` after `timeout` seconds (None: no limit). A job that
+        does not exist (yet, or any more) yields nothing until it does."""
         deadline = None if timeout is None else time.monotonic() + timeout
         newest = await self.client.xrevrange(self.keys.events, "+", "-", count=1)
         last = text(newest[0][0]) if newest else "0-0"
         while True:
             job = await self.get_job(job_id)
-            if job is None:
-                return
-            yield job
-            if job.is_final:
-                return
+            if job is not None:
+                yield job
+                if job.is_final:
+                    return
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
