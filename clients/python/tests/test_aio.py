@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from conftest import QueueInfo
 
 from jobqueue import aio
+from jobqueue.testing import eventually
 
 
 async def _run_worker(worker: aio.Worker) -> asyncio.Task[None]:
@@ -72,3 +78,37 @@ def test_async_cancel_and_wait_timeout(q: QueueInfo) -> None:
             assert job.state == "cancelled" and seen == [True]
 
     asyncio.run(main())
+
+
+ASYNC_WORKER = """
+import asyncio, os
+from jobqueue.aio import Worker
+
+async def handle(job):
+    with open(os.environ["STARTED"], "a") as f:
+        f.write(job.id + "\\n")
+    await asyncio.sleep(1.5)
+    return "drained"
+
+asyncio.run(Worker.from_env(handle).run())
+"""
+
+
+def test_async_worker_drains_on_sigterm(q: QueueInfo, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    env = {**os.environ, "REDIS_URL": q.url, "JOBQUEUE_STREAM": q.stream,
+           "JOBQUEUE_CONSUMER": "aio-drain", "STARTED": str(started)}
+    env.pop("JOBQUEUE_GROUP", None)  # defaults to workers
+    proc = subprocess.Popen([sys.executable, "-c", ASYNC_WORKER], env=env)
+    try:
+        with q.queue() as queue:
+            job_id = queue.enqueue({})
+            eventually("the job to start", lambda: started.exists() and started.read_text())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            job = queue.get_job(job_id)
+            assert job is not None and (job.state, job.result) == ("succeeded", "drained")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

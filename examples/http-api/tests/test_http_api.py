@@ -29,8 +29,7 @@ def api() -> Iterator[httpx.Client]:
     op = LocalOperator(operator_binary(REPO), server.url, files, env={"PATH": path})
     client = server.client()
     op.wait_serving("default/http-api", "jobqueue:{default/http-api}", client)
-    eventually(f"the worker to start; output:\n{op.output()}", lambda: any(
-        line.startswith("[http-api#0] started pid") for line in op.lines))
+    op.wait_line("[http-api#0] started pid")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

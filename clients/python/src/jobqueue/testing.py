@@ -196,6 +196,20 @@ class LocalOperator:
 
         eventually(f"the stream, group and library of {queue}", provisioned)
 
+    def wait_line(self, prefix: str) -> str:
+        """Waits for an output line starting with `prefix`; fails with the output so far."""
+        found: list[str] = []
+
+        def seen() -> bool:
+            found.extend(line for line in self.lines if line.startswith(prefix))
+            return bool(found)
+
+        try:
+            eventually(f"a line starting with {prefix!r}", seen)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; output:\n{self.output()}") from None
+        return found[0]
+
     def write(self, name: str, text: str) -> None:
         tmp = Path(self.dir.name, f".{name}.tmp")
         tmp.write_text(text)
