@@ -186,9 +186,7 @@ class LocalOperator:
     def wait_serving(self, queue: str, stream: str, client: Any) -> None:
         """Waits for the operator to say it serves `queue` (ns/name), then polls Redis until
         the consumer group exists and the function library answers."""
-        eventually(f"the operator to serve {queue}; output:\n{self.output()}",
-                   lambda: self.proc.poll() is None and any(
-                       f"JobQueue {queue}: serving" in line for line in self.lines))
+        self.wait_line(f"JobQueue {queue}: serving")
 
         def provisioned() -> bool:
             groups = client.xinfo_groups(stream)
