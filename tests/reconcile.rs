@@ -378,3 +378,114 @@ async fn a_schedule_without_its_queue_waits_for_it() {
     let action = reconcile().await.expect("a missing queue is no error");
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
 }
+
+#[tokio::test]
+async fn objects_the_queue_does_not_own_are_never_taken_over() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Secret;
+
+    let h = Harness::start().await;
+    let client = h._server.client();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client, NS);
+    let template =
+        json!({"template": {"spec": {"containers": [{"name": "w", "image": "example/worker:1"}]}}});
+
+    // A Deployment someone made by hand, named like the queue's workers.
+    let foreign: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "api-workers"},
+        "spec": {"replicas": 7, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "api", "image": "example/api:1"}]}}}
+    }))
+    .expect("Deployment fixture");
+    deployments
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("creating the foreign Deployment");
+    h.create_queue("api", json!({"workers": template})).await;
+    let action = h.apply_queue("api").await.expect("a conflict is no error");
+    assert_ne!(action, Action::await_change(), "looked at again later");
+    let ready = h.queue_condition("api", "Ready", "False").await;
+    assert_eq!(ready.reason, "ObjectNotOwned");
+    assert!(
+        ready.message.contains("Deployment \"api-workers\""),
+        "{}",
+        ready.message
+    );
+    let kept = deployments.get("api-workers").await.expect("still there");
+    let spec = kept.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(7));
+    assert_eq!(
+        spec.template.spec.expect("pod spec").containers[0]
+            .image
+            .as_deref(),
+        Some("example/api:1")
+    );
+    assert!(kept.metadata.owner_references.is_none(), "not adopted");
+    assert!(
+        !h.redis_exists("jobqueue:{default/api}").await,
+        "not served"
+    );
+
+    // Gone: the queue takes its name and is served.
+    deployments
+        .delete("api-workers", &DeleteParams::default())
+        .await
+        .expect("deleting the foreign Deployment");
+    h.reconcile_queue("api").await.expect("applied");
+    h.queue_condition("api", "Ready", "True").await;
+    let ours = deployments
+        .get("api-workers")
+        .await
+        .expect("the queue's Deployment");
+    assert!(
+        ours.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "JobQueue")
+    );
+
+    // The same for the Secret that would carry the default Redis URL.
+    let planted: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "mail-workers-redis"}}))
+            .expect("Secret fixture");
+    let planted = Secret {
+        data: Some(
+            [(
+                "url".to_string(),
+                ByteString(b"redis://theirs:6379".to_vec()),
+            )]
+            .into(),
+        ),
+        ..planted
+    };
+    secrets
+        .create(&PostParams::default(), &planted)
+        .await
+        .expect("creating the foreign Secret");
+    h.create_queue("mail", json!({"workers": template})).await;
+    h.apply_queue("mail").await.expect("a conflict is no error");
+    let ready = h.queue_condition("mail", "Ready", "False").await;
+    assert_eq!(ready.reason, "ObjectNotOwned");
+    assert!(
+        ready.message.contains("Secret \"mail-workers-redis\""),
+        "{}",
+        ready.message
+    );
+    let kept = secrets
+        .get("mail-workers-redis")
+        .await
+        .expect("still there");
+    assert_eq!(kept.data.expect("data")["url"].0, b"redis://theirs:6379");
+    assert!(
+        deployments
+            .get_opt("mail-workers")
+            .await
+            .expect("GET")
+            .is_none(),
+        "no Deployment whose pods would read another's Secret"
+    );
+}

@@ -13,6 +13,9 @@ pub const INVALID_REDIS_URL: &str = "InvalidRedisUrl";
 pub const REDIS_UNREACHABLE: &str = "RedisUnreachable";
 /// `Ready=False`: `spec.workers.scaleTargetRef` names nothing with a scale subresource.
 pub const SCALE_TARGET_NOT_FOUND: &str = "ScaleTargetNotFound";
+/// `Ready=False`: a Deployment or Secret the queue would manage (`<name>-workers`,
+/// `<name>-workers-redis`) exists and belongs to something else; it is left alone.
+pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
 /// `Ready=False` (Schedule): `spec.queueRef` names no JobQueue.
 pub const QUEUE_NOT_FOUND: &str = "QueueNotFound";
 /// `Ready=False` (Schedule): the JobQueue exists but is not served yet.
@@ -55,6 +58,7 @@ pub const READY_FALSE_REASONS: &[&str] = &[
     INVALID_REDIS_URL,
     REDIS_UNREACHABLE,
     SCALE_TARGET_NOT_FOUND,
+    OBJECT_NOT_OWNED,
     QUEUE_NOT_FOUND,
     QUEUE_NOT_READY,
     REDIS_ERROR,

@@ -36,6 +36,20 @@ pub enum RedisUrlSource {
     Default(String),
 }
 
+/// Whether an existing object with metadata `meta` may be applied for `jq`: it is `jq`'s
+/// (controller reference with its uid), or it is not there at all. Anything else (a
+/// Deployment someone made by hand, another queue's Secret) is never taken over.
+pub fn may_apply(meta: Option<&ObjectMeta>, jq: &JobQueue) -> bool {
+    let Some(meta) = meta else {
+        return true;
+    };
+    let uid = jq.metadata.uid.as_deref();
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid && o.kind == "JobQueue")
+}
+
 /// Name of the Secret holding the default Redis URL for `jq`'s workers.
 pub fn url_secret_name(jq: &JobQueue) -> String {
     format!("{}-redis", deployment_name(jq))

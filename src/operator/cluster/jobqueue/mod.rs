@@ -19,9 +19,10 @@ use kube::runtime::finalizer::Event as Finalizer;
 use tracing::Instrument;
 
 use crate::api::{DeletionPolicy, JobQueue, conditions};
+use crate::operator::reasons;
 use crate::operator::runtime::{ObjectId, QueueEntry, RuntimeError, ScalingSettings, Workers};
 use crate::operator::workload::{
-    RedisUrlSource, deployment_name, url_secret, url_secret_name, worker_deployment,
+    RedisUrlSource, deployment_name, may_apply, url_secret, url_secret_name, worker_deployment,
 };
 use crate::plan::{self, PlanError, QueuePlan, UrlSource, WorkersPlan};
 use crate::queue::config::QueueConfig;
@@ -75,8 +76,24 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
         Ok(plan) => plan,
         Err(e) => return Ok(refuse(ctx, &jq, &id, e).await),
     };
-    let workers = apply_workers(ctx, &jq, &id, &plan, found.scale_target).await?;
+    let workers = match apply_workers(ctx, &jq, &id, &plan, found.scale_target).await? {
+        Applied::Workers(w) => w,
+        Applied::NotOwned(message) => {
+            ctx.runtime.remove_queue(&id);
+            let refusal = report::refusal(reasons::OBJECT_NOT_OWNED, message);
+            report::write(ctx, &jq, &id, refusal).await;
+            return Ok(Action::requeue(DEPENDENCY_WAIT));
+        }
+    };
     serve(ctx, &jq, &id, plan, workers).await
+}
+
+/// What applying a queue's workers came to.
+enum Applied {
+    /// The workers to scale, if any.
+    Workers(Option<Arc<dyn Workers>>),
+    /// An object the queue would manage belongs to something else (the message says which).
+    NotOwned(String),
 }
 
 /// A plan that cannot run: the queue is no longer served, and `Ready=False` says why. An
@@ -99,11 +116,13 @@ async fn apply_workers(
     id: &ObjectId,
     plan: &QueuePlan,
     scale_target: Option<KubeWorkers>,
-) -> Result<Option<Arc<dyn Workers>>, ReconcileError> {
-    Ok(match &plan.workers {
+) -> Result<Applied, ReconcileError> {
+    Ok(Applied::Workers(match &plan.workers {
         WorkersPlan::None => None,
         WorkersPlan::Managed => {
-            apply_deployment(ctx, jq, &url_source(plan)).await?;
+            if let Some(conflict) = apply_deployment(ctx, jq, &url_source(plan)).await? {
+                return Ok(Applied::NotOwned(conflict));
+            }
             Some(Arc::new(KubeWorkers::managed(
                 ctx.client.clone(),
                 id.clone(),
@@ -113,7 +132,7 @@ async fn apply_workers(
             )))
         }
         WorkersPlan::Referenced(_) => scale_target.map(|w| Arc::new(w) as Arc<dyn Workers>),
-    })
+    }))
 }
 
 /// How the worker Deployment gets the plan's Redis URL.
@@ -169,27 +188,34 @@ async fn serve(
     }
 }
 
-/// Applies the worker Deployment, keeping the replica count the autoscaler last set.
+/// Applies the worker Deployment, keeping the replica count the autoscaler last set. Returns
+/// what stands in the way when the Deployment or the URL Secret exists and is not the
+/// queue's: those are never taken over.
 async fn apply_deployment(
     ctx: &Context,
     jq: &JobQueue,
     url: &RedisUrlSource,
-) -> Result<(), ReconcileError> {
-    let api: Api<Deployment> =
-        Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
+) -> Result<Option<String>, ReconcileError> {
+    let ns = jq.namespace().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let name = deployment_name(jq);
-    let current = api
-        .get_opt(&name)
-        .await?
-        .and_then(|d| d.spec.and_then(|s| s.replicas));
+    let existing = api.get_opt(&name).await?;
+    if !may_apply(existing.as_ref().map(|d| &d.metadata), jq) {
+        return Ok(Some(not_owned("Deployment", &name)));
+    }
+    let current = existing.and_then(|d| d.spec.and_then(|s| s.replicas));
     let initial = jq.spec.scaling.as_ref().map(|s| s.min_replicas);
     let Some(deployment) = worker_deployment(jq, url, current.or(initial)) else {
-        return Ok(());
+        return Ok(None);
     };
     if let RedisUrlSource::Default(url) = url {
         // Before the Deployment, so its pods never wait for a missing Secret.
-        let secrets: Api<Secret> =
-            Api::namespaced(ctx.client.clone(), &jq.namespace().unwrap_or_default());
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let secret_name = url_secret_name(jq);
+        let existing = secrets.get_metadata_opt(&secret_name).await?;
+        if !may_apply(existing.as_ref().map(|s| &s.metadata), jq) {
+            return Ok(Some(not_owned("Secret", &secret_name)));
+        }
         secrets
             .patch(
                 &url_secret_name(jq),
@@ -204,7 +230,14 @@ async fn apply_deployment(
         &Patch::Apply(&deployment),
     )
     .await?;
-    Ok(())
+    Ok(None)
+}
+
+fn not_owned(kind: &str, name: &str) -> String {
+    format!(
+        "{kind} {name:?} already exists and is not managed by this JobQueue; it is left alone \
+         (rename the JobQueue, or delete the {kind} if it is a leftover)"
+    )
 }
 
 /// Where a deleted queue's data is: where it was served, else where its spec says now.

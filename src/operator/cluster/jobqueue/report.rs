@@ -51,8 +51,11 @@ pub(super) fn refused_reason(e: &PlanError) -> &'static str {
 
 /// A queue that cannot be served as specified: `Ready=False` and a Warning saying why.
 pub(super) fn refused(e: &PlanError) -> Report {
-    let reason = refused_reason(e);
-    let message = e.to_string();
+    refusal(refused_reason(e), e.to_string())
+}
+
+/// `Ready=False` with `reason` and a Warning Event with the same message.
+pub(super) fn refusal(reason: &'static str, message: String) -> Report {
     Report {
         conditions: vec![Cond {
             type_: conditions::READY,
