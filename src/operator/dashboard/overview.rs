@@ -10,8 +10,9 @@ use super::chart;
 use super::history::{WINDOW, combine};
 use super::page::{Cell, Page, Stat, Table, encode, queue_href};
 
-/// Readings of several queues are added up in slots this long.
-const SLOT: Duration = Duration::from_secs(10);
+/// Readings of several queues are added up in slots: about this many over the time shown,
+/// none shorter than a second.
+const SLOTS: u32 = 600;
 
 pub fn overview(runtime: &Runtime, namespace: Option<&str>) -> Page {
     let all = runtime.queue_views(true);
@@ -45,6 +46,15 @@ pub fn overview(runtime: &Runtime, namespace: Option<&str>) -> Page {
         table.rows.push(row(v));
     }
     let series: Vec<_> = views.iter().map(|v| v.points.clone()).collect();
+    let now = SystemTime::now();
+    let shown = series
+        .iter()
+        .filter_map(|p| p.first())
+        .map(|p| now.duration_since(p.at).unwrap_or_default())
+        .max()
+        .unwrap_or_default()
+        .min(WINDOW);
+    let slot = (shown / SLOTS).max(Duration::from_secs(1));
     let api = match namespace {
         Some(ns) => format!("/api/overview?namespace={}", encode(ns)),
         None => "/api/overview".to_string(),
@@ -58,11 +68,7 @@ pub fn overview(runtime: &Runtime, namespace: Option<&str>) -> Page {
             Stat::new("Dead letters", dead),
             Stat::new("Workers asked", asked),
         ],
-        chart: Some(chart::render(
-            &combine(&series, SLOT),
-            SystemTime::now(),
-            WINDOW,
-        )),
+        chart: Some(chart::render(&combine(&series, slot), now, WINDOW)),
         tables: vec![table],
         namespaces: namespaces.into_iter().collect(),
         namespace: namespace.map(str::to_string),

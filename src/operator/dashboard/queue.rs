@@ -118,7 +118,9 @@ fn listings(
             Cell::button(
                 "Replay all dead letters",
                 format!("{base}/dead-letters/replay"),
-                Some(format!("Put every dead letter of {id} back into the queue?")),
+                Some(format!(
+                    "Put every dead letter of {id} back into the queue?"
+                )),
             ),
             Cell::button(
                 "Purge dead letters",

@@ -83,6 +83,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/schedules", get(schedules_json))
         .route("/static/app.js", get(script))
         .route("/static/style.css", get(style))
+        // Browsers ask for it on every site; there is none.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route(
             &format!("/actions{q}/dead-letters/replay"),
             post(replay_dead_letters),
