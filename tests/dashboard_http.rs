@@ -222,6 +222,24 @@ fn actions_need_the_token_and_a_same_origin_request() {
     d.wait_page("the dead letters gone", QUEUE, |p| {
         table(p, "dead").is_empty().then_some(())
     });
+
+    // A delayed job, listed with its due time, is cancelled from its page's button.
+    let later = d.enqueue_with(r#"{"sleep_ms": 1}"#, &["--delay", "1h"]);
+    let due = d.wait_page("the delayed job listed", QUEUE, |p| {
+        table(p, "delayed").into_iter().find(|r| r[0] == later)
+    });
+    assert!(
+        due[1].contains("(in 59m") || due[1].contains("(in 1h"),
+        "{due:?}"
+    );
+    let job_page = get(&d.url, &format!("/api/jobs?id={later}")).json();
+    let cancel = format!("/actions/queues/default/demo/jobs/{later}/cancel");
+    assert!(job_page.to_string().contains(&cancel), "{job_page}");
+    let r = request(&d.url, "POST", &cancel, &same_origin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["message"], format!("job {later} cancelled"));
+    let job_page = get(&d.url, &format!("/api/jobs?id={later}")).json();
+    assert_eq!(stat(&job_page, "State").as_deref(), Some("cancelled"));
 }
 
 #[test]

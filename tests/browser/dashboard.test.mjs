@@ -52,8 +52,13 @@ if (mode === "read-only") {
     assert.equal(cell("Dead letters"), "1");
     assert.ok(Number(cell("Length")) >= 21, `length ${cell("Length")}`);
     assert.equal(await page.getByRole("img", { name: /Backlog/ }).count(), 1);
-    const points = await page.locator("svg.chart polyline.backlog").first().getAttribute("points");
-    assert.ok(points.split(" ").length >= 2, `a line, not a dot: ${points}`);
+    // A line, not a dot: the chart grows as the page redraws it from the operator's readings.
+    await page.waitForFunction(
+      () => (document.querySelector("svg.chart polyline.backlog")?.getAttribute("points") ?? "")
+        .split(" ").length >= 2,
+      null,
+      { timeout: 20000 },
+    );
     // Live: the page redraws from its JSON without reloading.
     await page.locator("#live", { hasText: "updated" }).waitFor();
     assert.equal(await page.evaluate(() => performance.getEntriesByType("navigation").length), 1);
@@ -87,6 +92,19 @@ if (mode === "read-only") {
     assert.equal(states.filter((s) => s === "active").length, 3, states.join(","));
     await shot(page, "job.png");
     assert.deepEqual(errors, []);
+  });
+
+  test("the keyboard alone reaches the search box and finds a job", async () => {
+    const { page } = await open("/");
+    let focused = "";
+    for (let i = 0; i < 10 && focused !== "job-search"; i++) {
+      await page.keyboard.press("Tab");
+      focused = await page.evaluate(() => document.activeElement?.id ?? "");
+    }
+    assert.equal(focused, "job-search", "Tab reaches the job search box");
+    await page.keyboard.type(job);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: `Job ${job}` }).waitFor();
   });
 
   test("the schedules page shows the expression, zone and next runs", async () => {

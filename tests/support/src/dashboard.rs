@@ -149,13 +149,19 @@ impl DemoDashboard {
     /// `jobqueue-operator enqueue` of `count` jobs with `payload` into the demo queue; returns
     /// what it printed (the job id of a single job).
     pub fn enqueue(&self, payload: &str, count: u32) -> String {
+        self.enqueue_with(payload, &["--count", &count.to_string()])
+    }
+
+    /// `jobqueue-operator enqueue` of `payload` with `extra` arguments (`--delay 1h`, ...).
+    pub fn enqueue_with(&self, payload: &str, extra: &[&str]) -> String {
         let mut cmd = std::process::Command::new(crate::operator_binary());
         let out = crate::without_operator_env(&mut cmd)
             .arg("enqueue")
             .arg("-f")
             .arg(self.run.path("jobqueue.yaml"))
             .arg(payload)
-            .args(["--count", &count.to_string(), "--redis", &self.redis.url()])
+            .args(extra)
+            .args(["--redis", &self.redis.url()])
             .output()
             .expect("running jobqueue-operator enqueue");
         assert!(
