@@ -125,15 +125,39 @@ impl Trend {
         self.points.iter().copied().collect()
     }
 
+    /// Readings, oldest first, without copying them.
+    pub fn iter_points(&self) -> impl Iterator<Item = &Point> {
+        self.points.iter()
+    }
+
+    /// When the oldest reading kept was taken.
+    pub fn since(&self) -> Option<SystemTime> {
+        self.points.iter().next().map(|p| p.at)
+    }
+
     /// Decisions, newest first.
     pub fn decisions(&self) -> Vec<DecisionRecord> {
         self.decisions.iter().rev().cloned().collect()
     }
 }
 
+/// Slots of the chart: about 600 over the time `since` the oldest reading (at most
+/// [`WINDOW`]), none shorter than a second, so a chart stays small however often queues
+/// are read.
+pub fn slot_since(since: Option<SystemTime>, now: SystemTime) -> Duration {
+    let shown = since
+        .and_then(|s| now.duration_since(s).ok())
+        .unwrap_or_default()
+        .min(WINDOW);
+    (shown / 600).max(Duration::from_secs(1))
+}
+
 /// Sums several queues' readings into one series: time is cut into `bucket`-long slots, each
 /// queue counts with its last reading in a slot, and backlogs and replicas add up.
-pub fn combine(series: &[Vec<Point>], bucket: Duration) -> Vec<Point> {
+pub fn combine<'a, S>(series: impl IntoIterator<Item = S>, bucket: Duration) -> Vec<Point>
+where
+    S: IntoIterator<Item = &'a Point>,
+{
     use std::collections::BTreeMap;
     let bucket_ms = bucket.as_millis().max(1);
     let mut slots: BTreeMap<u128, Point> = BTreeMap::new();
@@ -238,6 +262,14 @@ mod tests {
     }
 
     #[test]
+    fn slots_keep_charts_small() {
+        let now = at(10_000);
+        assert_eq!(slot_since(None, now), Duration::from_secs(1));
+        assert_eq!(slot_since(Some(at(9_990)), now), Duration::from_secs(1));
+        assert_eq!(slot_since(Some(at(0)), now), Duration::from_secs(6));
+    }
+
+    #[test]
     fn queues_add_up_slot_by_slot() {
         let p = |ms: u64, backlog, replicas| Point {
             at: SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
@@ -246,7 +278,7 @@ mod tests {
         };
         let a = vec![p(1_000, Some(5), Some(1)), p(9_000, Some(7), Some(2))];
         let b = vec![p(2_000, Some(10), None), p(12_000, None, Some(3))];
-        let sum = combine(&[a, b], Duration::from_secs(10));
+        let sum = combine([&a, &b], Duration::from_secs(10));
         assert_eq!(
             sum,
             vec![p(9_000, Some(17), Some(2)), p(12_000, None, Some(3))]

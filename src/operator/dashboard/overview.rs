@@ -2,20 +2,16 @@
 //! backlog and replicas of those queues over the last hour.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::operator::runtime::{QueueView, Runtime};
 
 use super::chart;
-use super::history::{WINDOW, combine};
+use super::history::{WINDOW, slot_since};
 use super::page::{Cell, Page, Stat, Table, encode, queue_href};
 
-/// Readings of several queues are added up in slots: about this many over the time shown,
-/// none shorter than a second.
-const SLOTS: u32 = 600;
-
 pub fn overview(runtime: &Runtime, namespace: Option<&str>) -> Page {
-    let all = runtime.queue_views(true);
+    let all = runtime.queue_views(false);
     let namespaces: BTreeSet<String> = all.iter().map(|v| v.entry.id.namespace.clone()).collect();
     let views: Vec<QueueView> = all
         .into_iter()
@@ -45,16 +41,10 @@ pub fn overview(runtime: &Runtime, namespace: Option<&str>) -> Page {
         asked += u64::from(v.replicas.unwrap_or(0));
         table.rows.push(row(v));
     }
-    let series: Vec<_> = views.iter().map(|v| v.points.clone()).collect();
     let now = SystemTime::now();
-    let shown = series
-        .iter()
-        .filter_map(|p| p.first())
-        .map(|p| now.duration_since(p.at).unwrap_or_default())
-        .max()
-        .unwrap_or_default()
-        .min(WINDOW);
-    let slot = (shown / SLOTS).max(Duration::from_secs(1));
+    let since = views.iter().filter_map(|v| v.since).min();
+    let slot = slot_since(since, now);
+    let trend = runtime.combined_trend(|id| namespace.is_none_or(|ns| id.namespace == ns), slot);
     let api = match namespace {
         Some(ns) => format!("/api/overview?namespace={}", encode(ns)),
         None => "/api/overview".to_string(),
@@ -68,7 +58,7 @@ pub fn overview(runtime: &Runtime, namespace: Option<&str>) -> Page {
             Stat::new("Dead letters", dead),
             Stat::new("Workers asked", asked),
         ],
-        chart: Some(chart::render(&combine(&series, slot), now, WINDOW)),
+        chart: Some(chart::render(&trend, now, WINDOW)),
         tables: vec![table],
         namespaces: namespaces.into_iter().collect(),
         namespace: namespace.map(str::to_string),

@@ -8,7 +8,7 @@ use crate::queue::browse::{DelayedJob, PendingJob, delayed_jobs, pending_jobs};
 use crate::queue::dead_letter::{self, DeadLetter};
 
 use super::chart;
-use super::history::WINDOW;
+use super::history::{WINDOW, combine, slot_since};
 use super::page::{
     Cell, Page, Stat, Table, encode, job_href, now_ms, relative_ms, span, time, time_ms,
 };
@@ -36,7 +36,11 @@ pub async fn queue_page(runtime: &Runtime, id: &ObjectId, actions: bool) -> Opti
         )),
         notice: view.error.clone(),
         stats: stats(&view),
-        chart: Some(chart::render(&view.points, SystemTime::now(), WINDOW)),
+        chart: Some(chart::render(
+            &combine([&view.points], slot_since(view.since, SystemTime::now())),
+            SystemTime::now(),
+            WINDOW,
+        )),
         ..Page::default()
     };
     page.tables.push(consumers(&view));

@@ -3,8 +3,9 @@
 //! the lock and released at once.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use crate::operator::dashboard::history::{DecisionRecord, Point};
+use crate::operator::dashboard::history::{DecisionRecord, Point, combine};
 use crate::queue::metrics::QueueMetrics;
 
 use super::{ObjectId, QueueEntry, QueueSlot, Runtime, lock};
@@ -22,6 +23,8 @@ pub struct QueueView {
     /// What the autoscaler wants and why.
     pub desired: Option<u32>,
     pub reason: Option<String>,
+    /// When the oldest reading of the last hour was taken.
+    pub since: Option<SystemTime>,
     /// Readings of the last hour, oldest first (empty unless asked for).
     pub points: Vec<Point>,
     /// Recent decisions, newest first (empty unless asked for).
@@ -43,6 +46,7 @@ fn view(slot: &QueueSlot, trend: bool) -> QueueView {
         replicas: slot.replicas,
         desired: slot.last_decision.as_ref().map(|d| d.0),
         reason: slot.last_decision.as_ref().map(|d| d.1.clone()),
+        since: slot.trend.since(),
         points: if trend {
             slot.trend.points()
         } else {
@@ -63,6 +67,23 @@ impl Runtime {
             .values()
             .map(|slot| view(slot, trend))
             .collect()
+    }
+
+    /// The readings of the queues `include` selects, added up in `slot`-long slots. Read in
+    /// place: thousands of queues' hours of readings are never copied.
+    pub fn combined_trend(
+        &self,
+        include: impl Fn(&ObjectId) -> bool,
+        slot: Duration,
+    ) -> Vec<Point> {
+        let queues = lock(&self.inner.queues);
+        combine(
+            queues
+                .iter()
+                .filter(|(id, _)| include(id))
+                .map(|(_, s)| s.trend.iter_points()),
+            slot,
+        )
     }
 
     /// One served queue, with its trend.
