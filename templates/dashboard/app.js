@@ -49,7 +49,13 @@
     var stats = document.getElementById("stats");
     stats.replaceChildren.apply(stats, page.stats.map(function (s) {
       var d = el("div");
-      d.append(el("dt", s.label), el("dd", s.value));
+      var dd = el("dd", s.href ? null : s.value);
+      if (s.href) {
+        var a = el("a", s.value);
+        a.href = s.href;
+        dd.append(a);
+      }
+      d.append(el("dt", s.label), dd);
       return d;
     }));
     var actions = document.getElementById("actions");

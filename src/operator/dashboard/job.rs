@@ -58,7 +58,12 @@ pub async fn job_page(runtime: &Runtime, id: &str, actions: bool) -> Page {
         }
     };
     page.stats = stats(&rec);
-    page.stats.insert(0, Stat::new("Queue", &entry.id));
+    let queue = Stat::link(
+        "Queue",
+        &entry.id,
+        queue_href(&entry.id.namespace, &entry.id.name),
+    );
+    page.stats.insert(0, queue);
     let mut timeline = Table::new(
         "timeline",
         "Attempts timeline",
@@ -86,13 +91,6 @@ pub async fn job_page(runtime: &Runtime, id: &str, actions: bool) -> Page {
         Err(e) => page.notice = Some(format!("cannot read the job's events: {e}")),
     }
     page.tables.push(timeline);
-    page.tables.push(Table {
-        rows: vec![vec![Cell::link(
-            &entry.id,
-            queue_href(&entry.id.namespace, &entry.id.name),
-        )]],
-        ..Table::new("queue", "Queue", &["Queue"], "")
-    });
     if actions {
         let base = format!("{}/jobs/{}", action_base(&entry.id), encode(id));
         if !rec.state.is_final() {

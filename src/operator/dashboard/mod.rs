@@ -104,3 +104,52 @@ pub async fn start(
         task: tokio::spawn(server),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::operator::settings::Settings;
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .unwrap()
+            .settings
+    }
+
+    #[tokio::test]
+    async fn actions_without_a_token_refuse_to_start_in_a_cluster_and_get_one_locally() {
+        if std::env::var_os("DASHBOARD_TOKEN").is_some()
+            || std::env::var_os("DASHBOARD_TOKEN_FILE").is_some()
+        {
+            return; // the environment gives a token: nothing to check
+        }
+        let s = parse(&["--dashboard-addr", "127.0.0.1:0", "--dashboard-actions"]);
+        let (_tx, slot) = tokio::sync::watch::channel(None);
+        let refused = start(&s, slot.clone(), false, std::future::pending()).await;
+        assert!(matches!(refused, Err(DashboardError::NoToken)));
+        let local = start(&s, slot, true, std::future::pending())
+            .await
+            .unwrap()
+            .expect("served");
+        assert!(local.actions);
+        assert_eq!(local.new_token.as_deref().map(str::len), Some(64));
+        assert!(local.url.starts_with("http://127.0.0.1:"), "{}", local.url);
+        local.task.abort();
+    }
+
+    #[test]
+    fn the_options_never_print_the_token() {
+        let o = DashboardOptions {
+            actions_token: Some("s3cret".into()),
+        };
+        assert_eq!(format!("{o:?}"), "DashboardOptions { actions: true }");
+    }
+}

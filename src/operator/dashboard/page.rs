@@ -31,6 +31,9 @@ pub struct Page {
 pub struct Stat {
     pub label: String,
     pub value: String,
+    /// Where the value links to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
 }
 
 impl Stat {
@@ -38,6 +41,14 @@ impl Stat {
         Stat {
             label: label.to_string(),
             value: value.to_string(),
+            href: None,
+        }
+    }
+
+    pub fn link(label: &str, value: impl ToString, href: String) -> Self {
+        Stat {
+            href: Some(href),
+            ..Stat::new(label, value)
         }
     }
 }
