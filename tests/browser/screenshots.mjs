@@ -20,13 +20,13 @@ try {
   const stat = (label) =>
     page.locator("#stats div", { has: page.locator("dt", { hasText: label }) }).locator("dd");
   await page.goto(url);
-  // Scaled up and draining: several workers, backlog still there.
+  // Scaled up and draining.
   await page.waitForFunction(() => {
     const dds = [...document.querySelectorAll("#stats div")];
     const value = (l) => Number(dds.find((d) => d.querySelector("dt").textContent === l)?.querySelector("dd").textContent);
-    return value("Workers asked") >= 3 && value("Backlog (lag + pending)") > 300;
-  }, null, { timeout: 60000 });
-  await page.waitForTimeout(4000); // let the chart show the climb and the first of the drain
+    // Halfway through the drain: the chart shows the climb and the slope down.
+    return value("Workers asked") >= 3 && value("Backlog (lag + pending)") < 1000;
+  }, null, { timeout: 90000 });
   await page.screenshot({ path: join(out, "dashboard-overview.png") });
   console.log("overview taken at backlog", await stat("Backlog (lag + pending)").textContent());
 

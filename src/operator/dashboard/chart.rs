@@ -147,11 +147,12 @@ fn segments(
     out
 }
 
-/// The axis maximum: at least 1, rounded up to 1, 2 or 5 times a power of ten.
+/// The axis maximum: at least 1, rounded up to 1, 2, 3, 4, 5, 6 or 8 times a power of ten
+/// (a line never sits far below the top).
 fn nice_max(v: u64) -> u64 {
     let mut step = 1u64;
     loop {
-        for m in [1, 2, 5] {
+        for m in [1, 2, 3, 4, 5, 6, 8] {
             let candidate = step.saturating_mul(m);
             if candidate >= v || candidate == u64::MAX {
                 return candidate;
@@ -214,10 +215,12 @@ mod tests {
     fn axis_maxima_are_round_numbers() {
         assert_eq!(nice_max(0), 1);
         assert_eq!(nice_max(1), 1);
-        assert_eq!(nice_max(3), 5);
-        assert_eq!(nice_max(7), 10);
+        assert_eq!(nice_max(3), 3);
+        assert_eq!(nice_max(7), 8);
+        assert_eq!(nice_max(9), 10);
         assert_eq!(nice_max(1999), 2000);
-        assert_eq!(nice_max(2001), 5000);
+        assert_eq!(nice_max(2001), 3000);
+        assert_eq!(nice_max(u64::MAX), u64::MAX);
     }
 
     #[test]
