@@ -6,8 +6,11 @@
 //!   loop, the same calls of one read sent as one pipeline):
 //!   - *off*: settings `tracking: false`; the worker XACKs each job (the protocol only, as
 //!     figure 5's minimal worker);
-//!   - *on*: `tracking: true`; the worker calls `jobqueue_start` and then `jobqueue_complete`
-//!     with a small JSON result (`JobOps::start` / `complete`, what `work` does per job);
+//!   - *on, take*: `tracking: true`; the worker reads with `jobqueue_take` (read and start in
+//!     one call, COUNT k) instead of XREADGROUP, then calls `jobqueue_complete` with a small
+//!     JSON result (`JobOps::take` / `complete`: what `work` does while jobs are waiting);
+//!   - *on, start*: the same after a plain XREADGROUP, with `jobqueue_start` per job (what
+//!     `work` does with a job a blocking read handed it);
 //!   - *on, plain XACK*: `tracking: true`, the worker only XACKs (records written by enqueue,
 //!     their end derived on read).
 //!
@@ -51,11 +54,12 @@ const CONSUMER: &str = "bench";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Mode {
     Off,
+    OnTake,
     On,
     OnPlainAck,
 }
 
-const MODES: [Mode; 3] = [Mode::Off, Mode::On, Mode::OnPlainAck];
+const MODES: [Mode; 4] = [Mode::Off, Mode::OnTake, Mode::On, Mode::OnPlainAck];
 
 impl Mode {
     fn tracking(self) -> bool {
@@ -65,7 +69,8 @@ impl Mode {
     fn label(self) -> &'static str {
         match self {
             Mode::Off => "off: XACK",
-            Mode::On => "on: `jobqueue_start` + `jobqueue_complete`",
+            Mode::OnTake => "on, take: `jobqueue_take` + `jobqueue_complete`",
+            Mode::On => "on, start: XREADGROUP + `jobqueue_start` + `jobqueue_complete`",
             Mode::OnPlainAck => "on, plain XACK worker",
         }
     }
@@ -234,35 +239,14 @@ async fn drain(
     let t0 = Instant::now();
     let mut done = 0;
     loop {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(&cfg.group)
-            .arg(CONSUMER)
-            .arg("COUNT")
-            .arg(batch)
-            .arg("STREAMS")
-            .arg(&cfg.keys.stream)
-            .arg(">")
-            .query_async(conn)
-            .await
-            .expect("XREADGROUP");
-        let entries: Vec<_> = reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .collect();
-        if entries.is_empty() {
+        let deliveries = if mode == Mode::OnTake {
+            ops.take(conn, batch).await.expect("jobqueue_take")
+        } else {
+            read(conn, cfg, batch).await
+        };
+        if deliveries.is_empty() {
             break;
         }
-        let deliveries: Vec<Delivery> = entries
-            .into_iter()
-            .map(|entry| Delivery {
-                job_id: entry.get("id").expect("a job id"),
-                entry_id: entry.id,
-                attempt: 1,
-                payload: String::new(),
-            })
-            .collect();
         if pipelined {
             let results: Vec<String> = (done..done + deliveries.len()).map(result).collect();
             settle_pipelined(conn, &ops, mode, &deliveries, &results).await;
@@ -278,6 +262,33 @@ async fn drain(
     done as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// XREADGROUP COUNT `batch` without BLOCK: the next new jobs (none once the queue is drained).
+async fn read(conn: &mut RedisConn, cfg: &QueueConfig, batch: usize) -> Vec<Delivery> {
+    let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(&cfg.group)
+        .arg(CONSUMER)
+        .arg("COUNT")
+        .arg(batch)
+        .arg("STREAMS")
+        .arg(&cfg.keys.stream)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .expect("XREADGROUP");
+    reply
+        .into_iter()
+        .flat_map(|r| r.keys)
+        .flat_map(|k| k.ids)
+        .map(|entry| Delivery {
+            job_id: entry.get("id").expect("a job id"),
+            entry_id: entry.id,
+            attempt: 1,
+            payload: String::new(),
+        })
+        .collect()
+}
+
 /// What the worker of `mode` does with one job.
 async fn settle(conn: &mut RedisConn, ops: &JobOps, mode: Mode, d: &Delivery, result: &str) {
     match mode {
@@ -291,9 +302,11 @@ async fn settle(conn: &mut RedisConn, ops: &JobOps, mode: Mode, d: &Delivery, re
                 .expect("XACK");
             assert_eq!(acked, 1, "acknowledged once");
         }
-        Mode::On => {
-            let started = ops.start(conn, d).await.expect("jobqueue_start");
-            assert_eq!(started, Started::Run);
+        Mode::On | Mode::OnTake => {
+            if mode == Mode::On {
+                let started = ops.start(conn, d).await.expect("jobqueue_start");
+                assert_eq!(started, Started::Run);
+            }
             let Settled { state, .. } = ops
                 .complete(conn, d, Some(result))
                 .await
@@ -303,8 +316,8 @@ async fn settle(conn: &mut RedisConn, ops: &JobOps, mode: Mode, d: &Delivery, re
     }
 }
 
-/// The same calls as [`settle`] for a whole read, as pipelines: the XACKs; or the starts,
-/// then the completes (a complete must not overtake its start).
+/// The same calls as [`settle`] for a whole read, as pipelines: the XACKs; or the starts (when
+/// the read did not start them), then the completes (a complete must not overtake its start).
 async fn settle_pipelined(
     conn: &mut RedisConn,
     ops: &JobOps,
@@ -322,7 +335,7 @@ async fn settle_pipelined(
             .arg(keys.job(&d.job_id))
             .arg(&ops.group);
     };
-    if mode != Mode::On {
+    if mode == Mode::Off || mode == Mode::OnPlainAck {
         let mut pipe = redis::pipe();
         for d in batch {
             pipe.cmd("XACK")
@@ -334,17 +347,22 @@ async fn settle_pipelined(
         assert!(acked.iter().all(|&a| a == 1), "acknowledged once");
         return;
     }
-    let mut pipe = redis::pipe();
-    for d in batch {
-        fcall(&mut pipe, "jobqueue_start", d);
-        pipe.arg(&ops.consumer).arg(&d.entry_id).arg(&d.job_id);
+    if mode == Mode::On {
+        let mut pipe = redis::pipe();
+        for d in batch {
+            fcall(&mut pipe, "jobqueue_start", d);
+            pipe.arg(&ops.consumer).arg(&d.entry_id).arg(&d.job_id);
+        }
+        let started: Vec<(String, i64)> = pipe.query_async(conn).await.expect("jobqueue_start");
+        assert!(started.iter().all(|(s, _)| s == "active"), "{started:?}");
     }
-    let started: Vec<(String, i64)> = pipe.query_async(conn).await.expect("jobqueue_start");
-    assert!(started.iter().all(|(s, _)| s == "active"), "{started:?}");
     let mut pipe = redis::pipe();
     for (d, result) in batch.iter().zip(results) {
         fcall(&mut pipe, "jobqueue_complete", d);
-        pipe.arg(&d.entry_id).arg(&d.job_id).arg(result);
+        pipe.arg(&d.entry_id)
+            .arg(&d.job_id)
+            .arg(result)
+            .arg(d.attempt);
     }
     let completed: Vec<(String, i64)> = pipe.query_async(conn).await.expect("jobqueue_complete");
     assert!(
@@ -402,13 +420,21 @@ async fn memory(conn: &mut RedisConn, worker: &mut RedisConn) {
     // group's consumer) is in the baseline.
     let warm = setup(conn, "jobqueue:{bench/warm-up}", true).await;
     fill(conn, &warm, 1).await;
-    drain(worker, &warm, Mode::On, (1, false), hundred_byte_result, 1).await;
+    drain(
+        worker,
+        &warm,
+        Mode::OnTake,
+        (1, false),
+        hundred_byte_result,
+        1,
+    )
+    .await;
     let before = used_memory(conn).await;
     let (_, ids) = fill(conn, &cfg, MEMORY_JOBS).await;
     drain(
         worker,
         &cfg,
-        Mode::On,
+        Mode::OnTake,
         (1, false),
         hundred_byte_result,
         MEMORY_JOBS,

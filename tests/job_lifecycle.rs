@@ -106,6 +106,8 @@ on_both_topologies!(
     the_library_is_loaded_on_every_primary,
     job_commands_get_wait_cancel_list,
     a_fired_schedule_run_and_a_replayed_dead_letter_get_records,
+    take_reads_and_starts_jobs_and_skips_cancelled_ones,
+    jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does,
 );
 
 async fn a_job_is_followed_from_queued_to_succeeded(t: Topology) {
@@ -641,4 +643,123 @@ async fn a_fired_schedule_run_and_a_replayed_dead_letter_get_records(t: Topology
     let again = take(&mut f, "w1").await;
     assert_eq!(again.job_id, job_id);
     assert_eq!(again.attempt, 1);
+}
+
+async fn take_reads_and_starts_jobs_and_skips_cancelled_ones(t: Topology) {
+    let mut f = tracked(t, |_| {}, JobSettings::default()).await;
+    let ids = [
+        add(&mut f, json!({"n": 1}), Due::Now).await,
+        add(&mut f, json!({"n": 2}), Due::Now).await,
+        add(&mut f, json!({"n": 3}), Due::Now).await,
+        add(&mut f, json!({"n": 4}), Due::Now).await,
+    ];
+    for id in [&ids[0], &ids[2]] {
+        let out = cancel_job(&mut f.conn, &f.cfg.keys, &f.cfg.group, id).await;
+        assert_eq!(out.unwrap(), CancelOutcome::Cancelled);
+    }
+    let w = ops(&f, "w1");
+    // One at a time: the cancelled first job is passed over, not answered as "nothing waits".
+    let first = w.take(&mut f.conn, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (
+            first[0].job_id.as_str(),
+            first[0].attempt,
+            first[0].payload.as_str()
+        ),
+        (ids[1].as_str(), 1, r#"{"n":2}"#)
+    );
+    let rest = w.take(&mut f.conn, 10).await.unwrap();
+    let taken: Vec<&str> = rest.iter().map(|d| d.job_id.as_str()).collect();
+    assert_eq!(
+        taken,
+        [ids[3].as_str()],
+        "the cancelled third job is skipped"
+    );
+    for d in first.iter().chain(&rest) {
+        let rec = record(&mut f, &d.job_id).await;
+        assert_eq!(rec.state, JobState::Active);
+        assert_eq!(rec.consumer.as_deref(), Some("w1"));
+        assert!(rec.started_at_ms.is_some());
+    }
+    assert_eq!(
+        pending(&mut f.conn, &f.cfg).await,
+        2,
+        "cancelled entries are acknowledged, taken ones held"
+    );
+    assert!(w.take(&mut f.conn, 10).await.unwrap().is_empty());
+
+    // A taken job completes like a started one, and keeps its attempt.
+    let done = w.complete(&mut f.conn, &first[0], Some("7")).await.unwrap();
+    assert_eq!((done.state.as_str(), done.attempt), ("succeeded", 1));
+    let rec = record(&mut f, &ids[1]).await;
+    assert_eq!(
+        (rec.state, rec.result),
+        (JobState::Succeeded, Some(json!(7)))
+    );
+    assert_eq!(
+        events(&mut f, &ids[1]).await,
+        ev(&[("queued", "1"), ("active", "1"), ("succeeded", "1")])
+    );
+}
+
+async fn fcall_enqueue(
+    f: &mut Fixture,
+    args: &[&str],
+) -> redis::RedisResult<(String, i64, String)> {
+    redis::cmd("FCALL")
+        .arg("jobqueue_enqueue")
+        .arg(2)
+        .arg(&f.cfg.keys.stream)
+        .arg(f.cfg.keys.settings())
+        .arg(args)
+        .query_async(&mut f.conn)
+        .await
+}
+
+async fn jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does(t: Topology) {
+    let mut f = tracked(t, |_| {}, JobSettings::default()).await;
+    let (id, added, entry) = fcall_enqueue(&mut f, &["j-now", r#"{"n":1}"#, "0", "", ""])
+        .await
+        .unwrap();
+    assert_eq!((id.as_str(), added), ("j-now", 1));
+    let rec = record(&mut f, "j-now").await;
+    assert_eq!(
+        (rec.state, rec.attempt, rec.entry_id.as_deref()),
+        (JobState::Queued, 1, Some(entry.as_str()))
+    );
+    let d = ops(&f, "w1").take(&mut f.conn, 1).await.unwrap();
+    assert_eq!(
+        (d[0].job_id.as_str(), d[0].payload.as_str()),
+        ("j-now", r#"{"n":1}"#)
+    );
+
+    // Delayed, with an idempotency key: the second call answers the first job's id.
+    let args = ["j-later", "{}", "+60000", "order-7", "", "tenant", "acme"];
+    let (_, added, entry) = fcall_enqueue(&mut f, &args).await.unwrap();
+    assert_eq!((added, entry.as_str()), (1, ""));
+    let again = ["j-other", "{}", "0", "order-7", ""];
+    let (id, added, _) = fcall_enqueue(&mut f, &again).await.unwrap();
+    assert_eq!((id.as_str(), added), ("j-later", 0));
+    let rec = record(&mut f, "j-later").await;
+    assert_eq!(rec.state, JobState::Delayed);
+    assert!(
+        get_job(&mut f.conn, &f.cfg.keys, &f.cfg.group, "j-other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    for (args, says) in [
+        (vec!["", "{}", "0", "", ""], "job id"),
+        (vec!["j", "not json", "0", "", ""], "payload"),
+        (vec!["j", "{}", "soon", "", ""], "due"),
+        (
+            vec!["j", "{}", "0", "", "", "attempt", "9"],
+            "attempt is reserved",
+        ),
+    ] {
+        let err = fcall_enqueue(&mut f, &args).await.unwrap_err().to_string();
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }

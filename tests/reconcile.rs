@@ -109,6 +109,12 @@ impl Harness {
         }
     }
 
+    async fn redis_conn(&self) -> jobqueue_operator::queue::RedisConn {
+        jobqueue_operator::queue::connect(&self.redis.url())
+            .await
+            .expect("connecting to the test Redis")
+    }
+
     async fn redis_exists(&self, key: &str) -> bool {
         let client = redis::Client::open(self.redis.url()).expect("redis URL");
         let mut conn = client
@@ -291,12 +297,34 @@ async fn deletion_with_delete_policy_removes_the_data() {
     h.create_queue("gone", json!({"deletionPolicy": "Delete"}))
         .await;
     h.apply_queue("gone").await.expect("provisioned");
-    assert!(h.redis_exists("jobqueue:{default/gone}").await);
+    let mut conn = h.redis_conn().await;
+    let keys = jobqueue_operator::queue::keys::QueueKeys::new("jobqueue:{default/gone}");
+    let job = jobqueue_operator::queue::enqueue(&mut conn, &keys, &json!({}), &Default::default())
+        .await
+        .expect("enqueue");
+    let lasting = [
+        keys.stream.clone(),
+        keys.settings(),
+        keys.events(),
+        keys.job(&job.job_id),
+    ];
+    for key in &lasting {
+        assert!(h.redis_exists(key).await, "{key} before");
+    }
     assert_eq!(
         h.delete_queue("gone").await.expect("cleanup"),
         Action::await_change()
     );
-    assert!(!h.redis_exists("jobqueue:{default/gone}").await);
+    // Everything that would never expire is gone; a job record keeps its TTL.
+    for key in &lasting[..3] {
+        assert!(!h.redis_exists(key).await, "{key} after");
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(keys.job(&job.job_id))
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!(ttl > 0, "the record expires: {ttl}");
 }
 
 #[tokio::test]

@@ -136,6 +136,7 @@ pub enum StartFrom {
 /// Retention of the stream.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[x_kube(validation = Rule::new("has(self.maxLength) || has(self.maxAge)").message("set maxLength, maxAge or both"))]
+#[x_kube(validation = Rule::new("!has(self.maxAge) || duration(self.maxAge) <= duration('87600h')").message("maxAge must be at most 87600h (10 years)").field_path(".maxAge"))]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionSpec {
     /// Keep at most this many entries (trimmed every 10 s, never below what a group still needs).
@@ -371,6 +372,7 @@ pub enum ScalingMetric {
 /// Autoscaling of the workers.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("maxReplicas must be greater than or equal to minReplicas").field_path(".maxReplicas"))]
+#[x_kube(validation = Rule::new("duration(self.pollInterval) >= duration('100ms')").message("pollInterval must be at least 100ms").field_path(".pollInterval"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingSpec {
     /// Fewest replicas (0 allows scale to zero after `cooldown`).

@@ -53,8 +53,9 @@ pub struct ScheduleSpec {
     pub suspend: bool,
 
     /// A run missed by more than this many seconds is not fired late (counted as missed).
+    /// At most 31536000 (a year).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 31536000))]
     pub starting_deadline_seconds: Option<i64>,
 
     /// What to do with runs missed while nothing could fire them (operator down).

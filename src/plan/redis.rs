@@ -135,7 +135,16 @@ fn url(
         key: sref.key.clone(),
     })?;
     let url = url.trim().to_string();
-    validate::redis_url("spec.redis.urlSecretRef", &url).map_err(PlanError::InvalidRedisUrl)?;
+    validate::redis_url_in_secret("spec.redis.urlSecretRef", &url)
+        .map_err(PlanError::InvalidRedisUrl)?;
+    let skip_verify = jq
+        .spec
+        .redis
+        .as_ref()
+        .and_then(|r| r.tls.as_ref())
+        .is_some_and(|t| t.insecure_skip_verify);
+    validate::insecure_fragment("spec.redis.urlSecretRef", &url, skip_verify)
+        .map_err(PlanError::InvalidRedisUrl)?;
     Ok((
         url,
         UrlSource::Secret {

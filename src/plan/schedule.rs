@@ -52,6 +52,9 @@ fn concurrency(p: api::ConcurrencyPolicy) -> ConcurrencyPolicy {
     }
 }
 
+/// Longest `spec.startingDeadlineSeconds` (a year), as the schema says.
+pub const MAX_STARTING_DEADLINE_SECONDS: i64 = 31_536_000;
+
 /// The definition of a Schedule resource called `name` at `generation`.
 pub fn definition(
     name: &str,
@@ -60,12 +63,16 @@ pub fn definition(
 ) -> Result<ScheduleDefinition, ScheduleError> {
     let starting_deadline = match spec.starting_deadline_seconds {
         None => None,
-        Some(s) if s >= 0 => Some(Duration::from_secs(s as u64)),
+        Some(s) if (0..=MAX_STARTING_DEADLINE_SECONDS).contains(&s) => {
+            Some(Duration::from_secs(s as u64))
+        }
         Some(s) => {
             return Err(ScheduleError::Invalid {
                 name: name.into(),
                 field: "spec.startingDeadlineSeconds",
-                reason: format!("{s} is negative; use 0 or more seconds"),
+                reason: format!(
+                    "{s} is out of range; use 0 to {MAX_STARTING_DEADLINE_SECONDS} seconds (a year)"
+                ),
             });
         }
     };
@@ -90,15 +97,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn from_spec_rejects_a_negative_deadline() {
-        let spec: ScheduleSpec = serde_json::from_value(serde_json::json!({
-            "schedule": "* * * * *", "queueRef": {"name": "q"}, "startingDeadlineSeconds": -1
+    fn from_spec_rejects_a_deadline_out_of_range() {
+        for (seconds, ok) in [
+            (-1, false),
+            (0, true),
+            (31_536_000, true),
+            (31_536_001, false),
+        ] {
+            let spec: ScheduleSpec = serde_json::from_value(serde_json::json!({
+                "schedule": "* * * * *", "queueRef": {"name": "q"},
+                "startingDeadlineSeconds": seconds
+            }))
+            .unwrap();
+            match definition("s", &spec, 3) {
+                Ok(_) => assert!(ok, "{seconds} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{seconds}: {e}");
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "schedule \"s\": spec.startingDeadlineSeconds: {seconds} is out of \
+                             range; use 0 to 31536000 seconds (a year)"
+                        )
+                    );
+                }
+            }
+        }
+        let huge: ScheduleSpec = serde_json::from_value(serde_json::json!({
+            "schedule": "* * * * *", "queueRef": {"name": "q"},
+            "startingDeadlineSeconds": i64::MAX
         }))
         .unwrap();
-        let e = definition("s", &spec, 3).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "schedule \"s\": spec.startingDeadlineSeconds: -1 is negative; use 0 or more seconds"
+        assert!(
+            definition("s", &huge, 1).is_err(),
+            "no overflow into a short deadline"
         );
     }
 

@@ -225,6 +225,39 @@ fn secret_problems_are_named() {
     assert!(matches!(e, PlanError::InvalidRedisUrl(_)), "{e:?}");
     assert!(e.to_string().contains("spec.redis.urlSecretRef"), "{e}");
     assert!(!e.to_string().contains("hunter2"), "{e}");
+    // A key holding a bare password or token: nothing of it is shown.
+    for value in ["s3cr3t-Passw0rd", "redis://", "rediss://:tok3n@"] {
+        let e = with(SecretValue::Found(value.as_bytes().to_vec()));
+        assert!(matches!(e, PlanError::InvalidRedisUrl(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("spec.redis.urlSecretRef"), "{text}");
+        for secret in ["s3cr3t", "tok3n"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+}
+
+#[test]
+fn the_insecure_fragment_needs_insecure_skip_verify() {
+    let plain = jobqueue_yaml("  redis: {url: 'rediss://r:6380#insecure'}\n");
+    let e = jobqueue(&plain, &inputs()).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.redis.url") && e.contains("insecureSkipVerify"),
+        "{e}"
+    );
+    let allowed = jobqueue_yaml(
+        "  redis:\n    url: 'rediss://r:6380#insecure'\n    tls: {insecureSkipVerify: true}\n",
+    );
+    assert!(jobqueue(&allowed, &inputs()).is_ok());
+
+    let secret = jobqueue_yaml("  redis: {urlSecretRef: {name: redis, key: url}}\n");
+    let mut i = inputs();
+    i.redis.url_secret = Some(SecretValue::Found(b"rediss://:pw@r:6380#insecure".to_vec()));
+    let e = jobqueue(&secret, &i).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.redis.urlSecretRef") && !e.contains("pw@"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -379,4 +412,36 @@ fn bad_job_record_settings_name_their_field_and_what_is_allowed() {
     assert!(err.contains("from 1 to 16777216"), "{err}");
     let err = plan_of("  jobs: {deadTTL: 0s}\n").unwrap_err().to_string();
     assert!(err.contains("greater than zero"), "{err}");
+}
+
+#[test]
+fn bounds_are_checked_at_their_edges() {
+    let workers = "  workers: {template: {spec: {containers: [{name: w, image: i}]}}}\n";
+    let poll = |d: &str| {
+        jobqueue_yaml(&format!(
+            "{workers}  scaling: {{maxReplicas: 2, pollInterval: {d}}}\n"
+        ))
+    };
+    assert!(jobqueue(&poll("100ms"), &inputs()).is_ok());
+    for short in ["99ms", "1ns"] {
+        let e = jobqueue(&poll(short), &inputs()).unwrap_err().to_string();
+        assert!(
+            e.contains("spec.scaling.pollInterval") && e.contains("100ms"),
+            "{e}"
+        );
+    }
+    let age = |d: &str| jobqueue_yaml(&format!("  retention: {{maxAge: {d}}}\n"));
+    assert!(jobqueue(&age("87600h"), &inputs()).is_ok());
+    let e = jobqueue(&age("87601h"), &inputs()).unwrap_err().to_string();
+    assert!(e.contains("spec.retention.maxAge"), "{e}");
+
+    let mut named = jobqueue_yaml("  stream: s\n");
+    named.metadata.name = Some("n".repeat(55));
+    assert!(jobqueue(&named, &inputs()).is_ok());
+    named.metadata.name = Some("n".repeat(56));
+    let e = jobqueue(&named, &inputs()).unwrap_err().to_string();
+    assert!(
+        e.contains("metadata.name") && e.contains("at most 55"),
+        "{e}"
+    );
 }

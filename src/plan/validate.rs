@@ -24,6 +24,38 @@ pub fn redis_url(field: &str, value: &str) -> Result<(), FieldError> {
     }
 }
 
+/// A Redis URL read from a Secret. The key may hold anything (a password, a token), so an
+/// error names the Secret's key but never shows its value, nor any part of it.
+pub fn redis_url_in_secret(field: &str, value: &str) -> Result<(), FieldError> {
+    redis_url(field, value).map_err(|e| {
+        let reason = if value.is_empty() || !e.message.contains(value) {
+            e.message
+        } else {
+            "not a Redis URL".to_string()
+        };
+        FieldError::new(
+            field,
+            crate::crd_validation::FieldErrorKind::Invalid,
+            None,
+            format!("the Secret's value (not shown) is not a usable Redis URL: {reason}"),
+        )
+    })
+}
+
+/// The `#insecure` fragment makes the Redis client skip certificate checks; only
+/// `spec.redis.tls.insecureSkipVerify` may ask for that, so that it shows in the spec.
+pub fn insecure_fragment(field: &str, url: &str, skip_verify: bool) -> Result<(), FieldError> {
+    if skip_verify || !url.contains('#') {
+        return Ok(());
+    }
+    Err(FieldError::invalid(
+        field,
+        &redact(url),
+        "a URL fragment (#insecure) would turn off certificate checks: remove it, and set \
+         spec.redis.tls.insecureSkipVerify if that is really wanted",
+    ))
+}
+
 /// A URL with its password masked, so errors and Events never leak credentials.
 pub fn redact(value: &str) -> String {
     crate::queue::conn::mask_password(value)
@@ -33,10 +65,14 @@ pub fn redact(value: &str) -> String {
 pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     let spec = &jq.spec;
-    if let Some(url) = spec.redis.as_ref().and_then(|r| r.url.as_deref())
-        && let Err(e) = redis_url("spec.redis.url", url)
-    {
-        errors.push(e);
+    if let Some(url) = spec.redis.as_ref().and_then(|r| r.url.as_deref()) {
+        let skip_verify = spec
+            .redis
+            .as_ref()
+            .and_then(|r| r.tls.as_ref())
+            .is_some_and(|t| t.insecure_skip_verify);
+        errors.extend(redis_url("spec.redis.url", url).err());
+        errors.extend(insecure_fragment("spec.redis.url", url, skip_verify).err());
     }
     if let Some(stream) = &spec.stream
         && stream.contains(char::is_whitespace)
@@ -61,17 +97,7 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
             ),
         ));
     }
-    if spec
-        .scaling
-        .as_ref()
-        .is_some_and(|s| s.poll_interval.is_zero())
-    {
-        errors.push(FieldError::invalid(
-            "spec.scaling.pollInterval",
-            "0s",
-            "must be greater than zero",
-        ));
-    }
+    errors.extend(bounds(jq));
     if let Some(template) = spec.workers.as_ref().and_then(|w| w.template.as_ref()) {
         errors.extend(pod_template(template));
     }
@@ -80,6 +106,50 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Longest JobQueue name: `<name>-workers` must fit a 63-character label value.
+pub const MAX_NAME_LENGTH: usize = 63 - "-workers".len();
+/// Shortest `spec.scaling.pollInterval`: a shorter one would spin the scaler.
+pub const MIN_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest `spec.retention.maxAge` (10 years): far longer ones overflow millisecond counts.
+pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(87_600 * 3600);
+
+/// Bounds the schema also states (a JobQueue may come from a file in local mode, or from an
+/// API server with older CRDs).
+fn bounds(jq: &JobQueue) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let name = jq.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > MAX_NAME_LENGTH {
+        errors.push(FieldError::new(
+            "metadata.name",
+            crate::crd_validation::FieldErrorKind::TooLong,
+            None,
+            format!(
+                "must be at most {MAX_NAME_LENGTH} characters: `<name>-workers` names the \
+                 workers' Deployment and labels, which allow 63"
+            ),
+        ));
+    }
+    if let Some(s) = &jq.spec.scaling
+        && s.poll_interval.as_std() < MIN_POLL_INTERVAL
+    {
+        errors.push(FieldError::invalid(
+            "spec.scaling.pollInterval",
+            &s.poll_interval.to_string(),
+            "must be at least 100ms",
+        ));
+    }
+    if let Some(age) = jq.spec.retention.as_ref().and_then(|r| r.max_age)
+        && age.as_std() > MAX_AGE
+    {
+        errors.push(FieldError::invalid(
+            "spec.retention.maxAge",
+            &age.to_string(),
+            "must be at most 87600h (10 years)",
+        ));
+    }
+    errors
 }
 
 /// The dead-letter stream: another key than the stream, in the stream's Cluster slot.

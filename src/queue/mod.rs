@@ -7,14 +7,11 @@
 
 pub mod browse;
 pub mod config;
-pub mod conn;
+pub use jobqueue_client::{conn, error, keys, producer};
 pub mod dead_letter;
-pub mod error;
 pub mod janitor;
 pub mod jobs;
-pub mod keys;
 pub mod metrics;
-pub mod producer;
 pub mod provision;
 pub mod scheduler;
 pub mod schedules;

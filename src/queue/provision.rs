@@ -128,8 +128,10 @@ pub async fn provision(
     })
 }
 
-/// Deletes every key of the queue (stream with its groups, delayed set, dead-letter stream):
-/// `deletionPolicy: Delete`. Returns how many keys existed.
+/// Deletes every key of the queue that does not expire by itself (stream with its groups,
+/// delayed set, dead-letter stream, stored settings, events stream, job counters):
+/// `deletionPolicy: Delete`. Job records and idempotency keys are left to their TTLs: finding
+/// them would mean scanning the keyspace. Returns how many keys existed.
 pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64> {
     let mut deleted = 0;
     // One DEL per key: on a Cluster a multi-key DEL must stay in one slot, and an adopted
@@ -138,6 +140,9 @@ pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64
         cfg.stream().to_string(),
         cfg.keys.delayed(),
         cfg.dead_letter.clone(),
+        cfg.keys.settings(),
+        cfg.keys.events(),
+        super::jobs::stats_key(&cfg.keys),
     ] {
         let n: u64 = redis::cmd("DEL")
             .arg(&key)

@@ -6,7 +6,6 @@ use std::time::Duration;
 use crate::queue::config::QueueConfig;
 use crate::queue::conn::RedisConn;
 use crate::queue::error::{QueueError, Result};
-use crate::queue::keys::QueueKeys;
 
 /// Record retention and limits of one queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,32 +92,7 @@ pub async fn store_settings(
     Ok(())
 }
 
-/// What a worker needs from the stored settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerSettings {
-    /// The consumer group, when stored.
-    pub group: Option<String>,
-    /// The visibility timeout, when stored.
-    pub visibility_timeout: Option<Duration>,
-}
-
-/// Reads the parts of the settings hash a worker uses (absent fields stay `None`).
-pub async fn read_worker_settings(
-    conn: &mut RedisConn,
-    keys: &QueueKeys,
-) -> Result<WorkerSettings> {
-    let (group, vt): (Option<String>, Option<u64>) = redis::cmd("HMGET")
-        .arg(keys.settings())
-        .arg("group")
-        .arg("visibility_timeout_ms")
-        .query_async(conn)
-        .await
-        .map_err(QueueError::during("reading queue settings"))?;
-    Ok(WorkerSettings {
-        group: group.filter(|g| !g.is_empty()),
-        visibility_timeout: vt.filter(|v| *v > 0).map(Duration::from_millis),
-    })
-}
+pub use jobqueue_client::jobs::{WorkerSettings, read_worker_settings};
 
 #[cfg(test)]
 mod tests {

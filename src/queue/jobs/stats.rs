@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn the_lua_side_uses_the_same_buckets() {
         let list = JOB_DURATION_BUCKETS_MS.map(|b| b.to_string()).join(", ");
-        let lua: String = include_str!("../lua/common.lua")
+        let lua: String = jobqueue_client::lua::COMMON
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
