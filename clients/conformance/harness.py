@@ -45,7 +45,8 @@ ADAPTERS = [
             None),
     Adapter("typescript", ["node", str(REPO / "clients/typescript/dist/conformance-adapter.js")],
             REPO / "clients/typescript/dist/conformance-adapter.js"),
-    Adapter("rust", [], None),
+    Adapter("rust", [str(REPO / "target/debug/examples/conformance_adapter")],
+            REPO / "target/debug/examples/conformance_adapter"),
 ]
 
 
