@@ -170,7 +170,84 @@ fn options() -> Vec<Case> {
             kitchen_sink(),
             check_kitchen_sink,
         ),
+        (
+            "dashboard",
+            json!({"dashboard": {"enabled": true}}),
+            check_dashboard,
+        ),
+        (
+            "dashboard.actions",
+            json!({"dashboard": {"enabled": true, "actions": {"enabled": true}}}),
+            |r| check_dashboard_token(r, &format!("{FULLNAME}-dashboard-token"), "token", true),
+        ),
+        (
+            "dashboard.actions.existingSecret",
+            json!({"dashboard": {"enabled": true, "port": 9000,
+                                 "actions": {"enabled": true, "existingSecret": "dash",
+                                             "existingSecretKey": "bearer"}}}),
+            |r| {
+                check_dashboard_token(r, "dash", "bearer", false);
+                assert_eq!(r.env("DASHBOARD_ADDR").unwrap()["value"], "0.0.0.0:9000");
+            },
+        ),
     ]
+}
+
+/// The dashboard on its own port and Service, read-only, with how to open it in the notes.
+fn check_dashboard(r: &Rendered) {
+    assert_eq!(r.env("DASHBOARD_ADDR").unwrap()["value"], "0.0.0.0:8081");
+    assert!(r.env("DASHBOARD_ACTIONS").is_none());
+    assert!(r.env("DASHBOARD_TOKEN_FILE").is_none());
+    let ports = r.container()["ports"].as_array().unwrap();
+    assert!(
+        ports.contains(&json!({"name": "dashboard", "containerPort": 8081, "protocol": "TCP"})),
+        "{ports:#?}"
+    );
+    let svc = r.get("Service", &format!("{FULLNAME}-dashboard"));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "dashboard");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8081);
+    assert_selects_operator_pods(r, &svc["spec"]["selector"]);
+    assert_eq!(r.of_kind("Secret").count(), 0, "no token while read-only");
+    assert!(r.notes.contains("port-forward pod/"), "{}", r.notes);
+    assert!(r.notes.contains("read-only"), "{}", r.notes);
+}
+
+/// Actions on: the token Secret (`created` by the chart or not) is mounted where
+/// DASHBOARD_TOKEN_FILE points.
+fn check_dashboard_token(r: &Rendered, secret: &str, key: &str, created: bool) {
+    assert_eq!(r.env("DASHBOARD_ACTIONS").unwrap()["value"], "true");
+    let file = r.env("DASHBOARD_TOKEN_FILE").unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pod = &r.deployment()["spec"]["template"]["spec"];
+    let volume = &pod["volumes"][0];
+    assert_eq!(volume["secret"]["secretName"], secret, "{volume}");
+    assert_eq!(volume["secret"]["items"][0]["key"], key);
+    let mount = &r.container()["volumeMounts"][0];
+    assert_eq!(mount["name"], volume["name"]);
+    assert_eq!(mount["readOnly"], true);
+    let path = volume["secret"]["items"][0]["path"].as_str().unwrap();
+    assert_eq!(
+        file,
+        format!("{}/{path}", mount["mountPath"].as_str().unwrap())
+    );
+    if created {
+        let s = r.get("Secret", secret);
+        let token = s["data"][key].as_str().expect("a token");
+        assert!(token.len() >= 48, "a long random token: {token}");
+        assert_eq!(
+            s["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    } else {
+        assert_eq!(r.of_kind("Secret").count(), 0, "the named Secret is used");
+    }
+    assert!(
+        r.notes.contains(&format!("get secret {secret}")),
+        "{}",
+        r.notes
+    );
 }
 
 fn kitchen_sink() -> Value {
@@ -451,6 +528,18 @@ fn bad_values_are_refused_with_a_message_naming_them() {
                                "serviceMonitor": {"enabled": true}}}),
             &["metrics.serviceMonitor.enabled", "metrics.service.enabled"],
         ),
+        (
+            json!({"dashboard": {"enabled": true, "port": 8080}}),
+            &["dashboard.port (8080)", "metrics.port (8080)"],
+        ),
+        (
+            json!({"dashboard": {"actions": {"enabled": true}}}),
+            &["dashboard.actions.enabled needs dashboard.enabled"],
+        ),
+        (
+            json!({"dashboard": {"enabled": true, "port": 0}}),
+            &["/dashboard/port", "minimum"],
+        ),
     ];
     let values: Vec<Value> = cases.iter().map(|(v, _)| v.clone()).collect();
     let answer = helm::run(false, &values);
@@ -479,6 +568,7 @@ fn every_setting_the_chart_passes_is_one_the_operator_reads() {
     let r = helm::render(json!({
         "watchNamespaces": ["a"],
         "redis": {"url": "redis://r:6379"},
+        "dashboard": {"enabled": true, "actions": {"enabled": true}},
     }));
     let env = r.container()["env"].as_array().unwrap();
     assert!(env.len() >= 10, "{env:#?}");

@@ -1,6 +1,7 @@
-//! The operator process (docs/architecture.md#operator-loops): controllers, background loops, leader election, HTTP.
+//! The operator process (docs/architecture.md#operator-loops): controllers, background loops, leader election, HTTP, the web dashboard.
 
 pub mod cluster;
+pub mod dashboard;
 pub mod http;
 pub mod local;
 pub mod metrics;

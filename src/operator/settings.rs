@@ -48,6 +48,26 @@ pub struct Settings {
     #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT|off", value_parser = parse_addr)]
     pub metrics_addr: Option<MetricsAddr>,
 
+    /// Address of the web dashboard (port 0 picks a free port; `off` disables) [default: off;
+    /// with --local 127.0.0.1:0, a free loopback port whose URL is printed at start].
+    #[arg(long, env = "DASHBOARD_ADDR", value_name = "HOST:PORT|off", value_parser = parse_addr)]
+    pub dashboard_addr: Option<MetricsAddr>,
+
+    /// Allow the dashboard's actions (replay or purge dead letters, cancel a job, retry a dead
+    /// job). Each needs the bearer token; without this flag the dashboard is read-only.
+    #[arg(long, env = "DASHBOARD_ACTIONS")]
+    pub dashboard_actions: bool,
+
+    /// File holding the bearer token of the dashboard's actions (a mounted Secret) [with
+    /// --local and no token given: a new token, printed once at start].
+    #[arg(long, env = "DASHBOARD_TOKEN_FILE", value_name = "PATH")]
+    pub dashboard_token_file: Option<PathBuf>,
+
+    /// The bearer token itself, from the environment (a Secret's key as an env var). Hidden:
+    /// a token on the command line shows in process lists; prefer the file.
+    #[arg(long, env = "DASHBOARD_TOKEN", hide = true, hide_env_values = true)]
+    pub dashboard_token: Option<String>,
+
     /// Name of the coordination.k8s.io Lease that elects the active replica.
     #[arg(long, env = "LEASE_NAME", default_value = "jobqueue-operator")]
     pub lease_name: String,
@@ -93,6 +113,15 @@ pub const DEFAULT_LOCAL_METRICS_ADDR: &str = "127.0.0.1:8080";
 /// The Redis used when neither `--redis` nor `REDIS_URL` names one.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// The dashboard token could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DashboardTokenError {
+    #[error("--dashboard-token-file {}: cannot read it: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("the dashboard token (--dashboard-token-file or DASHBOARD_TOKEN) is empty")]
+    Empty,
+}
+
 /// A `--metrics-addr` value: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsAddr {
@@ -129,6 +158,36 @@ impl Settings {
             Some(MetricsAddr::At(addr)) => Some(addr),
             None => Some(default.parse().expect("a valid constant address")),
         }
+    }
+
+    /// The dashboard's address (`None`: off); unless given, a free loopback port in local mode
+    /// and off in a cluster.
+    pub fn dashboard_addr(&self) -> Option<SocketAddr> {
+        match (self.dashboard_addr, &self.local) {
+            (Some(MetricsAddr::Off), _) | (None, None) => None,
+            (Some(MetricsAddr::At(addr)), _) => Some(addr),
+            (None, Some(_)) => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        }
+    }
+
+    /// The dashboard's bearer token, from `--dashboard-token-file` or `DASHBOARD_TOKEN`
+    /// (surrounding white space, such as a file's final newline, is not part of it).
+    pub fn dashboard_token(&self) -> Result<Option<String>, DashboardTokenError> {
+        let token = match (&self.dashboard_token_file, &self.dashboard_token) {
+            (Some(path), _) => {
+                std::fs::read_to_string(path).map_err(|e| DashboardTokenError::Unreadable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            (None, Some(token)) => token.clone(),
+            (None, None) => return Ok(None),
+        };
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(DashboardTokenError::Empty);
+        }
+        Ok(Some(token.to_string()))
     }
 
     /// The runtime tuning these flags describe.
@@ -180,6 +239,41 @@ mod tests {
         let given = parse(&["--local", "x", "--metrics-addr", "0.0.0.0:9"]);
         assert_eq!(given.metrics_addr(), at("0.0.0.0:9"));
         assert_eq!(parse(&["--metrics-addr", "off"]).metrics_addr(), None);
+    }
+
+    #[test]
+    fn the_dashboard_is_off_in_a_cluster_and_on_loopback_locally_unless_told_otherwise() {
+        if std::env::var_os("DASHBOARD_ADDR").is_some() {
+            return; // the environment chooses the address: nothing to check
+        }
+        let at = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        assert_eq!(parse(&[]).dashboard_addr(), None);
+        assert_eq!(parse(&["--local", "x"]).dashboard_addr(), at("127.0.0.1:0"));
+        let given = parse(&["--dashboard-addr", "0.0.0.0:8081"]);
+        assert_eq!(given.dashboard_addr(), at("0.0.0.0:8081"));
+        let off = parse(&["--local", "x", "--dashboard-addr", "off"]);
+        assert_eq!(off.dashboard_addr(), None);
+    }
+
+    #[test]
+    fn the_dashboard_token_is_read_from_its_file_without_the_newline() {
+        if std::env::var_os("DASHBOARD_TOKEN").is_some() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let path = file.to_str().unwrap();
+        let s = parse(&["--dashboard-token-file", path]);
+        assert_eq!(s.dashboard_token(), Ok(Some("s3cret".into())));
+        std::fs::write(&file, " \n").unwrap();
+        assert_eq!(s.dashboard_token(), Err(DashboardTokenError::Empty));
+        let missing = parse(&["--dashboard-token-file", "/nonexistent/token"]);
+        let err = missing.dashboard_token().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/token"), "{err}");
+        if std::env::var_os("DASHBOARD_TOKEN_FILE").is_none() {
+            assert_eq!(parse(&[]).dashboard_token(), Ok(None));
+        }
     }
 
     #[test]

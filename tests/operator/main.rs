@@ -2,7 +2,7 @@
 //! redis-server processes, one story a cluster admin relies on per module:
 //! - [`provisioning`]: a queue's whole life — provisioning, the owned worker Deployment,
 //!   [`scaling`] 0 → 8 → 0 with Events and a lost worker's jobs handed out again at once,
-//!   the HTTP [`endpoints`], and [`deletion`] by policy;
+//!   the HTTP [`endpoints`], the [`dashboard`], and [`deletion`] by policy;
 //! - [`schedules`] firing where they point; [`leadership`]: every-second Schedules firing
 //!   exactly once while the leader of two replicas is SIGKILLed, and a replica that loses its
 //!   Lease going quiet;
@@ -15,6 +15,7 @@
 //! awaited by bounded polling; nothing sleeps in place of synchronisation. Every test leaves
 //! the operator's API accesses in `target/rbac-observed/<test>.json`.
 
+mod dashboard;
 mod deletion;
 mod endpoints;
 mod fixtures;

@@ -98,3 +98,10 @@ against a recording API server and checks every request it makes is granted here
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+The Secret holding the dashboard's action token: the one named, or the one the chart creates.
+*/}}
+{{- define "jobqueue-operator.dashboardTokenSecret" -}}
+{{- default (printf "%s-dashboard-token" (include "jobqueue-operator.fullname" .)) .Values.dashboard.actions.existingSecret }}
+{{- end }}

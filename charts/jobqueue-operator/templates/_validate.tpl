@@ -18,6 +18,12 @@ the install with a message naming the values.
 {{- fail (printf "podDisruptionBudget.minAvailable (%v) must be less than replicaCount (%v), or no operator pod could ever be evicted and node drains would block" $pdb.minAvailable .Values.replicaCount) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.dashboard.enabled (eq (int .Values.dashboard.port) (int .Values.metrics.port)) }}
+{{- fail (printf "dashboard.port (%v) must differ from metrics.port (%v): each is served on its own port" .Values.dashboard.port .Values.metrics.port) }}
+{{- end }}
+{{- if and .Values.dashboard.actions.enabled (not .Values.dashboard.enabled) }}
+{{- fail "dashboard.actions.enabled needs dashboard.enabled" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: a ServiceMonitor scrapes through the Service" }}
 {{- end }}

@@ -22,6 +22,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 
 use crate::api::{JobQueue, Schedule};
+use crate::operator::dashboard;
 use crate::operator::http::{self, Health};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
@@ -48,7 +49,17 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry);
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let http = serve_http(&args, registry, health.clone(), stop_rx).await?;
+    let http = serve_http(&args, registry, health.clone(), stop_rx.clone()).await?;
+    // The leader's runtime, once this replica leads; the dashboard shows a standby page until.
+    let (runtime_slot, slot) = tokio::sync::watch::channel(None);
+    let runtime_slot = Arc::new(runtime_slot);
+    let mut dashboard_stop = stop_rx;
+    let dashboard_stopped = async move {
+        let _ = dashboard_stop.wait_for(|s| *s).await;
+    };
+    if let Some(d) = dashboard::start(&args, slot, false, dashboard_stopped).await? {
+        tracing::info!(url = %d.url, actions = d.actions, "serving the dashboard");
+    }
 
     let identity = args
         .identity
@@ -71,7 +82,15 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         "waiting for the leader lease"
     );
 
-    let active = follow_lease(&client, &args, &metrics, &identity, &mut leading).await?;
+    let active = follow_lease(
+        &client,
+        &args,
+        &metrics,
+        &identity,
+        &mut leading,
+        &runtime_slot,
+    )
+    .await?;
 
     tracing::info!("shutting down");
     health.set_ready(false);
@@ -130,6 +149,7 @@ async fn follow_lease(
     metrics: &Metrics,
     identity: &str,
     leading: &mut tokio::sync::watch::Receiver<bool>,
+    runtime_slot: &Arc<RuntimeSlotSender>,
 ) -> anyhow::Result<Option<Leadership>> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -150,6 +170,7 @@ async fn follow_lease(
                     metrics.clone(),
                     identity.to_string(),
                     rx,
+                    runtime_slot.clone(),
                 ));
                 active = Some((tx, task));
             }
@@ -159,6 +180,7 @@ async fn follow_lease(
                     "lost the leader lease; stopping controllers and loops"
                 );
                 metrics.leading(false);
+                runtime_slot.send_replace(None);
                 if let Some((tx, task)) = active.take() {
                     let _ = tx.send(true);
                     task.abort();
@@ -184,6 +206,7 @@ async fn lead(
     metrics: Metrics,
     identity: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    runtime_slot: Arc<RuntimeSlotSender>,
 ) {
     let (status, status_task) = status::StatusWriter::new(client.clone());
     let recorder = Recorder::new(
@@ -198,6 +221,7 @@ async fn lead(
         recorder: recorder.clone(),
     });
     let runtime = Runtime::new(args.runtime_options(), metrics.clone(), reporter);
+    runtime_slot.send_replace(Some(runtime.clone()));
     let pods = Arc::new(pods::PodIndex::default());
     let deployments = Arc::new(deployments::DeploymentCache::default());
     let ctx = Arc::new(Context {
@@ -236,8 +260,12 @@ async fn lead(
             let _ = stop.wait_for(|s| *s).await;
         })
         .await;
+    runtime_slot.send_replace(None);
     tasks.shutdown().await;
 }
+
+/// Hands the leader's runtime to the dashboard.
+type RuntimeSlotSender = tokio::sync::watch::Sender<Option<Runtime>>;
 
 fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
 where

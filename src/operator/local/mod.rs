@@ -13,6 +13,7 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
+use crate::operator::dashboard::{self, DashboardError};
 use crate::operator::http::{Health, serve};
 use crate::operator::metrics::Metrics;
 use crate::operator::runtime::Runtime;
@@ -68,6 +69,8 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr() {
         serve_metrics(&console, addr, registry, stopped(stop_rx.clone())).await;
     }
+
+    serve_dashboard(&args, &console, &runtime, stopped(stop_rx.clone())).await?;
 
     let (exits_tx, exits_rx) = mpsc::unbounded_channel();
     let reclaimer = tokio::spawn(reclaim(runtime.clone(), exits_rx, console.clone()));
@@ -144,6 +147,35 @@ async fn serve_metrics(
             "warning: /metrics not served: cannot listen on {addr}: {e} (choose another with --metrics-addr HOST:PORT, or off)"
         )),
     }
+}
+
+/// Serves the dashboard (on a free loopback port unless told otherwise) and prints its URL,
+/// and the token made for this run when actions are on without one. A port that cannot be
+/// bound is a warning; a token file that cannot be read is an error.
+async fn serve_dashboard(
+    args: &Settings,
+    console: &Console,
+    runtime: &Runtime,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (_, slot) = watch::channel(Some(runtime.clone()));
+    match dashboard::start(args, slot, true, stop).await {
+        Ok(Some(d)) => {
+            let mode = if d.actions { "actions on" } else { "read-only" };
+            console.line(&format!("dashboard: {} ({mode})", d.url));
+            if let Some(token) = d.new_token {
+                console.line(&format!(
+                    "dashboard token (shown once; the actions need it): {token}"
+                ));
+            }
+        }
+        Ok(None) => {}
+        Err(e @ DashboardError::Bind { .. }) => console.error(&format!(
+            "warning: the dashboard is not served: {e} (choose another with --dashboard-addr HOST:PORT, or off)"
+        )),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Reads the files every [`FILE_POLL`] and applies what changed, until SIGTERM / Ctrl-C.

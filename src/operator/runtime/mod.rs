@@ -26,6 +26,7 @@ use crate::queue::scheduler::SchedulerConfig;
 use crate::queue::schedules::{self, ScheduleError};
 use crate::scaling::{History, Policy};
 
+use super::dashboard::history::Trend;
 use super::metrics::{Metrics, ObjectLabels};
 
 mod janitor;
@@ -36,6 +37,7 @@ mod scaler;
 mod schedule_runs;
 mod schedule_status;
 mod schedulers;
+mod views;
 mod workers;
 
 use schedule_runs::{drop_moved_schedules, sweep_loop};
@@ -43,6 +45,7 @@ use schedulers::{SchedulerRun, StopOnDrop};
 
 pub use pool::{RedisPool, is_connection_error};
 pub use report::{ObjectId, QueueHealth, QueueObservation, Reporter, RuntimeEvent};
+pub use views::{QueueView, ScheduleRef};
 pub use workers::{Workers, WorkersError};
 
 /// A queue as the runtime needs it, wherever it was declared.
@@ -104,6 +107,12 @@ struct QueueSlot {
     last_scale_time: Option<SystemTime>,
     last_metrics: Option<QueueMetrics>,
     replicas: Option<u32>,
+    /// What the last poll could not read, if it failed.
+    last_error: Option<String>,
+    /// The autoscaler's last decision: replicas wanted and why.
+    last_decision: Option<(u32, String)>,
+    /// Recent readings and decisions, for the dashboard.
+    trend: Trend,
 }
 
 /// A schedule the runtime knows, for its status poll.
@@ -230,6 +239,9 @@ impl Runtime {
                             last_scale_time: None,
                             last_metrics: None,
                             replicas: None,
+                            last_error: None,
+                            last_decision: None,
+                            trend: Trend::default(),
                         },
                     );
                     None

@@ -11,6 +11,7 @@ use crate::queue::metrics::{LagSource, QueueMetrics, QueueState, snapshot};
 use crate::queue::provision;
 use crate::scaling::{Decision, Lag, Sample};
 
+use super::super::dashboard::history::{DecisionRecord, Point};
 use super::super::metrics::Direction;
 use super::pool::is_connection_error;
 use super::{
@@ -249,6 +250,7 @@ fn report(
             .is_none_or(|t| now.duration_since(t) >= inner.options.status_interval);
         let replicas_changed = replicas != slot.replicas;
         slot.replicas = replicas;
+        remember(slot, &health, replicas, decision.as_ref());
         slot.last_metrics = match &health {
             QueueHealth::Ok(m) => Some(m.clone()),
             QueueHealth::RedisUnreachable(_) => None,
@@ -270,4 +272,38 @@ fn report(
         }
     };
     inner.reporter.queue_observed(&entry.id, &observation);
+}
+
+/// Keeps what the dashboard shows of this poll: the reading for the chart, the decision.
+fn remember(
+    slot: &mut super::QueueSlot,
+    health: &QueueHealth,
+    replicas: Option<u32>,
+    decision: Option<&Decision>,
+) {
+    let at = SystemTime::now();
+    slot.last_error = match health {
+        QueueHealth::Ok(_) => None,
+        QueueHealth::RedisUnreachable(e) => Some(format!("Redis unreachable: {e}")),
+        QueueHealth::Error(e) => Some(e.clone()),
+    };
+    slot.trend.observe(Point {
+        at,
+        backlog: match health {
+            QueueHealth::Ok(m) => Some(m.backlog()),
+            _ => None,
+        },
+        replicas,
+    });
+    if let Some(d) = decision {
+        slot.last_decision = Some((d.replicas, d.to_string()));
+        slot.trend.decided(
+            d.changed(),
+            DecisionRecord {
+                at,
+                reason: d.event_reason().to_string(),
+                message: d.to_string(),
+            },
+        );
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`operator`]: the real `jobqueue-operator run` binary against the test API server, through
 //!   a proxy recording the operator's API accesses; [`metrics`] reads its HTTP endpoints.
 //! - [`local`]: `jobqueue-operator run --local` on a directory of manifests.
+//! - [`dashboard`]: the operator's web dashboard over plain HTTP.
 //! - [`queue`], [`schedule`]: a provisioned queue and jobs read back from streams.
 //! - [`helm`]: the chart rendered by the real Helm library (`tests/chart/chart.py`).
 //! - [`wait`]: the one bounded polling every test waits with.
@@ -17,6 +18,7 @@
 //! Nothing here is compiled into the operator binary.
 
 pub mod apiserver;
+pub mod dashboard;
 pub mod helm;
 pub mod kubectl;
 pub mod local;

@@ -53,3 +53,32 @@ pub fn record_skip(test: &str, reason: &str) {
         let _ = std::fs::write(dir.join(test), format!("{reason}\n"));
     }
 }
+
+/// A chromium to drive (`CHROMIUM`, else `chromium` on PATH), as [`require`] checks it;
+/// returns its full path.
+pub fn require_chromium(test: &str) -> Option<String> {
+    let program = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
+    let found = require(
+        test,
+        &program,
+        &["--version"],
+        "apt-get install chromium, or set CHROMIUM to a chromium executable",
+    );
+    if !found {
+        return None;
+    }
+    if program.contains('/') {
+        return Some(program);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(&program))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// `node` and `npm` on PATH, as [`require`] checks them.
+pub fn require_node(test: &str) -> bool {
+    require(test, "node", &["--version"], "apt-get install nodejs npm")
+        && require(test, "npm", &["--version"], "apt-get install npm")
+}
