@@ -1,5 +1,5 @@
 //! Job counters of one queue, kept by the Lua side in `<prefix>:jobstats` whenever a record
-//! changes state (`job_count` in `lua/common.lua`) and read by the metrics snapshot
+//! changes state (`job_count` in `clients/rust/lua/common.lua`) and read by the metrics snapshot
 //! (docs/architecture.md#redis-data-model). Counted only for tracked jobs: a plain XACK worker's
 //! successes have no state change to count.
 
