@@ -14,6 +14,9 @@
 //!   - *on, plain XACK*: `tracking: true`, the worker only XACKs (records written by enqueue,
 //!     their end derived on read).
 //!
+//!   One more loop gives each job 1 ms of awaited work (`WORK_JOBS` jobs), the smallest real
+//!   job, where the records' cost is measured against a job that does something.
+//!
 //!   Runs are interleaved (every mode and batch size once per round, `RUNS` rounds) and each
 //!   starts from an empty Redis (FLUSHALL), so drift and leftovers hit every mode alike.
 //! - memory per retained record: `MEMORY_JOBS` jobs run to success with a ~100-byte result,
@@ -43,7 +46,18 @@ const RUNS: usize = 5;
 /// How the worker loop reads and settles: XREADGROUP COUNT (1 is what `work` reads) and
 /// whether the per-job calls of one read go out as one pipeline (all starts, then all
 /// completes) instead of one awaited call at a time.
-const LOOPS: [(usize, bool); 3] = [(1, false), (10, false), (10, true)];
+/// The third number is the work each job does (ms, awaited like I/O): 0 measures the
+/// per-job overhead alone, 1 ms a small real job.
+const LOOPS: [Loop; 4] = [(1, false, 0), (10, false, 0), (10, true, 0), (1, false, 1)];
+/// Jobs per run of a loop whose jobs do work (they take longer each).
+const WORK_JOBS: usize = 2_000;
+
+/// (XREADGROUP COUNT, pipelined, work ms per job).
+type Loop = (usize, bool, u64);
+
+fn jobs_of((_, _, work): Loop) -> usize {
+    if work > 0 { WORK_JOBS } else { JOBS }
+}
 /// Enqueue calls in flight at once (pipelined on the multiplexed connection).
 const IN_FLIGHT: usize = 64;
 const MEMORY_JOBS: usize = 10_000;
@@ -102,9 +116,11 @@ async fn run() {
                 flush(&mut conn).await;
                 let stream = format!("jobqueue:{{bench/records-{round}-{mode:?}}}");
                 let cfg = setup(&mut conn, &stream, mode.tracking()).await;
-                let (fill, _) = fill(&conn, &cfg, JOBS).await;
-                fills.entry(mode).or_default().push(fill);
-                let drained = drain(&mut worker, &cfg, mode, lp, small_result, JOBS).await;
+                let (fill, _) = fill(&conn, &cfg, jobs_of(lp)).await;
+                if lp.2 == 0 {
+                    fills.entry(mode).or_default().push(fill);
+                }
+                let drained = drain(&mut worker, &cfg, mode, lp, small_result, jobs_of(lp)).await;
                 drains.entry((mode, lp)).or_default().push(drained);
                 assert_done(&mut conn, &cfg).await;
             }
@@ -116,36 +132,37 @@ async fn run() {
     println!("\nLoad average at end: {:.2}", common::load());
 }
 
-/// (mode, (XREADGROUP COUNT, pipelined)) → drain rates.
-type Drains = HashMap<(Mode, (usize, bool)), Vec<f64>>;
+/// (mode, loop) → drain rates.
+type Drains = HashMap<(Mode, Loop), Vec<f64>>;
 
 fn print_throughput(drains: &Drains, fills: &HashMap<Mode, Vec<f64>>) {
-    let rounds = RUNS * LOOPS.len();
+    let rounds = RUNS * LOOPS.iter().filter(|l| l.2 == 0).count();
     println!(
-        "| records / worker | XREADGROUP COUNT | per-job calls | jobs per run | drain jobs/s: median (min–max) of {RUNS} runs | vs off | enqueue jobs/s ({IN_FLIGHT} in flight), {rounds} runs |"
+        "| records / worker | XREADGROUP COUNT | per-job calls | work per job | jobs per run | drain jobs/s: median (min–max) of {RUNS} runs | vs off | enqueue jobs/s ({IN_FLIGHT} in flight), {rounds} runs |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut lines = Vec::new();
-    for (batch, pipelined) in LOOPS {
+    for lp @ (batch, pipelined, work) in LOOPS {
         let calls = if pipelined {
             "one pipeline per read"
         } else {
             "one at a time"
         };
-        let off = common::summary(&drains[&(Mode::Off, (batch, pipelined))]).median;
+        let off = common::summary(&drains[&(Mode::Off, lp)]).median;
         for mode in MODES {
-            let s = common::summary(&drains[&(mode, (batch, pipelined))]);
+            let s = common::summary(&drains[&(mode, lp)]);
             let f = common::summary(&fills[&mode]);
             println!(
-                "| {} | {batch} | {calls} | {JOBS} | {} | {:.2}× | {} |",
+                "| {} | {batch} | {calls} | {work} ms | {} | {} | {:.2}× | {} |",
                 mode.label(),
+                jobs_of(lp),
                 s.spread(0),
                 s.median / off,
                 f.spread(0)
             );
             if mode != Mode::Off {
                 lines.push(format!(
-                    "COUNT {batch}, {calls}, {}: records cost {:.0} % of the drain rate",
+                    "COUNT {batch}, {calls}, {work} ms of work per job, {}: records cost {:.0} % of the drain rate",
                     mode.label(),
                     100.0 * (1.0 - s.median / off)
                 ));
@@ -227,7 +244,7 @@ async fn drain(
     conn: &mut RedisConn,
     cfg: &QueueConfig,
     mode: Mode,
-    (batch, pipelined): (usize, bool),
+    (batch, pipelined, work): Loop,
     result: fn(usize) -> String,
     expected: usize,
 ) -> f64 {
@@ -254,6 +271,9 @@ async fn drain(
             continue;
         }
         for d in &deliveries {
+            if work > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(work)).await;
+            }
             settle(conn, &ops, mode, d, &result(done)).await;
             done += 1;
         }
@@ -424,7 +444,7 @@ async fn memory(conn: &mut RedisConn, worker: &mut RedisConn) {
         worker,
         &warm,
         Mode::OnTake,
-        (1, false),
+        (1, false, 0),
         hundred_byte_result,
         1,
     )
@@ -435,7 +455,7 @@ async fn memory(conn: &mut RedisConn, worker: &mut RedisConn) {
         worker,
         &cfg,
         Mode::OnTake,
-        (1, false),
+        (1, false, 0),
         hundred_byte_result,
         MEMORY_JOBS,
     )

@@ -219,7 +219,8 @@ local JOB_DURATION_BUCKETS_MS = { 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000
 
 -- Counts a state change in `<prefix>:jobstats` (read by the metrics snapshot): succeeded, dead,
 -- cancelled once per job; failed for an attempt that failed and will be retried (the attempt
--- grows); a success's run time (started_at to now) in the duration histogram. `prev` is the
+-- grows); a success's run time (started_at to now) in the duration histogram (one bucket
+-- per run, so the buckets' sum is the count, and the sum of run times). `prev` is the
 -- record's {state, attempt, started_at} before the change.
 local function job_count(s, prev, state, attempt, now)
   local stats = s.prefix .. ':jobstats'
@@ -234,7 +235,6 @@ local function job_count(s, prev, state, attempt, now)
       if ms <= b then bucket = tostring(b); break end
     end
     redis.call('HINCRBY', stats, 'duration_le_' .. bucket, 1)
-    redis.call('HINCRBY', stats, 'duration_count', 1)
     redis.call('HINCRBY', stats, 'duration_sum_ms', int_str(ms))
   elseif (state == 'queued' or state == 'retrying')
       and tonumber(attempt) > (tonumber(prev[2]) or tonumber(attempt)) then
