@@ -28,3 +28,4 @@ mod redis_targets;
 mod runs;
 mod scaling;
 mod schedules;
+mod secrets;
