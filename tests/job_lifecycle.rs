@@ -108,6 +108,7 @@ on_both_topologies!(
     a_fired_schedule_run_and_a_replayed_dead_letter_get_records,
     take_reads_and_starts_jobs_and_skips_cancelled_ones,
     jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does,
+    a_malformed_attempt_is_dead_lettered_never_looped,
 );
 
 async fn a_job_is_followed_from_queued_to_succeeded(t: Topology) {
@@ -762,4 +763,70 @@ async fn jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does(t: Topology) {
         let err = fcall_enqueue(&mut f, &args).await.unwrap_err().to_string();
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// Adds a raw job entry whose `attempt` field is `attempt`, as a producer might.
+async fn xadd_with_attempt(f: &mut Fixture, id: &str, attempt: &str) {
+    let _: String = redis::cmd("XADD")
+        .arg(&f.cfg.keys.stream)
+        .arg("*")
+        .arg(&["id", id, "payload", "{}", "attempt", attempt])
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+}
+
+async fn a_malformed_attempt_is_dead_lettered_never_looped(t: Topology) {
+    let mut f = tracked(t, |c| c.max_deliveries = 3, JobSettings::default()).await;
+    for (id, attempt) in [
+        ("neg", "-5"),
+        ("text", "abc"),
+        ("huge", "1e12"),
+        ("ok", "2"),
+    ] {
+        xadd_with_attempt(&mut f, id, attempt).await;
+    }
+    let taken = ops(&f, "w1").take(&mut f.conn, 10).await.unwrap();
+    let ids: Vec<&str> = taken.iter().map(|d| d.job_id.as_str()).collect();
+    assert_eq!(ids, ["ok"], "malformed jobs are never handed out");
+    assert_eq!(taken[0].attempt, 2);
+    let dead = entries(&mut f.conn, &f.cfg.dead_letter).await;
+    let reasons: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|e| (e.field("id"), e.field("reason")))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("neg", "malformed_attempt"),
+            ("text", "malformed_attempt"),
+            ("huge", "malformed_attempt")
+        ]
+    );
+    assert!(
+        dead[0].field("detail").contains("\"-5\""),
+        "{:?}",
+        dead[0].fields
+    );
+    let rec = record(&mut f, "neg").await;
+    assert_eq!(rec.state, JobState::Dead);
+    assert!(rec.error.unwrap_or_default().contains("attempt must be"));
+
+    // A plain XREADGROUP worker that never acknowledges: the janitor dead-letters the job
+    // at once instead of handing it out again with attempt -4, -3, ...
+    xadd_with_attempt(&mut f, "neg2", "-5").await;
+    let cfg = f.cfg.clone();
+    let got = read(&mut f.conn, &cfg, "plain", 1, None).await;
+    assert_eq!(got[0].job_id(), "neg2");
+    let r = janitor::reclaim_consumer(&mut f.conn, &cfg, "plain", &JanitorOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.retried, r.dead_lettered), (0, 1));
+    let dead = entries(&mut f.conn, &f.cfg.dead_letter).await;
+    assert_eq!(dead.last().unwrap().field("reason"), "malformed_attempt");
+    assert_eq!(
+        pending(&mut f.conn, &f.cfg).await,
+        1,
+        "only the taken job is held"
+    );
 }

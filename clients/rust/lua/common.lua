@@ -66,6 +66,21 @@ local function fields_without(fields, drop)
   return out
 end
 
+-- Most attempts a job may carry. The `attempt` field is written by producers too: a value that
+-- is not a whole number from 1 to this would loop a job forever (or index the backoff table
+-- wrongly), so such a job is dead-lettered as malformed instead.
+local MAX_ATTEMPT = 1000000
+
+-- The job's attempt, or nil and the text found when it is unusable. A job without the field
+-- is on its first attempt.
+local function parse_attempt(fields)
+  local raw = field_get(fields, 'attempt')
+  if raw == nil then return 1 end
+  local n = tonumber(raw)
+  if n and n == math.floor(n) and n >= 1 and n <= MAX_ATTEMPT then return n end
+  return nil, raw
+end
+
 -- concurrencyPolicy Forbid watches a schedule's last run. When that run's job is handed out
 -- again, the schedule follows it: to its new entry (`last_entry_id`), or, while it waits out a
 -- backoff, to its member of the delayed set (`last_retry_member`; `last_entry_id` stays a valid
@@ -324,4 +339,20 @@ end
 local function job_cancelled(s, id)
   if not s or not id then return false end
   return redis.call('HGET', job_key(s, id), 'state') == 'cancelled'
+end
+
+-- Moves the job of stream entry `entry` (fields `fields`) to the dead-letter stream because
+-- its attempt field is unusable (`raw`), acknowledges the entry, and ends its record.
+local function dead_letter_malformed(stream, group, entry, fields, dead, dead_maxlen, raw, now, s)
+  local out = fields_without(fields, {})
+  local detail = string.format('attempt must be a whole number from 1 to %d; got %q',
+    MAX_ATTEMPT, tostring(raw))
+  field_set(out, 'reason', 'malformed_attempt')
+  field_set(out, 'detail', detail)
+  field_set(out, 'original_id', entry)
+  field_set(out, 'dead_at', int_str(now))
+  xadd(dead, dead_maxlen, out)
+  redis.call('XACK', stream, group, entry)
+  job_record(s, field_get(fields, 'id'), 'dead', 1, now, { 'entry', '', 'consumer', '',
+    'finished_at', int_str(now), 'error', detail })
 end

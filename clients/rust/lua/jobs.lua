@@ -29,9 +29,11 @@
 --        the worker blocks in XREADGROUP and starts what that hands it with jobqueue_start.
 -- or reads with plain XREADGROUP (fields `id`, `payload`, `attempt`, ...), then:
 --   FCALL jobqueue_start 3 <keys> <group> <consumer> <entry id> <job id>
---     -> {'active'|'cancelled'|'stale', attempt}. Run the job only on 'active'; 'cancelled'
---        means it was cancelled while queued (the entry is acknowledged); 'stale' means the
---        delivery is no longer this consumer's (reclaimed).
+--     -> {'active'|'cancelled'|'stale'|'dead', attempt}. Run the job only on 'active';
+--        'cancelled' means it was cancelled while queued (the entry is acknowledged); 'stale'
+--        means the delivery is no longer this consumer's (reclaimed); 'dead' means its attempt
+--        field is not a whole number from 1 to 1000000 (dead-lettered as malformed_attempt;
+--        jobqueue_take leaves such jobs out the same way).
 --   FCALL jobqueue_progress 3 <keys> <group> <consumer> <entry id> <job id> <JSON>
 --     -> {'active'|'stale', cancel requested 0|1}; also extends the visibility timeout.
 --   FCALL jobqueue_heartbeat 3 <keys> <group> <consumer> <entry id> <job id>
@@ -61,7 +63,7 @@
 -- Each end and each retried failure is also counted in `<prefix>:jobstats` (job_count in the
 -- common helpers): succeeded, failed, dead, cancelled, and a histogram of success run times.
 
-local VERSION = 5
+local VERSION = 6
 
 -- The consumer holding `entry`, or nil when it is not pending in `group`.
 local function pending_owner(stream, group, entry)
@@ -164,8 +166,11 @@ local function take(keys, args)
     for _, e in ipairs(read[1][2]) do
       local entry, fields = e[1], e[2]
       local id = field_get(fields, 'id') or entry
-      local attempt = tonumber(field_get(fields, 'attempt')) or 1
-      if mark_active(s, stream, group, consumer, entry, id, attempt, now) then
+      local attempt, raw = parse_attempt(fields)
+      if not attempt then
+        dead_letter_malformed(stream, group, entry, fields, s.dead_letter,
+          tonumber(s.dead_letter_max_length), raw, now, s)
+      elseif mark_active(s, stream, group, consumer, entry, id, attempt, now) then
         out[#out + 1] = e
       end
     end
@@ -180,7 +185,13 @@ local function start(keys, args)
   if err then return err end
   if pending_owner(stream, group, entry) ~= consumer then return { 'stale', 0 } end
   local fields = entry_fields(stream, entry)
-  local attempt = fields and tonumber(field_get(fields, 'attempt')) or 1
+  local attempt, raw = 1, nil
+  if fields then attempt, raw = parse_attempt(fields) end
+  if not attempt then
+    dead_letter_malformed(stream, group, entry, fields, s.dead_letter,
+      tonumber(s.dead_letter_max_length), raw, now_ms(), s)
+    return { 'dead', 0 }
+  end
   if not mark_active(s, stream, group, consumer, entry, id, attempt, now_ms()) then
     return { 'cancelled', attempt }
   end
@@ -291,8 +302,13 @@ local function fail(keys, args)
   redis.call('XACK', stream, group, entry)
   if not fields then return { 'stale', 0 } end
   local id = field_get(fields, 'id') or args[3]
-  local attempt = tonumber(field_get(fields, 'attempt')) or 1
+  local attempt, raw = parse_attempt(fields)
   local now = now_ms()
+  if not attempt then
+    dead_letter_malformed(stream, group, entry, fields, s.dead_letter,
+      tonumber(s.dead_letter_max_length), raw, now, s)
+    return { 'dead', 0 }
+  end
   local failed = { 'entry', '', 'consumer', '', 'error', message }
   if cancel_flag(s, id) == 1 then
     field_set(failed, 'finished_at', int_str(now))

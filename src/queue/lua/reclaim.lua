@@ -32,8 +32,11 @@ for _, p in ipairs(pending) do
     missing = missing + 1
   else
     local fields = entry[1][2]
-    local attempt = tonumber(field_get(fields, 'attempt')) or 1
-    if attempt >= max_deliveries then
+    local attempt, raw = parse_attempt(fields)
+    if not attempt then
+      dead_letter_malformed(stream, group, id, fields, dead, dead_maxlen, raw, now, settings)
+      dead_lettered = dead_lettered + 1
+    elseif attempt >= max_deliveries then
       field_set(fields, 'reason', 'max_deliveries_exceeded')
       field_set(fields, 'last_failure', why)
       field_set(fields, 'last_consumer', owner)

@@ -14,7 +14,7 @@ pub const LIBRARY_NAME: &str = "jobqueue";
 /// The revision `FCALL_RO jobqueue_version 0` answers. Bump it (and `VERSION` in
 /// `lua/jobs.lua`) whenever the library's source changes, common helpers included: a server
 /// keeps a loaded revision until a newer one comes.
-pub const LIBRARY_VERSION: i64 = 5;
+pub const LIBRARY_VERSION: i64 = 6;
 
 /// The library's source as given to FUNCTION LOAD.
 pub fn library_source() -> String {
@@ -153,7 +153,7 @@ mod tests {
     }
 
     /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
-    const SOURCE_SHA256: &str = "7586022ef455d05e3849a567b6e0e3ebecf66c055c727242ebd22654cefad97a";
+    const SOURCE_SHA256: &str = "8341c80c9e0bcf905cb782380c365121e6af3eebeb35409b6c9cdbed6b2cf4eb";
 
     #[test]
     fn a_changed_source_comes_with_a_new_revision() {
