@@ -74,6 +74,13 @@ fn options() -> Vec<Case> {
             },
         ),
         (
+            "networkPolicy",
+            json!({"networkPolicy": {"enabled": true, "metricsFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ]}}),
+            check_network_policy,
+        ),
+        (
             "metrics.serviceMonitor",
             json!({"metrics": {"serviceMonitor": {"enabled": true, "interval": "15s",
                                                    "labels": {"release": "prom"}}}}),
@@ -396,7 +403,11 @@ fn check_defaults(r: &Rendered) {
     let lease_role = r.get("Role", &format!("{FULLNAME}-leader-election"));
     assert_eq!(lease_role["metadata"]["namespace"], NAMESPACE);
     assert_eq!(lease_role["rules"][0]["resources"], json!(["leases"]));
+    // Reading and renewing: only the operator's own Lease.
+    assert_eq!(lease_role["rules"][0]["resourceNames"], json!([FULLNAME]));
+    assert_eq!(lease_role["rules"][0]["verbs"], json!(["get", "patch"]));
     assert_eq!(r.of_kind("PodDisruptionBudget").count(), 0);
+    assert_eq!(r.of_kind("NetworkPolicy").count(), 0);
     assert_eq!(r.of_kind("ServiceMonitor").count(), 0);
 
     let svc = r.get("Service", &format!("{FULLNAME}-metrics"));
@@ -430,6 +441,32 @@ fn check_watch_namespaces(r: &Rendered) {
     }
     r.get("Role", &format!("{FULLNAME}-leader-election"));
     assert!(r.notes.contains("team-a, team-b"));
+}
+
+fn check_network_policy(r: &Rendered) {
+    let np = r.get("NetworkPolicy", FULLNAME);
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+    let deployment = r.get("Deployment", FULLNAME);
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            &pod_labels[k], v,
+            "the policy must select the operator pods"
+        );
+    }
+    let rules = np["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(rules.len(), 1, "metrics only: the dashboard is off");
+    assert_eq!(
+        rules[0]["ports"],
+        json!([{"port": "metrics", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        rules[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
 }
 
 fn check_service_monitor(r: &Rendered) {
