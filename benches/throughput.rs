@@ -11,14 +11,24 @@
 //!   Redis in the same run, through `benches/rq/throughput.py` in `target/bench-venv`
 //!   (created by `scripts/bench`).
 //!
-//! Run: `scripts/bench throughput` (builds the example worker and the RQ venv first).
+//! - one worker process of each client library (Rust, Python blocking and asyncio, TypeScript)
+//!   with a handler returning a small result, on a queue provisioned as the operator does
+//!   (job records on), timed the same way; every job's record is then checked to say
+//!   `succeeded`. And what Redis does with those workers' two commands per job
+//!   (`jobqueue_take`, `jobqueue_complete`): see `clients/mod.rs`.
+//!
+//! Run: `scripts/bench throughput` (builds the example worker, the RQ venv with the Python
+//! client, and the TypeScript client first).
 
+mod clients;
 mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clients::Client;
+use jobqueue_operator::queue::{RedisConn, connect};
 use jobqueue_test_support::redis::RedisServer;
 use redis::aio::MultiplexedConnection;
 
@@ -37,6 +47,9 @@ const LIMIT: Duration = Duration::from_secs(120);
 fn main() {
     if std::env::var_os(MINIMAL_WORKER).is_some() {
         return minimal_worker();
+    }
+    if std::env::var_os(clients::RUST_CLIENT_WORKER).is_some() {
+        return clients::rust_worker();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -107,6 +120,23 @@ async fn run() {
             );
         }
     }
+    let mut engine = connect(&redis.url()).await.expect("connect");
+    let mut client_rows = Vec::new();
+    for client in Client::ALL {
+        match clients::client_rates(client, &redis.url(), &mut engine, &mut conn).await {
+            Ok(rates) => {
+                let s = common::summary(&rates);
+                client_rows.push((client, s.median));
+                println!(
+                    "| {} | 1 | {JOBS} | {} | {:.2}× |",
+                    client.label(),
+                    s.spread(0),
+                    s.median / rust_one
+                );
+            }
+            Err(why) => println!("| {} | 1 | – | not measured: {why} | – |", client.label()),
+        }
+    }
 
     let mut ceiling = Vec::new();
     for run in 0..RUNS {
@@ -121,16 +151,17 @@ async fn run() {
     for (label, args) in [
         (
             "redis-benchmark XADD, 1 client, no pipelining",
-            &["-c", "1", "-P", "1"],
+            &["-n", "100000", "-c", "1", "-P", "1"],
         ),
         (
             "redis-benchmark XADD, 50 clients, pipeline 16",
-            &["-c", "50", "-P", "16"],
+            &["-n", "100000", "-c", "50", "-P", "16"],
         ),
     ] {
         let mut rates = Vec::new();
         for _ in 0..RUNS {
-            rates.push(redis_benchmark(redis.port(), args));
+            let xadd = ["XADD", "bench:redis-benchmark", "*", "payload", "{}"];
+            rates.push(redis_benchmark(redis.port(), args, &xadd));
         }
         let s = common::summary(&rates);
         println!(
@@ -138,9 +169,11 @@ async fn run() {
             s.spread(0)
         );
     }
+    let per_job = command_rows(&mut engine, &mut conn, &redis, rust_one).await;
 
     let python = venv_python();
     let mut rq = Vec::new();
+    let mut rq_one = Vec::new();
     if python.exists() {
         for (label, class, jobs) in [
             (
@@ -162,6 +195,9 @@ async fn run() {
                 let busy = common::summary(&busy);
                 if class == "rq.Worker" {
                     rq.push((k, busy.median));
+                }
+                if k == 1 {
+                    rq_one.push((class, busy.median));
                 }
                 println!(
                     "| {label} | {k} | {jobs} | {} wall (incl. start-up); {} while busy | {:.3}× |",
@@ -191,7 +227,93 @@ async fn run() {
             100.0 * r / ceiling.median
         );
     }
+    print_goals(&client_rows, &rq_one, per_job);
     println!("Load average at end: {:.2}", common::load());
+}
+
+/// The rows of what Redis does with the client workers' two commands per job, from `RUNS`
+/// runs; returns the jobs/s those rates allow (take and complete one after the other).
+async fn command_rows(
+    engine: &mut RedisConn,
+    conn: &mut MultiplexedConnection,
+    redis: &RedisServer,
+    rust_one: f64,
+) -> f64 {
+    let mut runs = Vec::new();
+    for run in 0..RUNS {
+        runs.push(clients::command_rates(engine, conn, &redis.url(), redis.port(), run).await);
+    }
+    let take_benchmark: Vec<f64> = runs.iter().map(|r| r.take_benchmark).collect();
+    let take_loop: Vec<f64> = runs.iter().map(|r| r.take_loop).collect();
+    let complete_loop: Vec<f64> = runs.iter().map(|r| r.complete_loop).collect();
+    let (take_benchmark, take_loop, complete_loop) = (
+        common::summary(&take_benchmark),
+        common::summary(&take_loop),
+        common::summary(&complete_loop),
+    );
+    let n = clients::COMMAND_JOBS;
+    for (label, s) in [
+        (
+            "redis-benchmark `FCALL jobqueue_take` (COUNT 1, pre-filled queue), 1 client, no pipelining",
+            take_benchmark,
+        ),
+        (
+            "the same take from one redis-rs connection, one command at a time",
+            take_loop,
+        ),
+        (
+            "`FCALL jobqueue_complete` from one redis-rs connection, one command at a time",
+            complete_loop,
+        ),
+    ] {
+        println!(
+            "| {label} | – | {n} commands | {} (commands/s) | – |",
+            s.spread(0)
+        );
+    }
+    let per_job = 1.0 / (1.0 / take_benchmark.median + 1.0 / complete_loop.median);
+    println!(
+        "| take + complete per job at those rates: 1 / (1/take (redis-benchmark) + 1/complete) | – | – | {per_job:.0} | {:.2}× |",
+        per_job / rust_one
+    );
+    per_job
+}
+
+/// The goals' ratios: the Python client against RQ's worker, the Rust client against what
+/// redis-benchmark measures for its commands.
+fn print_goals(client_rows: &[(Client, f64)], rq_one: &[(&str, f64)], per_job: f64) {
+    let rate = |c: Client| client_rows.iter().find(|(k, _)| *k == c).map(|(_, r)| *r);
+    let met = |ok: bool| if ok { "met" } else { "missed" };
+    let simple = rq_one.iter().find(|(c, _)| *c == "rq.worker.SimpleWorker");
+    let forking = rq_one.iter().find(|(c, _)| *c == "rq.Worker");
+    for c in [Client::PythonSync, Client::PythonAsync] {
+        let (Some(r), Some((_, s)), Some((_, f))) = (rate(c), simple, forking) else {
+            println!("{}: not compared (a run is missing)", c.label());
+            continue;
+        };
+        println!(
+            "{} ×1: {r:.0} jobs/s = {:.1}× RQ SimpleWorker ×1, {:.1}× RQ default Worker ×1 (RQ while busy); goal ≥ 5×: {} against SimpleWorker, {} against the default Worker",
+            c.label(),
+            r / s,
+            r / f,
+            met(r >= 5.0 * s),
+            met(r >= 5.0 * f)
+        );
+    }
+    for c in [Client::Rust, Client::TypeScript] {
+        if let Some(r) = rate(c) {
+            let goal = if c == Client::Rust {
+                format!("; goal ≥ 50 %: {}", met(r >= 0.5 * per_job))
+            } else {
+                String::new()
+            };
+            println!(
+                "{} ×1: {r:.0} jobs/s = {:.0} % of take + complete at redis-benchmark rates ({per_job:.0} jobs/s){goal}",
+                c.label(),
+                100.0 * r / per_job
+            );
+        }
+    }
 }
 
 /// The Python of the benchmark venv with RQ (scripts/bench creates it).
@@ -242,6 +364,32 @@ async fn group_state(conn: &mut MultiplexedConnection, stream: &str) -> (i64, i6
     (int("lag"), int("pending"), int("entries-read"))
 }
 
+/// Waits until `k` connections are blocked in XREADGROUP: every worker is idle on the group
+/// before the jobs come. (Redis 7.0 creates the consumer only when it first gets an entry, so
+/// the client list is what shows this.)
+async fn wait_blocked(conn: &mut MultiplexedConnection, k: usize) {
+    let started = Instant::now();
+    loop {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(conn)
+            .await
+            .expect("CLIENT LIST");
+        let blocked = clients
+            .lines()
+            .filter(|l| l.contains(" flags=b ") && l.contains(" cmd=xreadgroup "))
+            .count();
+        if blocked == k {
+            return;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "workers did not start: {clients}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn worker_run(
     program: &PathBuf,
     is_example: bool,
@@ -269,28 +417,7 @@ async fn worker_run(
                 .expect("starting the example worker")
         })
         .collect();
-    // Every worker is blocked in XREADGROUP before the jobs come. (Redis 7.0 creates the
-    // consumer only when it first gets an entry, so the client list is what shows this.)
-    let started = Instant::now();
-    loop {
-        let clients: String = redis::cmd("CLIENT")
-            .arg("LIST")
-            .query_async(conn)
-            .await
-            .expect("CLIENT LIST");
-        let blocked = clients
-            .lines()
-            .filter(|l| l.contains(" flags=b ") && l.contains(" cmd=xreadgroup "))
-            .count();
-        if blocked == k {
-            break;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "workers did not start: {clients}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_blocked(conn, k).await;
 
     let t0 = Instant::now();
     for chunk in (0..JOBS).collect::<Vec<_>>().chunks(1000) {
@@ -371,20 +498,12 @@ async fn raw_ceiling(conn: &mut MultiplexedConnection, run: usize) -> f64 {
     CEILING_JOBS as f64 / elapsed.as_secs_f64()
 }
 
-/// Commands per second redis-benchmark reports for XADD with `args`.
-fn redis_benchmark(port: u16, args: &[&str]) -> f64 {
+/// Commands per second redis-benchmark reports for `command` with `args`.
+fn redis_benchmark(port: u16, args: &[&str], command: &[&str]) -> f64 {
     let out = Command::new("redis-benchmark")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-n",
-            "100000",
-            "--csv",
-        ])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--csv"])
         .args(args)
-        .args(["XADD", "bench:redis-benchmark", "*", "payload", "{}"])
+        .args(command)
         .output()
         .expect("running redis-benchmark (package redis-tools)");
     let text = String::from_utf8_lossy(&out.stdout);
