@@ -304,7 +304,7 @@ async fn read(conn: &mut RedisConn, cfg: &QueueConfig, batch: usize) -> Vec<Deli
             job_id: entry.get("id").expect("a job id"),
             entry_id: entry.id,
             attempt: 1,
-            payload: String::new(),
+            ..Default::default()
         })
         .collect()
 }

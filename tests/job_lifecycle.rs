@@ -64,6 +64,7 @@ async fn take(f: &mut Fixture, consumer: &str) -> Delivery {
         job_id: d.job_id().into(),
         attempt: d.attempt(),
         payload: d.field("payload").into(),
+        ..Default::default()
     }
 }
 

@@ -141,6 +141,7 @@ async fn a_succeeded_and_a_dead_job_are_counted_in_metrics() {
             job_id: d.job_id().into(),
             attempt: d.attempt(),
             payload: d.field("payload").into(),
+            ..Default::default()
         })
         .collect();
     for d in &deliveries {

@@ -47,7 +47,7 @@ fn map(op: &'static str, keys: &QueueKeys, e: redis::RedisError) -> QueueError {
 }
 
 /// One job as handed to a worker by XREADGROUP.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Delivery {
     /// The stream entry id.
     pub entry_id: String,
@@ -57,6 +57,10 @@ pub struct Delivery {
     pub attempt: u32,
     /// The payload (JSON text).
     pub payload: String,
+    /// The Schedule that fired this run (`schedule` field), for scheduled jobs.
+    pub schedule: Option<String>,
+    /// The run's scheduled time, unix ms (`scheduled_for` field), for scheduled jobs.
+    pub scheduled_for_ms: Option<i64>,
 }
 
 impl Delivery {
@@ -68,6 +72,8 @@ impl Delivery {
             job_id: get("id").cloned().unwrap_or_else(|| entry_id.clone()),
             attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(1),
             payload: get("payload").cloned().unwrap_or_else(|| "{}".into()),
+            schedule: get("schedule").cloned(),
+            scheduled_for_ms: get("scheduled_for").and_then(|t| t.parse().ok()),
             entry_id,
         }
     }
@@ -261,5 +267,49 @@ fn settled((state, attempt): (String, i64)) -> Settled {
     Settled {
         state,
         attempt: u32::try_from(attempt).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_delivery_reads_the_job_fields_and_the_protocol_defaults() {
+        let scheduled = Delivery::from_entry(
+            "1-0".into(),
+            &pairs(&[
+                ("id", "sched-nightly-1700000000000"),
+                ("payload", r#"{"n":1}"#),
+                ("attempt", "2"),
+                ("schedule", "nightly"),
+                ("scheduled_for", "1700000000000"),
+            ]),
+        );
+        assert_eq!(scheduled.job_id, "sched-nightly-1700000000000");
+        assert_eq!(
+            (scheduled.attempt, scheduled.payload.as_str()),
+            (2, r#"{"n":1}"#)
+        );
+        assert_eq!(scheduled.schedule.as_deref(), Some("nightly"));
+        assert_eq!(scheduled.scheduled_for_ms, Some(1_700_000_000_000));
+        let bare = Delivery::from_entry("2-0".into(), &[]);
+        assert_eq!(
+            bare,
+            Delivery {
+                entry_id: "2-0".into(),
+                job_id: "2-0".into(),
+                attempt: 1,
+                payload: "{}".into(),
+                schedule: None,
+                scheduled_for_ms: None,
+            }
+        );
     }
 }
