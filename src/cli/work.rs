@@ -23,8 +23,6 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 
 use super::target::TargetArgs;
 use crate::api::Duration;
@@ -124,17 +122,8 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
         block: StdDuration::from_secs(1),
     };
     tracing::info!(stream = %cfg.ops.keys.stream, group = %cfg.ops.group, consumer = %cfg.ops.consumer, "worker started");
-    let (stop_tx, stop) = watch::channel(false);
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("stopping: no new jobs; waiting for the running ones");
-        stop_tx.send_replace(true);
-    });
+    let stop = jobqueue_client::worker::stop_on_signals()
+        .context("installing the SIGTERM and SIGINT handlers")?;
     let command = std::sync::Arc::new(args.command);
     let report = run_worker(reader, conn, cfg, stop, move |ctx| {
         let command = command.clone();
@@ -150,13 +139,7 @@ pub async fn run(args: WorkArgs) -> anyhow::Result<()> {
 }
 
 fn default_consumer() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "local".into());
-    format!("work-{host}-{}", std::process::id())
+    format!("work-{}", jobqueue_client::worker::default_consumer())
 }
 
 /// Runs `command` for one job and turns how it ended into the job's outcome.

@@ -207,23 +207,24 @@ impl Settings {
     }
 }
 
+/// `Settings` parsed from `run` arguments, for the unit tests of the modules that read them.
 #[cfg(test)]
-mod tests {
+pub(crate) fn parse(args: &[&str]) -> Settings {
     use clap::Parser;
-
-    use super::*;
 
     #[derive(Parser)]
     struct Run {
         #[command(flatten)]
         settings: Settings,
     }
+    Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+        .unwrap()
+        .settings
+}
 
-    fn parse(args: &[&str]) -> Settings {
-        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
-            .unwrap()
-            .settings
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn local_mode_serves_http_on_loopback_unless_told_otherwise() {

@@ -19,7 +19,7 @@ pub mod keys;
 pub mod lua;
 pub mod producer;
 mod queue;
-mod worker;
+pub mod worker;
 
 pub use error::{QueueError, Result};
 pub use jobs::{JobContext, Outcome};

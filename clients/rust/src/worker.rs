@@ -88,25 +88,10 @@ impl Worker {
         H: Fn(JobContext) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = Outcome> + Send + 'static,
     {
-        let (stop_tx, stop) = watch::channel(false);
-        let installed = |kind| {
-            signal(kind).map_err(|e| QueueError::InvalidArgument {
-                argument: "signal handler",
-                reason: e.to_string(),
-            })
-        };
-        let (mut term, mut int) = (
-            installed(SignalKind::terminate())?,
-            installed(SignalKind::interrupt())?,
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!("stopping: no new jobs; waiting for the running ones");
-            stop_tx.send_replace(true);
-        });
+        let stop = stop_on_signals().map_err(|e| QueueError::InvalidArgument {
+            argument: "signal handler",
+            reason: e.to_string(),
+        })?;
         self.run_until(stop, handler).await
     }
 
@@ -143,6 +128,23 @@ impl Worker {
         };
         run_worker(reader, conn, cfg, stop, handler).await
     }
+}
+
+/// A stop flag that turns true on the first SIGTERM or SIGINT: what a worker waits for to take
+/// no new job and finish the ones in hand.
+pub fn stop_on_signals() -> std::io::Result<watch::Receiver<bool>> {
+    let (stop_tx, stop) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping: no new jobs; waiting for the running ones");
+        stop_tx.send_replace(true);
+    });
+    Ok(stop)
 }
 
 /// `<host>-<pid>`: unique per worker process.

@@ -107,22 +107,8 @@ pub async fn start(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::operator::settings::Settings;
-
-    #[derive(Parser)]
-    struct Run {
-        #[command(flatten)]
-        settings: Settings,
-    }
-
-    fn parse(args: &[&str]) -> Settings {
-        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
-            .unwrap()
-            .settings
-    }
+    use crate::operator::settings::parse;
 
     #[tokio::test]
     async fn actions_without_a_token_refuse_to_start_in_a_cluster_and_get_one_locally() {
