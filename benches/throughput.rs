@@ -1,5 +1,5 @@
 //! Figure 5: end-to-end job throughput (enqueue → worker → ack) on one private redis-server:
-//! - the example Rust worker (`examples/worker.rs`, release build) at 1, 2 and 4 processes,
+//! - the example Rust worker (`examples/raw_worker.rs`, release build) at 1, 2 and 4 processes,
 //!   trivial job (`{"sleep": 0}`): workers are started and idle on the group first, then
 //!   the jobs are enqueued in one pipelined batch; the time runs from the first XADD until
 //!   the group has nothing left (lag 0, pending 0: every job read and acknowledged);
@@ -70,10 +70,10 @@ fn target_dir() -> PathBuf {
 }
 
 async fn run() {
-    let worker = target_dir().join("examples").join("worker");
+    let worker = target_dir().join("examples").join("raw_worker");
     assert!(
         worker.exists(),
-        "{} is missing: run `cargo build --release --example worker` (scripts/bench does)",
+        "{} is missing: run `cargo build --release --example raw_worker` (scripts/bench does)",
         worker.display()
     );
     println!("## Figure 5: end-to-end throughput (enqueue → worker → ack)\n");
@@ -94,7 +94,11 @@ async fn run() {
     let mut rust = Vec::new();
     let minimal = std::env::current_exe().expect("current exe");
     for (label, program, is_example) in [
-        ("Rust example worker (`examples/worker.rs`)", &worker, true),
+        (
+            "Rust raw-protocol example worker (`examples/raw_worker.rs`)",
+            &worker,
+            true,
+        ),
         (
             "minimal Rust worker: same commands, no sleep or log line",
             &minimal,
