@@ -29,3 +29,4 @@ mod runs;
 mod scaling;
 mod schedules;
 mod secrets;
+mod status_writes;

@@ -4,10 +4,11 @@
 //! reachability, schedule state) both change status. Each object's status is kept here as one
 //! model and written whole by server-side apply under the field manager `jobqueue-operator`, so
 //! the two writers never remove each other's fields. Writes are coalesced: many updates of one
-//! object between two writes cost one request.
+//! object between two writes cost one request; a failed write is retried with backoff.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
@@ -134,48 +135,87 @@ impl StatusWriter {
     }
 }
 
+/// Pause before writing again a status whose write failed: 1 s, doubling to 30 s. A failed
+/// write is retried until it lands (or the object is gone): a quiet queue may change nothing
+/// else for a long time, and its stored status must not stay stale.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
 async fn write_loop(
     client: Client,
     writer: Arc<StatusWriter>,
     mut rx: mpsc::UnboundedReceiver<Target>,
 ) {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut failures: HashMap<Target, u32> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut batch = HashSet::from([first]);
         while let Ok(more) = rx.try_recv() {
             batch.insert(more);
         }
         for target in batch {
-            let result = match &target {
-                Target::JobQueue(id) => {
-                    let Some((_, status)) = writer.models().jobqueues.get(id).cloned() else {
-                        continue;
-                    };
-                    let api: Api<JobQueue> = Api::namespaced(client.clone(), &id.namespace);
-                    let patch = serde_json::json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue", "status": status});
-                    api.patch_status(&id.name, &params, &Patch::Apply(&patch))
-                        .await
-                        .map(|_| ())
+            match write(&client, &writer, &target).await {
+                Ok(()) => {
+                    failures.remove(&target);
                 }
-                Target::Schedule(id) => {
-                    let Some((_, status)) = writer.models().schedules.get(id).cloned() else {
-                        continue;
-                    };
-                    let api: Api<Schedule> = Api::namespaced(client.clone(), &id.namespace);
-                    let patch = serde_json::json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "Schedule", "status": status});
-                    api.patch_status(&id.name, &params, &Patch::Apply(&patch))
-                        .await
-                        .map(|_| ())
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    failures.remove(&target);
+                    match &target {
+                        Target::JobQueue(id) => writer.forget_jobqueue(id),
+                        Target::Schedule(id) => writer.forget_schedule(id),
+                    }
                 }
-            };
-            match result {
-                Ok(()) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => match &target {
-                    Target::JobQueue(id) => writer.forget_jobqueue(id),
-                    Target::Schedule(id) => writer.forget_schedule(id),
-                },
-                Err(e) => tracing::warn!(?target, error = %e, "status write failed"),
+                Err(e) => {
+                    let n = failures.entry(target.clone()).or_insert(0);
+                    *n += 1;
+                    let delay = retry_delay(*n);
+                    tracing::warn!(?target, error = %e, retry_in = ?delay, "status write failed");
+                    let tx = writer.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(target);
+                    });
+                }
             }
         }
+    }
+}
+
+/// Writes the current model of `target` (nothing when it is no longer tracked).
+async fn write(client: &Client, writer: &StatusWriter, target: &Target) -> kube::Result<()> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match target {
+        Target::JobQueue(id) => {
+            let Some((_, status)) = writer.models().jobqueues.get(id).cloned() else {
+                return Ok(());
+            };
+            let api: Api<JobQueue> = Api::namespaced(client.clone(), &id.namespace);
+            let patch = serde_json::json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue", "status": status});
+            api.patch_status(&id.name, &params, &Patch::Apply(&patch))
+                .await
+                .map(|_| ())
+        }
+        Target::Schedule(id) => {
+            let Some((_, status)) = writer.models().schedules.get(id).cloned() else {
+                return Ok(());
+            };
+            let api: Api<Schedule> = Api::namespaced(client.clone(), &id.namespace);
+            let patch = serde_json::json!({"apiVersion": "jobqueue.io/v1alpha1", "kind": "Schedule", "status": status});
+            api.patch_status(&id.name, &params, &Patch::Apply(&patch))
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_back_off_from_one_second_to_thirty() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(30));
     }
 }

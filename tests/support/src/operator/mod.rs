@@ -32,6 +32,7 @@ pub struct Cluster {
     pub client: kube::Client,
     test: String,
     accesses: Arc<Mutex<BTreeSet<Access>>>,
+    failing_status_writes: Arc<std::sync::atomic::AtomicUsize>,
     kubeconfig: PathBuf,
     pub dir: tempfile::TempDir,
     stop_proxy: Option<tokio::sync::oneshot::Sender<()>>,
@@ -47,13 +48,18 @@ impl Cluster {
         config.read_timeout = None; // watches stay open
         let upstream = kube::Client::try_from(config).expect("proxy client");
         let accesses = Arc::new(Mutex::new(BTreeSet::new()));
+        let failing_status_writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("proxy bind");
         let addr = listener.local_addr().expect("proxy addr");
         let app = axum::Router::new()
             .fallback(proxy::forward)
-            .with_state((upstream, accesses.clone()));
+            .with_state(proxy::ProxyState {
+                client: upstream,
+                seen: accesses.clone(),
+                failing_status_writes: failing_status_writes.clone(),
+            });
         let (stop_proxy, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -71,6 +77,7 @@ impl Cluster {
             client,
             test: test.to_string(),
             accesses,
+            failing_status_writes,
             kubeconfig,
             dir,
             stop_proxy: Some(stop_proxy),
@@ -102,6 +109,18 @@ impl Cluster {
             log,
             identity: identity.to_string(),
         }
+    }
+
+    /// Makes the operator's next `n` status writes fail with a 500 (through its proxy).
+    pub fn fail_status_writes(&self, n: usize) {
+        self.failing_status_writes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many injected status-write failures are still to come.
+    pub fn status_write_failures_left(&self) -> usize {
+        self.failing_status_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn jobqueues(&self) -> Api<DynamicObject> {

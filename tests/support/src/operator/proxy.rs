@@ -4,6 +4,7 @@
 //! each request.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -62,20 +63,42 @@ pub fn classify(method: &Method, path: &str, query: &str) -> Option<Access> {
     })
 }
 
-pub(super) type ProxyState = (kube::Client, Arc<Mutex<BTreeSet<Access>>>);
+/// What the proxy needs: the upstream client, the accesses seen, and how many status writes
+/// it still answers with a 500 (a fault the tests inject).
+#[derive(Clone)]
+pub(super) struct ProxyState {
+    pub client: kube::Client,
+    pub seen: Arc<Mutex<BTreeSet<Access>>>,
+    pub failing_status_writes: Arc<AtomicUsize>,
+}
 
-/// Forwards everything to the test API server, noting each resource access first.
-pub(super) async fn forward(
-    State((client, seen)): State<ProxyState>,
-    request: Request,
-) -> Response {
+/// Forwards everything to the test API server, noting each resource access first (and
+/// failing status writes while the test asks it to).
+pub(super) async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
+    let ProxyState {
+        client,
+        seen,
+        failing_status_writes,
+    } = state;
     let (parts, body) = request.into_parts();
     if let Some(access) = classify(
         &parts.method,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
     ) {
+        let status_write =
+            access.verb == "patch" && access.subresource.as_deref() == Some("status");
         seen.lock().expect("proxy log").insert(access);
+        if status_write
+            && failing_status_writes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            let status = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "message": "injected by the test proxy",
+                "reason": "InternalError", "code": 500});
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(status)).into_response();
+        }
     }
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return (StatusCode::BAD_REQUEST, "unreadable body").into_response();
