@@ -31,15 +31,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use futures::{StreamExt, stream};
-use jobqueue_operator::queue::jobs::{
-    Delivery, JobOps, Settled, Started, ensure_library, stats_key, store_settings,
-};
-use jobqueue_operator::queue::provision::provision;
-use jobqueue_operator::queue::{EnqueueOptions, QueueConfig, RedisConn, connect, enqueue};
+use common::queues::{self, IN_FLIGHT};
+use jobqueue_operator::queue::jobs::{Delivery, JobOps, Settled, Started, stats_key};
+use jobqueue_operator::queue::{QueueConfig, RedisConn, connect};
 use jobqueue_test_support::redis::RedisServer;
 use redis::streams::StreamReadReply;
-use serde_json::json;
 
 const JOBS: usize = 20_000;
 const RUNS: usize = 5;
@@ -58,8 +54,6 @@ type Loop = (usize, bool, u64);
 fn jobs_of((_, _, work): Loop) -> usize {
     if work > 0 { WORK_JOBS } else { JOBS }
 }
-/// Enqueue calls in flight at once (pipelined on the multiplexed connection).
-const IN_FLIGHT: usize = 64;
 const MEMORY_JOBS: usize = 10_000;
 /// Record keys whose MEMORY USAGE is read.
 const SAMPLE: usize = 200;
@@ -91,11 +85,7 @@ impl Mode {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime();
     runtime.block_on(run());
 }
 
@@ -115,7 +105,7 @@ async fn run() {
             for mode in MODES {
                 flush(&mut conn).await;
                 let stream = format!("jobqueue:{{bench/records-{round}-{mode:?}}}");
-                let cfg = setup(&mut conn, &stream, mode.tracking()).await;
+                let cfg = queues::provisioned(&mut conn, &stream, mode.tracking()).await;
                 let (fill, _) = fill(&conn, &cfg, jobs_of(lp)).await;
                 if lp.2 == 0 {
                     fills.entry(mode).or_default().push(fill);
@@ -191,39 +181,10 @@ async fn flush(conn: &mut RedisConn) {
         .expect("FLUSHALL");
 }
 
-/// A provisioned queue on `stream` with its settings stored and the library loaded.
-async fn setup(conn: &mut RedisConn, stream: &str, tracking: bool) -> QueueConfig {
-    let mut cfg = QueueConfig::new(stream);
-    cfg.jobs.tracking = tracking;
-    provision(conn, &cfg, false).await.expect("provision");
-    store_settings(conn, &cfg, &cfg.jobs)
-        .await
-        .expect("store settings");
-    ensure_library(conn)
-        .await
-        .expect("load the jobqueue library");
-    cfg
-}
-
 /// Enqueues `n` jobs, `IN_FLIGHT` at a time; returns (jobs/s, job ids).
 async fn fill(conn: &RedisConn, cfg: &QueueConfig, n: usize) -> (f64, Vec<String>) {
-    let keys = &cfg.keys;
-    let options = EnqueueOptions::default();
-    let options = &options;
     let t0 = Instant::now();
-    let ids: Vec<String> = stream::iter(0..n)
-        .map(|i| {
-            let mut conn = conn.clone();
-            async move {
-                enqueue(&mut conn, keys, &json!({ "n": i }), options)
-                    .await
-                    .expect("enqueue")
-                    .job_id
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
+    let ids = queues::enqueue_many(conn, &cfg.keys, n).await;
     (n as f64 / t0.elapsed().as_secs_f64(), ids)
 }
 
@@ -435,10 +396,10 @@ async fn xlen(conn: &mut RedisConn, key: &str) -> i64 {
 
 /// Bytes per retained record of a succeeded job with a ~100-byte result.
 async fn memory(conn: &mut RedisConn, worker: &mut RedisConn) {
-    let cfg = setup(conn, "jobqueue:{bench/memory}", true).await;
+    let cfg = queues::provisioned(conn, "jobqueue:{bench/memory}", true).await;
     // One job end to end first, so that what is allocated once (functions, scripts, the
     // group's consumer) is in the baseline.
-    let warm = setup(conn, "jobqueue:{bench/warm-up}", true).await;
+    let warm = queues::provisioned(conn, "jobqueue:{bench/warm-up}", true).await;
     fill(conn, &warm, 1).await;
     drain(
         worker,

@@ -68,11 +68,7 @@ struct Samples {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime();
     println!("## Figure 1: metrics collection cost per tick\n");
     println!("Machine: {}", common::machine());
     println!("Load average at start: {:.2}\n", common::load());

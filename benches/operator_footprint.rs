@@ -26,11 +26,7 @@ const RUNS: usize = 3;
 const STEADY: Duration = Duration::from_secs(20);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime();
     runtime.block_on(run());
 }
 

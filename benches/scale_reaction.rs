@@ -33,11 +33,7 @@ const EXPECTED_REPLICAS: i32 = 5;
 const LIMIT: Duration = Duration::from_secs(15);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime();
     runtime.block_on(run());
 }
 

@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo bench --bench schedule_lateness` (prints a Markdown table for BENCHMARKS.md).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
@@ -23,11 +25,7 @@ const WARM_UP_ROUNDS: usize = 1;
 const MEASURED_ROUNDS: usize = 5;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     println!("| scenario | schedules due in one second | runs measured | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|");
     for loops in [1, 3] {

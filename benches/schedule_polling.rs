@@ -32,11 +32,7 @@ const ROUNDS: usize = 10;
 const POLL: Duration = Duration::from_secs(1);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime();
     runtime.block_on(async {
         println!("## Figure 3: schedule firing lateness, precise wake-up vs 1 s polling\n");
         println!("Machine: {}", common::machine());

@@ -51,11 +51,7 @@ fn main() {
     if std::env::var_os(clients::RUST_CLIENT_WORKER).is_some() {
         return clients::rust_worker();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime();
     runtime.block_on(run());
 }
 

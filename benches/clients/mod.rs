@@ -12,23 +12,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
 use jobqueue_client::{Outcome, Worker};
-use jobqueue_operator::queue::jobs::{ensure_library, store_settings};
+use jobqueue_operator::queue::RedisConn;
 use jobqueue_operator::queue::keys::QueueKeys;
-use jobqueue_operator::queue::provision::provision;
-use jobqueue_operator::queue::{EnqueueOptions, QueueConfig, RedisConn, enqueue};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
+use crate::common::queues;
 use crate::{JOBS, LIMIT, RUNS, group_state, redis_benchmark, wait_blocked};
 
 /// Set in the environment of a child that should run the Rust client's worker.
 pub const RUST_CLIENT_WORKER: &str = "JOBQUEUE_BENCH_CLIENT_WORKER";
 /// What every client's handler returns.
 const RESULT: &str = r#"{"ok":true}"#;
-/// Enqueue calls in flight at once (pipelined on the multiplexed connection).
-const IN_FLIGHT: usize = 64;
 /// Commands per redis-benchmark run (and per loop run) of the command rates.
 pub const COMMAND_JOBS: usize = 10_000;
 const GROUP: &str = "workers";
@@ -129,40 +125,6 @@ pub fn rust_worker() {
     report.expect("the Rust client's worker");
 }
 
-/// A queue on `stream` provisioned as the operator does: stream and group, stored settings
-/// (job records on), the function library.
-async fn setup(conn: &mut RedisConn, stream: &str) -> QueueConfig {
-    let mut cfg = QueueConfig::new(stream);
-    cfg.jobs.tracking = true;
-    provision(conn, &cfg, false).await.expect("provision");
-    store_settings(conn, &cfg, &cfg.jobs)
-        .await
-        .expect("store settings");
-    ensure_library(conn)
-        .await
-        .expect("load the jobqueue library");
-    cfg
-}
-
-/// Enqueues `n` jobs through the library's enqueue, `IN_FLIGHT` at a time; their ids.
-async fn fill(conn: &RedisConn, keys: &QueueKeys, n: usize) -> Vec<String> {
-    let options = EnqueueOptions::default();
-    let options = &options;
-    stream::iter(0..n)
-        .map(|i| {
-            let mut conn = conn.clone();
-            async move {
-                enqueue(&mut conn, keys, &json!({ "n": i }), options)
-                    .await
-                    .expect("enqueue")
-                    .job_id
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await
-}
-
 /// Jobs/s of each run of one worker process of `client`, or why it was not measured.
 pub async fn client_rates(
     client: Client,
@@ -173,7 +135,7 @@ pub async fn client_rates(
     let mut rates = Vec::new();
     for run in 0..RUNS {
         let stream = format!("jobqueue:{{bench/client-{}-{run}}}", client.slug());
-        let cfg = setup(conn, &stream).await;
+        let cfg = queues::provisioned(conn, &stream, true).await;
         let mut worker = client
             .command()?
             .env("REDIS_URL", url)
@@ -188,7 +150,7 @@ pub async fn client_rates(
         wait_blocked(mux, 1).await;
 
         let t0 = Instant::now();
-        let ids = fill(conn, &cfg.keys, JOBS).await;
+        let ids = queues::enqueue_many(conn, &cfg.keys, JOBS).await;
         loop {
             let (lag, pending, read) = group_state(mux, &stream).await;
             if lag == 0 && pending == 0 {
@@ -257,8 +219,8 @@ pub async fn command_rates(
     run: usize,
 ) -> CommandRates {
     let stream = format!("jobqueue:{{bench/commands-{run}}}");
-    let cfg = setup(conn, &stream).await;
-    let _ = fill(conn, &cfg.keys, 2 * COMMAND_JOBS + 1_000).await;
+    let cfg = queues::provisioned(conn, &stream, true).await;
+    let _ = queues::enqueue_many(conn, &cfg.keys, 2 * COMMAND_JOBS + 1_000).await;
     let settings = cfg.keys.settings();
     let n = COMMAND_JOBS.to_string();
     let take = [

@@ -6,8 +6,19 @@
 #![allow(dead_code)] // each benchmark uses a different subset
 
 pub mod cluster;
+pub mod queues;
 
 use std::time::Duration;
+
+/// The runtime every benchmark runs on: two worker threads, as on the 2-core machines the
+/// figures are measured on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
 
 /// Median, spread and tail of a set of samples.
 #[derive(Debug, Clone, Copy)]

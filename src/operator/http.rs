@@ -46,14 +46,27 @@ pub async fn serve(
     SocketAddr,
     impl std::future::Future<Output = std::io::Result<()>>,
 )> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let state = Arc::new(AppState { registry, health });
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state);
+    bind_and_serve(addr, app, shutdown).await
+}
+
+/// Binds `addr` (port 0 picks a free one) for `app`; returns the bound address and the server
+/// future, which ends after `shutdown`.
+pub async fn bind_and_serve(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let server = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

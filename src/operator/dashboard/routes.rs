@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tokio::net::TcpListener;
 
 use crate::operator::runtime::{ObjectId, Runtime};
 use crate::queue::dead_letter;
@@ -59,15 +58,8 @@ pub async fn serve(
     SocketAddr,
     impl std::future::Future<Output = std::io::Result<()>>,
 )> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let app = router(Arc::new(AppState { runtime, options }));
-    let server = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    };
-    Ok((bound, server))
+    crate::operator::http::bind_and_serve(addr, app, shutdown).await
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -296,9 +288,11 @@ fn refusal(s: &AppState, headers: &HeaderMap) -> Option<Response> {
     Some(r)
 }
 
-/// The served queue `namespace/name` and a connection to its Redis.
+/// For an action request that is allowed (see [`refusal`]): the served queue
+/// `namespace/name` and a connection to its Redis.
 async fn target(
     s: &AppState,
+    headers: &HeaderMap,
     namespace: String,
     name: String,
 ) -> Result<
@@ -308,6 +302,9 @@ async fn target(
     ),
     Box<Response>,
 > {
+    if let Some(r) = refusal(s, headers) {
+        return Err(Box::new(r));
+    }
     let Some(runtime) = s.runtime() else {
         let (status, page) = standby();
         return Err(Box::new(said(status, page.notice.unwrap_or_default())));
@@ -338,10 +335,7 @@ async fn replay_dead_letters(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<EntryQuery>,
 ) -> Response {
-    if let Some(r) = refusal(&s, &headers) {
-        return r;
-    }
-    let (entry, mut conn) = match target(&s, ns, name).await {
+    let (entry, mut conn) = match target(&s, &headers, ns, name).await {
         Ok(t) => t,
         Err(r) => return *r,
     };
@@ -367,10 +361,7 @@ async fn purge_dead_letters(
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = refusal(&s, &headers) {
-        return r;
-    }
-    let (entry, mut conn) = match target(&s, ns, name).await {
+    let (entry, mut conn) = match target(&s, &headers, ns, name).await {
         Ok(t) => t,
         Err(r) => return *r,
     };
@@ -391,10 +382,7 @@ async fn cancel(
     headers: HeaderMap,
     Path((ns, name, id)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(r) = refusal(&s, &headers) {
-        return r;
-    }
-    let (entry, mut conn) = match target(&s, ns, name).await {
+    let (entry, mut conn) = match target(&s, &headers, ns, name).await {
         Ok(t) => t,
         Err(r) => return *r,
     };
@@ -420,10 +408,7 @@ async fn retry(
     headers: HeaderMap,
     Path((ns, name, id)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(r) = refusal(&s, &headers) {
-        return r;
-    }
-    let (entry, mut conn) = match target(&s, ns, name).await {
+    let (entry, mut conn) = match target(&s, &headers, ns, name).await {
         Ok(t) => t,
         Err(r) => return *r,
     };
