@@ -28,8 +28,16 @@ use crate::queue::keys::{QueueKeys, default_stream};
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("!has(self.scaling) || has(self.workers)").message("spec.scaling needs spec.workers: there is nothing to scale").field_path(".scaling"))]
+#[x_kube(validation = Rule::new("!has(self.source) || (!has(self.stream) && !has(self.retention) && !has(self.deadLetter))").message("spec.source adopts another system's queue, which the operator never writes: stream, retention and deadLetter do not apply").field_path(".source"))]
+#[x_kube(validation = Rule::new("!has(self.source) || !has(self.deletionPolicy) || self.deletionPolicy == 'Retain'").message("spec.source adopts another system's queue, whose keys the operator never deletes: deletionPolicy must be Retain").field_path(".deletionPolicy"))]
 #[serde(rename_all = "camelCase")]
 pub struct JobQueueSpec {
+    /// An existing queue of another system (RQ, Celery, Sidekiq, BullMQ) to scale the workers
+    /// of. The operator only reads that system's own keys: it provisions nothing, writes
+    /// nothing and fires no Schedule into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+
     /// How to reach Redis. When absent, the operator's default Redis (`--redis` / REDIS_URL) is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisSpec>,
@@ -77,6 +85,38 @@ pub struct JobQueueSpec {
     /// What happens to the Redis data when the JobQueue is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// Another system's queue on Redis, adopted for scaling only.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.prefix) || self.system == 'BullMQ'").message("prefix applies to BullMQ only").field_path(".prefix"))]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSpec {
+    /// The system that runs the queue.
+    pub system: SourceSystem,
+    /// The system's own name of the queue (RQ `Queue("...")`, a Celery queue, a Sidekiq
+    /// queue, a BullMQ `Queue` name).
+    #[schemars(length(min = 1, max = 256))]
+    pub queue: String,
+    /// BullMQ's key prefix (its `prefix` option). Default `bull`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub prefix: Option<String>,
+}
+
+/// A queue system the operator can read.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceSystem {
+    /// RQ (Python): `rq:queue:<q>`, its started and scheduled registries, its workers.
+    #[serde(rename = "RQ")]
+    Rq,
+    /// Celery with the Redis broker: the queue's lists and kombu's `unacked` hash.
+    Celery,
+    /// Sidekiq: `queue:<q>`, the process set and each process's work.
+    Sidekiq,
+    /// BullMQ: `<prefix>:<q>:wait`, `prioritized`, `delayed`, `active`, `failed`.
+    #[serde(rename = "BullMQ")]
+    BullMq,
 }
 
 fn default_group() -> String {

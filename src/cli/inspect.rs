@@ -38,6 +38,11 @@ pub struct InspectArgs {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Report {
+    /// An adopted queue (`spec.source`): the system and its queue name. Then `lag` is what is
+    /// queued, `pending` what is in flight, consumers are its workers (pending = jobs running),
+    /// `deadLetterLength` its failed jobs where the system keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     stream: String,
     consumer_group: String,
     length: u64,
@@ -100,7 +105,8 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
             })
         }
     };
-    let report = report(cfg.stream(), &cfg.group, m);
+    let mut report = report(cfg.stream(), &cfg.group, m);
+    report.source = cfg.source.as_ref().map(|a| a.describe());
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Table => print!("{}", table(&report)),
@@ -110,6 +116,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
 
 fn report(stream: &str, group: &str, m: QueueMetrics) -> Report {
     Report {
+        source: None,
         stream: stream.to_string(),
         consumer_group: group.to_string(),
         length: m.length,
@@ -147,6 +154,9 @@ fn report(stream: &str, group: &str, m: QueueMetrics) -> Report {
 }
 
 fn table(r: &Report) -> String {
+    if let Some(source) = &r.source {
+        return adopted_table(source, r);
+    }
     let lag = match r.lag_source {
         "reported" => r.lag.to_string(),
         "estimated" => format!("{} (estimated)", r.lag),
@@ -191,6 +201,29 @@ fn table(r: &Report) -> String {
                 "{:<width$}  {:>7}  {}\n",
                 c.name, c.pending, c.idle
             ));
+        }
+    }
+    out
+}
+
+/// An adopted queue in the words of its own system.
+fn adopted_table(source: &str, r: &Report) -> String {
+    let mut out = format!(
+        "SOURCE          {source} (read only)\nQUEUED          {}\nIN FLIGHT       {}\n\
+         DELAYED         {}\nFAILED          {}\n",
+        r.lag, r.pending, r.delayed, r.dead_letter_length
+    );
+    if !r.consumers.is_empty() {
+        let width = r
+            .consumers
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        out.push_str(&format!("\n{:<width$}  {:>4}\n", "WORKER", "BUSY"));
+        for c in &r.consumers {
+            out.push_str(&format!("{:<width$}  {:>4}\n", c.name, c.pending));
         }
     }
     out

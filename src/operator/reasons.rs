@@ -20,6 +20,9 @@ pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
 pub const QUEUE_NOT_FOUND: &str = "QueueNotFound";
 /// `Ready=False` (Schedule): the JobQueue exists but is not served yet.
 pub const QUEUE_NOT_READY: &str = "QueueNotReady";
+/// `Ready=False` (Schedule): `spec.queueRef` names a JobQueue with `spec.source`, another
+/// system's queue, which the operator never writes.
+pub const QUEUE_ADOPTED: &str = "QueueAdopted";
 /// `Ready=False` (Schedule): writing the schedule into its queue's Redis failed.
 pub const REDIS_ERROR: &str = "RedisError";
 /// `Ready=False` (Schedule being deleted): its armed run waits for its queue to be served.
@@ -27,6 +30,8 @@ pub const REMOVAL_PENDING: &str = "RemovalPending";
 
 /// `Ready=True` (JobQueue), and the Event of the first provisioning.
 pub const PROVISIONED: &str = "Provisioned";
+/// `Ready=True` (JobQueue with `spec.source`), and the Event when it is first read.
+pub const ADOPTED: &str = "Adopted";
 /// `Ready=True` (Schedule): armed in its queue.
 pub const SCHEDULED: &str = "Scheduled";
 /// `RedisReachable=True`.
@@ -61,6 +66,7 @@ pub const READY_FALSE_REASONS: &[&str] = &[
     OBJECT_NOT_OWNED,
     QUEUE_NOT_FOUND,
     QUEUE_NOT_READY,
+    QUEUE_ADOPTED,
     REDIS_ERROR,
     REMOVAL_PENDING,
 ];

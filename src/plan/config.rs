@@ -1,6 +1,7 @@
 //! A JobQueue's spec as the engine's [`QueueConfig`].
 
 use crate::api::{self, FieldError, FieldErrorKind};
+use crate::queue::adopted::{Adopted, System};
 use crate::queue::config::{Backoff, QueueConfig, Retention, StartFrom};
 use crate::queue::error::QueueError;
 use crate::queue::jobs::JobSettings;
@@ -15,6 +16,9 @@ fn non_negative(field: &'static str, v: i64) -> Result<u64, QueueError> {
 /// The engine's config of a JobQueue, checked with [`QueueConfig::validate`].
 pub fn queue_config(jq: &api::JobQueue) -> Result<QueueConfig, QueueError> {
     let spec = &jq.spec;
+    if let Some(source) = &spec.source {
+        return Ok(QueueConfig::adopted(adopted(source)));
+    }
     let mut cfg = QueueConfig::new(jq.stream_key());
     cfg.group = spec.consumer_group.clone();
     cfg.start_from = match spec.start_from {
@@ -54,6 +58,21 @@ pub fn queue_config(jq: &api::JobQueue) -> Result<QueueConfig, QueueError> {
     cfg.jobs = job_settings(&spec.jobs)?;
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// `spec.source` as the engine's [`Adopted`].
+fn adopted(source: &api::SourceSpec) -> Adopted {
+    let system = match source.system {
+        api::SourceSystem::Rq => System::Rq,
+        api::SourceSystem::Celery => System::Celery,
+        api::SourceSystem::Sidekiq => System::Sidekiq,
+        api::SourceSystem::BullMq => System::BullMq,
+    };
+    let mut a = Adopted::new(system, &source.queue);
+    if let Some(prefix) = &source.prefix {
+        a.prefix = prefix.clone();
+    }
+    a
 }
 
 /// `spec.jobs` as the engine's [`JobSettings`] (records of running jobs keep the default bound).

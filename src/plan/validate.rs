@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::{FieldError, FieldErrorKind, JobQueue, Schedule};
+use crate::api::{DeletionPolicy, FieldError, FieldErrorKind, JobQueue, Schedule, SourceSystem};
 use crate::queue::keys::hash_tag;
 
 /// Checks a Redis connection URL with the same parser the queue engine connects with.
@@ -98,6 +98,7 @@ pub fn jobqueue(jq: &JobQueue) -> Result<(), Vec<FieldError>> {
         ));
     }
     errors.extend(bounds(jq));
+    errors.extend(source(jq));
     if let Some(template) = spec.workers.as_ref().and_then(|w| w.template.as_ref()) {
         errors.extend(pod_template(template));
     }
@@ -147,6 +148,56 @@ fn bounds(jq: &JobQueue) -> Vec<FieldError> {
             "spec.retention.maxAge",
             &age.to_string(),
             "must be at most 87600h (10 years)",
+        ));
+    }
+    errors
+}
+
+/// An adopted queue: what the schema's rules say, for manifests read without them (local
+/// mode, an API server with older CRDs). The operator never writes another system's keys.
+fn source(jq: &JobQueue) -> Vec<FieldError> {
+    let spec = &jq.spec;
+    let Some(source) = &spec.source else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    let not_with_source = |field: &str| {
+        FieldError::new(
+            format!("spec.{field}"),
+            FieldErrorKind::Forbidden,
+            None,
+            "does not apply with spec.source: the operator never writes another system's queue",
+        )
+    };
+    if spec.stream.is_some() {
+        errors.push(not_with_source("stream"));
+    }
+    if spec.retention.is_some() {
+        errors.push(not_with_source("retention"));
+    }
+    if spec.dead_letter.is_some() {
+        errors.push(not_with_source("deadLetter"));
+    }
+    if spec.deletion_policy != DeletionPolicy::Retain {
+        errors.push(FieldError::invalid(
+            "spec.deletionPolicy",
+            "Delete",
+            "must be Retain with spec.source: the operator never deletes another system's keys",
+        ));
+    }
+    if source.prefix.is_some() && source.system != SourceSystem::BullMq {
+        errors.push(FieldError::new(
+            "spec.source.prefix",
+            FieldErrorKind::Forbidden,
+            None,
+            "applies to BullMQ only",
+        ));
+    }
+    if source.queue.is_empty() || source.queue.contains(char::is_whitespace) {
+        errors.push(FieldError::invalid(
+            "spec.source.queue",
+            &source.queue,
+            "must be the system's queue name: not empty, no white space",
         ));
     }
     errors

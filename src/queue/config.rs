@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::adopted::Adopted;
 use super::error::{QueueError, Result};
 use super::jobs::JobSettings;
 use super::keys::QueueKeys;
@@ -90,6 +91,8 @@ pub struct QueueConfig {
     pub dead_letter_max_length: Option<u64>,
     /// Job records: tracking, retention, result size (stored in the settings hash).
     pub jobs: JobSettings,
+    /// Another system's queue, only read (`None`: a native queue the operator provisions).
+    pub source: Option<Adopted>,
 }
 
 /// The default consumer group name.
@@ -112,7 +115,21 @@ impl QueueConfig {
             dead_letter,
             dead_letter_max_length: None,
             jobs: JobSettings::default(),
+            source: None,
         }
+    }
+
+    /// Another system's queue: read to scale its workers, never provisioned or written.
+    pub fn adopted(source: Adopted) -> Self {
+        QueueConfig {
+            source: Some(source.clone()),
+            ..QueueConfig::new(source.slot_key())
+        }
+    }
+
+    /// Whether the queue belongs to another system (nothing of it may be written).
+    pub fn is_adopted(&self) -> bool {
+        self.source.is_some()
     }
 
     /// The stream key.

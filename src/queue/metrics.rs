@@ -17,6 +17,7 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 use redis::cluster_routing::SingleNodeRoutingInfo;
 
+use super::adopted::{self, Adopted};
 use super::config::QueueConfig;
 use super::conn::RedisConn;
 use super::error::{QueueError, Result};
@@ -142,7 +143,13 @@ pub async fn snapshot(
     Ok(values
         .into_iter()
         .zip(queues)
-        .map(|(v, q)| parse(v).map_err(|e| map_error("reading metrics", q.stream(), &q.group, e)))
+        .map(|(v, q)| match &q.source {
+            Some(_) => v
+                .and_then(adopted::parse)
+                .map(QueueState::Ready)
+                .map_err(QueueError::during("reading an adopted queue")),
+            None => parse(v).map_err(|e| map_error("reading metrics", q.stream(), &q.group, e)),
+        })
         .collect())
 }
 
@@ -153,16 +160,36 @@ fn pipeline_for(
 ) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     for &i in idx {
-        let q = &queues[i];
-        let mut inv = METRICS.key(q.stream());
-        inv.key(q.keys.delayed())
-            .key(&q.dead_letter)
-            .key(stats_key(&q.keys))
-            .arg(&q.group)
-            .arg(options.lag_estimate_bound.max(1));
-        pipe.invoke_script(&inv);
+        pipe.invoke_script(&reading(&queues[i], options));
     }
     pipe
+}
+
+/// One queue's reading: the metrics script, or an adopted queue's own.
+fn reading(q: &QueueConfig, options: SnapshotOptions) -> redis::ScriptInvocation<'static> {
+    if let Some(adopted) = &q.source {
+        return adopted.invocation();
+    }
+    let mut inv = METRICS.prepare_invoke();
+    inv.key(q.stream())
+        .key(q.keys.delayed())
+        .key(&q.dead_letter)
+        .key(stats_key(&q.keys))
+        .arg(&q.group)
+        .arg(options.lag_estimate_bound.max(1));
+    inv
+}
+
+/// Loads every reading script (after a NOSCRIPT: first use, a restart, SCRIPT FLUSH).
+async fn load_scripts<C: ConnectionLike>(conn: &mut C) -> Result<()> {
+    for script in std::iter::once(&*METRICS).chain(Adopted::all_scripts()) {
+        script
+            .prepare_invoke()
+            .load_async(conn)
+            .await
+            .map_err(QueueError::during("loading the metrics scripts"))?;
+    }
+    Ok(())
 }
 
 /// Runs the metrics script for `idx` in one pipeline; loads the script and retries once when
@@ -179,11 +206,7 @@ async fn run_pipeline<C: ConnectionLike>(
         .iter()
         .any(|v| matches!(v, Value::ServerError(e) if e.code() == "NOSCRIPT"))
     {
-        METRICS
-            .prepare_invoke()
-            .load_async(conn)
-            .await
-            .map_err(QueueError::during("loading the metrics script"))?;
+        load_scripts(conn).await?;
         values = send(conn, &pipe).await?;
     }
     Ok(values
@@ -239,11 +262,7 @@ async fn cluster_snapshot(
         })
     };
     if results.iter().any(|(_, _, _, v)| noscript(v)) {
-        METRICS
-            .prepare_invoke()
-            .load_async(conn)
-            .await
-            .map_err(QueueError::during("loading the metrics script"))?;
+        load_scripts(conn).await?;
         let (again, done): (Vec<_>, Vec<_>) =
             results.into_iter().partition(|(_, _, _, v)| noscript(v));
         results = done;
@@ -256,14 +275,7 @@ async fn cluster_snapshot(
     let mut out = placed(results, queues.len());
     for (i, slot) in out.iter_mut().enumerate() {
         if slot.is_none() {
-            let q = &queues[i];
-            let mut inv = METRICS.key(q.stream());
-            inv.key(q.keys.delayed())
-                .key(&q.dead_letter)
-                .key(stats_key(&q.keys))
-                .arg(&q.group)
-                .arg(options.lag_estimate_bound.max(1));
-            *slot = Some(inv.invoke_async(conn).await);
+            *slot = Some(reading(&queues[i], options).invoke_async(conn).await);
         }
     }
     Ok(out.into_iter().map(|v| v.expect("filled above")).collect())

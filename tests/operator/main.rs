@@ -8,6 +8,8 @@
 //!   Lease going quiet;
 //! - [`redis_outage`]: Redis SIGKILLed and restarted from its snapshot; [`redis_targets`]: a
 //!   queue on a Redis Cluster and on TLS Redis;
+//! - [`adopted`]: another system's queue (RQ), read by a Redis user that may not write,
+//!   scaling the user's Deployment and sparing its busy pod;
 //! - [`invalid`] resources the schema cannot reject, and the README quickstart through
 //!   [`kubectl`].
 //!
@@ -15,6 +17,7 @@
 //! awaited by bounded polling; nothing sleeps in place of synchronisation. Every test leaves
 //! the operator's API accesses in `target/rbac-observed/<test>.json`.
 
+mod adopted;
 mod dashboard;
 mod deletion;
 mod endpoints;

@@ -170,6 +170,15 @@ async fn arm(
             set_ready(ctx, s, ready).await;
             Ok(Action::requeue(RESYNC))
         }
+        Err(e @ RuntimeError::QueueAdopted(_)) => {
+            set_ready(
+                ctx,
+                s,
+                Readiness::not(reasons::QUEUE_ADOPTED, e.to_string()),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
         Err(RuntimeError::QueueNotServed(_)) => {
             let message = format!("JobQueue {:?} is not ready yet", queue.name);
             set_ready(ctx, s, Readiness::not(reasons::QUEUE_NOT_READY, message)).await;

@@ -1,6 +1,7 @@
 //! The runtime's [`Workers`] in a cluster: the scale subresource of the worker Deployment (or of
 //! any `scaleTargetRef` with one), with `controller.kubernetes.io/pod-deletion-cost` set before a
-//! scale-in so the ReplicaSet removes idle workers first.
+//! scale-in so the ReplicaSet removes idle workers first (on a referenced workload, the pods its
+//! scale subresource's selector names).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -120,13 +121,30 @@ impl KubeWorkers {
         }
     }
 
+    /// The label selector of the workers' pods: the queue label on the operator's Deployment,
+    /// the scale subresource's `status.selector` on a referenced workload (`None` when the
+    /// workload does not publish one).
+    async fn pod_selector(&self) -> Result<Option<String>, kube::Error> {
+        match &self.target {
+            ScaleTarget::Managed(..) => Ok(Some(format!("{QUEUE_LABEL}={}", self.queue.name))),
+            ScaleTarget::Referenced(api, name) => Ok(api
+                .get_scale(name)
+                .await?
+                .status
+                .and_then(|s| s.selector)
+                .filter(|s| !s.is_empty())),
+        }
+    }
+
     /// Ranks the queue's pods for removal: busy ones (holding jobs, or reading recently) get a
     /// high deletion cost, idle ones a low one.
-    async fn rank_pods(&self, consumers: &[ConsumerInfo]) -> Result<(), kube::Error> {
+    async fn rank_pods(
+        &self,
+        selector: &str,
+        consumers: &[ConsumerInfo],
+    ) -> Result<(), kube::Error> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.queue.namespace);
-        let list = pods
-            .list(&ListParams::default().labels(&format!("{QUEUE_LABEL}={}", self.queue.name)))
-            .await?;
+        let list = pods.list(&ListParams::default().labels(selector)).await?;
         for pod in list {
             let name = pod.name_any();
             let cost = match consumers.iter().find(|c| c.name == name) {
@@ -161,10 +179,16 @@ impl Workers for KubeWorkers {
         consumers: &'a [ConsumerInfo],
     ) -> BoxFuture<'a, Result<(), WorkersError>> {
         Box::pin(async move {
-            if let ScaleTarget::Managed(..) = self.target
-                && self.get_replicas().await.map_err(err)? > replicas
-                && let Err(e) = self.rank_pods(consumers).await
-            {
+            let ranked = if self.get_replicas().await.map_err(err)? > replicas {
+                match self.pod_selector().await {
+                    Ok(Some(selector)) => self.rank_pods(&selector, consumers).await,
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(())
+            };
+            if let Err(e) = ranked {
                 // Scaling in anyway is better than not scaling: the jobs of a removed busy
                 // worker are redelivered (at-least-once).
                 tracing::warn!(queue = %self.queue, error = %e, "could not set pod deletion costs before scaling in");

@@ -251,10 +251,15 @@ impl Applier {
                 None => "1 local worker (no spec.scaling)".into(),
             },
         };
+        let what = match &decl.config.source {
+            Some(a) => format!("{} (read only)", a.describe()),
+            None => format!(
+                "stream {} group {}",
+                decl.config.keys.stream, decl.config.group
+            ),
+        };
         self.console.line(&format!(
-            "JobQueue {id}: {verb}: stream {} group {} on {}; {workers}",
-            decl.config.keys.stream,
-            decl.config.group,
+            "JobQueue {id}: {verb}: {what} on {}; {workers}",
             mask_password(url)
         ));
     }

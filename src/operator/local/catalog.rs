@@ -110,22 +110,35 @@ fn keep_last_valid(
     }
 }
 
-/// Schedules whose queue is not declared (validly) are not run.
+/// Schedules whose queue is not declared (validly), or is another system's (adopted), are not
+/// run.
 fn drop_orphans(next: &mut Catalog, findings: &mut Findings) {
-    let orphans: Vec<ObjectId> = next
+    let orphans: Vec<(ObjectId, bool)> = next
         .schedules
         .iter()
-        .filter(|(_, s)| !next.queues.contains_key(&s.queue))
-        .map(|(id, _)| id.clone())
+        .filter_map(|(id, s)| match next.queues.get(&s.queue) {
+            None => Some((id.clone(), false)),
+            Some(q) if q.config.is_adopted() => Some((id.clone(), true)),
+            Some(_) => None,
+        })
         .collect();
-    for id in orphans {
+    for (id, adopted) in orphans {
         if let Some(s) = next.schedules.remove(&id) {
-            findings.errors.push(format!(
-                "{}: Schedule {id}: spec.queueRef.name: Not found: {:?}: no valid JobQueue {} is declared",
-                s.file.display(),
-                s.queue.name,
-                s.queue
-            ));
+            findings.errors.push(if adopted {
+                format!(
+                    "{}: Schedule {id}: spec.queueRef.name: Invalid: {:?}: JobQueue {} adopts another system's queue (spec.source), which the operator never writes; a Schedule needs a native JobQueue",
+                    s.file.display(),
+                    s.queue.name,
+                    s.queue
+                )
+            } else {
+                format!(
+                    "{}: Schedule {id}: spec.queueRef.name: Not found: {:?}: no valid JobQueue {} is declared",
+                    s.file.display(),
+                    s.queue.name,
+                    s.queue
+                )
+            });
         }
     }
 }

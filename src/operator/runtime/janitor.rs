@@ -40,7 +40,11 @@ pub(super) async fn run(inner: Arc<Inner>) {
             last_housekeeping = Some(Instant::now());
         }
         let mut by_url: BTreeMap<String, Vec<QueueWithMetrics>> = BTreeMap::new();
-        for slot in lock(&inner.queues).values() {
+        // An adopted queue belongs to its own system, whose workers redeliver and clean up.
+        for slot in lock(&inner.queues)
+            .values()
+            .filter(|s| !s.entry.config.is_adopted())
+        {
             by_url
                 .entry(slot.entry.redis_url.clone())
                 .or_default()
@@ -170,6 +174,9 @@ pub(super) async fn reclaim_consumer(
     let Some(entry) = lock(&inner.queues).get(id).map(|s| s.entry.clone()) else {
         return Ok(());
     };
+    if entry.config.is_adopted() {
+        return Ok(()); // its own system hands a lost worker's jobs on
+    }
     let mut conn = inner.pool.get(&entry.redis_url).await?;
     reclaim(inner, &mut conn, &entry, consumer).await
 }

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, watch};
 use crate::queue::config::QueueConfig;
 use crate::queue::error::QueueError;
 use crate::queue::janitor::JanitorOptions;
-use crate::queue::metrics::{QueueMetrics, SnapshotOptions};
+use crate::queue::metrics::{QueueMetrics, QueueState, SnapshotOptions, snapshot};
 use crate::queue::provision::{self, Drift, Provisioned};
 use crate::queue::scheduler::SchedulerConfig;
 use crate::queue::schedules::{self, ScheduleError};
@@ -209,10 +209,15 @@ impl Runtime {
             ),
             None => (false, true),
         };
-        let provisioned = self
-            .provision(&mut conn, &entry, was_served, changed)
-            .await?;
-        let drift = provisioned.drift(&entry.config, was_served);
+        let (provisioned, drift) = if entry.config.is_adopted() {
+            (self.read_adopted(&mut conn, &entry).await?, None)
+        } else {
+            let p = self
+                .provision(&mut conn, &entry, was_served, changed)
+                .await?;
+            let drift = p.drift(&entry.config, was_served);
+            (p, drift)
+        };
         let url = entry.redis_url.clone();
         let id = entry.id.clone();
         let keys = entry.config.keys.clone();
@@ -250,7 +255,11 @@ impl Runtime {
         };
         // After the queue is in the map (see upsert_schedule): after a restart a Schedule may
         // have been written to its new queue before this, its old one, was served again.
-        if let Err(e) = drop_moved_schedules(&self.inner, &mut conn, &id, &keys).await {
+        // An adopted queue never holds a schedule, and its keys are not the operator's.
+        let adopted = lock(&self.inner.queues)
+            .get(&id)
+            .is_some_and(|s| s.entry.config.is_adopted());
+        if !adopted && let Err(e) = drop_moved_schedules(&self.inner, &mut conn, &id, &keys).await {
             tracing::warn!(queue = %id, error = %e, "could not check the queue for schedules that moved away; the next reconcile retries");
         }
         self.refresh_scheduler(&url, Some(conn));
@@ -259,6 +268,39 @@ impl Runtime {
         }
         self.inner.wake.notify_one();
         Ok((provisioned, drift))
+    }
+
+    /// An adopted queue is never provisioned: one reading checks that Redis answers and that
+    /// the system's keys have the types it keeps (a wrong type fails here, before serving).
+    async fn read_adopted(
+        &self,
+        conn: &mut crate::queue::conn::RedisConn,
+        entry: &QueueEntry,
+    ) -> Result<Provisioned, QueueError> {
+        let read = snapshot(
+            conn,
+            std::slice::from_ref(&entry.config),
+            self.inner.options.snapshot,
+        )
+        .await
+        .and_then(|mut states| states.pop().transpose());
+        match read {
+            Ok(state) => Ok(Provisioned {
+                stream_existed: true,
+                group_existed: true,
+                length: match state {
+                    Some(QueueState::Ready(m)) => m.lag,
+                    _ => 0,
+                },
+            }),
+            Err(e) => {
+                self.inner
+                    .pool
+                    .forget_if_connection_error(&entry.redis_url, &e)
+                    .await;
+                Err(e)
+            }
+        }
     }
 
     /// Provisions the queue's stream and group, then its job settings (`changed`: first
@@ -305,6 +347,9 @@ impl Runtime {
         redis_url: &str,
         config: &QueueConfig,
     ) -> Result<u64, QueueError> {
+        if config.is_adopted() {
+            return Ok(0); // another system's keys: never deleted
+        }
         let mut conn = self.inner.pool.get(redis_url).await?;
         let deleted = {
             let _repair = self.inner.repair.lock().await;
@@ -390,6 +435,10 @@ impl Runtime {
 pub enum RuntimeError {
     #[error("JobQueue {0} is not ready (not provisioned in Redis yet)")]
     QueueNotServed(ObjectId),
+    #[error(
+        "JobQueue {0} adopts another system's queue (spec.source), which the operator never writes; a Schedule needs a native JobQueue"
+    )]
+    QueueAdopted(ObjectId),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]

@@ -21,6 +21,9 @@ impl Runtime {
         let entry = self
             .queue_entry(queue)
             .ok_or_else(|| RuntimeError::QueueNotServed(queue.clone()))?;
+        if entry.config.is_adopted() {
+            return Err(RuntimeError::QueueAdopted(queue.clone()));
+        }
         // Recorded before anything is looked up: a queue served concurrently checks this map
         // after it is served itself (see drop_moved_schedules), and a sweep requested below
         // reads it later still, so an old run of this schedule in another queue is found.

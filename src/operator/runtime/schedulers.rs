@@ -20,7 +20,7 @@ impl Runtime {
     pub(super) fn refresh_scheduler(&self, url: &str, conn: Option<crate::queue::conn::RedisConn>) {
         let queues: Vec<ScheduledQueue> = lock(&self.inner.queues)
             .values()
-            .filter(|s| s.entry.redis_url == url)
+            .filter(|s| s.entry.redis_url == url && !s.entry.config.is_adopted())
             .map(|s| ScheduledQueue {
                 keys: s.entry.config.keys.clone(),
                 group: s.entry.config.group.clone(),

@@ -7,6 +7,7 @@ use crate::api::{JobQueue, conditions};
 use crate::operator::reasons;
 use crate::operator::runtime::ObjectId;
 use crate::plan::{PlanError, QueuePlan};
+use crate::queue::adopted::Adopted;
 use crate::queue::provision::Provisioned;
 
 use super::super::context::{Context, publish};
@@ -75,6 +76,9 @@ pub(super) fn refusal(reason: &'static str, message: String) -> Report {
 /// A queue provisioned and served; `first` when it was not `Ready` before (the Event then says
 /// whether the stream was created or adopted).
 pub(super) fn provisioned(plan: &QueuePlan, p: &Provisioned, first: bool) -> Report {
+    if let Some(source) = &plan.config.source {
+        return adopted(source, p, first);
+    }
     let (stream, group) = (plan.config.stream(), &plan.config.group);
     let event = first.then(|| {
         let how = if p.stream_existed {
@@ -103,6 +107,34 @@ pub(super) fn provisioned(plan: &QueuePlan, p: &Provisioned, first: bool) -> Rep
         ],
         served: Some((stream.to_string(), group.clone())),
         event,
+    }
+}
+
+/// Another system's queue, read (never written) to scale its workers.
+fn adopted(source: &Adopted, p: &Provisioned, first: bool) -> Report {
+    let what = source.describe();
+    let busy = if source.system.knows_busy_workers() {
+        "busy workers are spared on scale-in"
+    } else {
+        "the system does not record which worker is busy: scale-in relies on graceful shutdown"
+    };
+    Report {
+        conditions: vec![
+            reachable(),
+            Cond {
+                type_: conditions::READY,
+                status: true,
+                reason: reasons::ADOPTED,
+                message: format!("reads {what} (read only); {busy}"),
+            },
+        ],
+        // No stream or group of the operator's: status.stream stays empty.
+        served: None,
+        event: first.then(|| Note {
+            warning: false,
+            reason: reasons::ADOPTED,
+            message: format!("adopted {what} ({} queued), read only", p.length),
+        }),
     }
 }
 
