@@ -47,9 +47,9 @@ async fn read_only_url(redis: &RedisServer, admin: &mut Conn) -> String {
         .replacen("redis://", "redis://scaler:scaler-pw@", 1)
 }
 
-/// RQ's keys for queue `default`: `queued` job ids waiting, and workers `w-a` (host
-/// `rq-worker-a`) and `w-b` (host `rq-worker-b`); `running` names the busy one and puts its
-/// job in the started registry.
+/// RQ's keys for queue `default`: `queued` job ids waiting, and two workers with RQ's default
+/// names (random uuid4 hex, so their host, the pod, names them) on pods `rq-worker-a` and
+/// `rq-worker-b`; `running` names the busy one's pod and puts its job in the started registry.
 async fn rq_state(conn: &mut Conn, queued: usize, running: Option<&str>) {
     let mut pipe = redis::pipe();
     pipe.atomic();
@@ -57,9 +57,12 @@ async fn rq_state(conn: &mut Conn, queued: usize, running: Option<&str>) {
     for i in 0..queued {
         pipe.rpush("rq:queue:default", format!("job-{i}"));
     }
-    for (worker, host) in [("w-a", "rq-worker-a"), ("w-b", "rq-worker-b")] {
+    for (worker, host) in [
+        ("5d41402abc4b2a76b9719d911017c592", "rq-worker-a"),
+        ("7d793037a0760186574b0282f2f435e7", "rq-worker-b"),
+    ] {
         let key = format!("rq:worker:{worker}");
-        let state = if running == Some(worker) {
+        let state = if running == Some(host) {
             "busy"
         } else {
             "idle"
@@ -136,7 +139,7 @@ async fn an_adopted_rq_queue_scales_the_users_deployment_reading_only() {
     let mut conn = redis_conn(&redis.url()).await;
     let url = read_only_url(&redis, &mut conn).await;
     user_deployment_and_pods(&cluster).await;
-    rq_state(&mut conn, 35, Some("w-a")).await;
+    rq_state(&mut conn, 35, Some("rq-worker-a")).await;
     let operator = cluster.operator(&url, "op-a", &[]);
     cluster
         .create(
@@ -172,9 +175,9 @@ async fn an_adopted_rq_queue_scales_the_users_deployment_reading_only() {
         status.data["status"]
     );
 
-    // The queue drains; w-a (pod rq-worker-a) still runs its job: one replica stays, and it
+    // The queue drains; the worker on pod rq-worker-a still runs its job: one replica stays, and it
     // is the busy pod the ReplicaSet is told to keep.
-    rq_state(&mut conn, 0, Some("w-a")).await;
+    rq_state(&mut conn, 0, Some("rq-worker-a")).await;
     replicas_become(&cluster, 1, "1 replica while a job runs").await;
     let (busy, idle) = (
         deletion_cost(&cluster, "rq-worker-a").await,

@@ -20,9 +20,11 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   local f = redis.call('HMGET', key, 'state', 'hostname')
   if f[1] then
     local busy = (f[1] == 'busy') and 1 or 0
-    -- Both names: the worker's own (--name, matched in local mode) and its host (the pod).
-    workers[#workers + 1] = { string.sub(key, 11), busy }
-    if f[2] then workers[#workers + 1] = { f[2], busy } end
+    -- A worker is named by `--name` (the pod, or the process in local mode) when it was
+    -- given one; RQ's default name is a random uuid4 hex, and then its host (the pod) names it.
+    local name = string.sub(key, 11)
+    if #name == 32 and string.match(name, '^%x+$') and f[2] then name = f[2] end
+    workers[#workers + 1] = { name, busy }
   end
 end
 return { now_ms, queued, in_flight, delayed, failed, workers }
