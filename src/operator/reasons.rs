@@ -16,6 +16,9 @@ pub const SCALE_TARGET_NOT_FOUND: &str = "ScaleTargetNotFound";
 /// `Ready=False`: a Deployment or Secret the queue would manage (`<name>-workers`,
 /// `<name>-workers-redis`) exists and belongs to something else; it is left alone.
 pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
+/// `Ready=False`: the stream is claimed by another JobQueue (named in the message); nothing is
+/// done to it on this queue's behalf.
+pub const STREAM_CLAIMED: &str = "StreamClaimed";
 /// `Ready=False` (Schedule): `spec.queueRef` names no JobQueue.
 pub const QUEUE_NOT_FOUND: &str = "QueueNotFound";
 /// `Ready=False` (Schedule): the JobQueue exists but is not served yet.
@@ -64,6 +67,7 @@ pub const READY_FALSE_REASONS: &[&str] = &[
     REDIS_UNREACHABLE,
     SCALE_TARGET_NOT_FOUND,
     OBJECT_NOT_OWNED,
+    STREAM_CLAIMED,
     QUEUE_NOT_FOUND,
     QUEUE_NOT_READY,
     QUEUE_ADOPTED,

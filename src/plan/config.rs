@@ -2,7 +2,7 @@
 
 use crate::api::{self, FieldError, FieldErrorKind};
 use crate::queue::adopted::{Adopted, System};
-use crate::queue::config::{Backoff, QueueConfig, Retention, StartFrom};
+use crate::queue::config::{Backoff, Claim, QueueConfig, Retention, StartFrom};
 use crate::queue::error::QueueError;
 use crate::queue::jobs::JobSettings;
 
@@ -20,6 +20,14 @@ pub fn queue_config(jq: &api::JobQueue) -> Result<QueueConfig, QueueError> {
         return Ok(QueueConfig::adopted(adopted(source)));
     }
     let mut cfg = QueueConfig::new(jq.stream_key());
+    cfg.claim = Some(Claim {
+        owner: format!(
+            "{}/{}",
+            jq.metadata.namespace.as_deref().unwrap_or_default(),
+            jq.metadata.name.as_deref().unwrap_or_default()
+        ),
+        uid: jq.metadata.uid.clone().unwrap_or_default(),
+    });
     cfg.group = spec.consumer_group.clone();
     cfg.start_from = match spec.start_from {
         api::StartFrom::Latest => StartFrom::Latest,

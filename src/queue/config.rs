@@ -93,6 +93,18 @@ pub struct QueueConfig {
     pub jobs: JobSettings,
     /// Another system's queue, only read (`None`: a native queue the operator provisions).
     pub source: Option<Adopted>,
+    /// The JobQueue the stream is claimed for when provisioned (`None`: no claim, e.g. a
+    /// stream named on the command line).
+    pub claim: Option<Claim>,
+}
+
+/// A JobQueue's claim on its stream: one stream serves one JobQueue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// `namespace/name`: who owns the stream.
+    pub owner: String,
+    /// The JobQueue's uid (recorded; a JobQueue recreated under its name keeps the claim).
+    pub uid: String,
 }
 
 /// The default consumer group name.
@@ -116,6 +128,7 @@ impl QueueConfig {
             dead_letter_max_length: None,
             jobs: JobSettings::default(),
             source: None,
+            claim: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use super::config::QueueConfig;
 use super::conn::RedisConn;
 use super::error::Result;
-use super::scripts::{PROVISION, map_error};
+use super::scripts::{PROVISION, RELEASE, map_error};
 
 /// What provisioning found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,11 +113,18 @@ pub async fn provision(
     } else {
         cfg.start_from.group_start_id()
     };
+    let (owner, uid) = cfg
+        .claim
+        .as_ref()
+        .map_or(("", ""), |c| (c.owner.as_str(), c.uid.as_str()));
     let (stream_existed, group_existed, length): (u8, u8, u64) = PROVISION
         .key(cfg.stream())
+        .key(cfg.keys.owner())
         .arg(&cfg.group)
         .arg(cfg.start_from.group_start_id())
         .arg(on_existing_stream)
+        .arg(owner)
+        .arg(uid)
         .invoke_async(conn)
         .await
         .map_err(|e| map_error("provisioning", cfg.stream(), &cfg.group, e))?;
@@ -128,11 +135,46 @@ pub async fn provision(
     })
 }
 
+/// Releases the queue's claim on its stream, if it holds it (the JobQueue is deleted, or now
+/// names another stream or Redis). Whether a claim was released.
+pub async fn release_claim(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<bool> {
+    let Some(claim) = &cfg.claim else {
+        return Ok(false);
+    };
+    let released: u8 = RELEASE
+        .key(cfg.keys.owner())
+        .arg(&claim.owner)
+        .invoke_async(conn)
+        .await
+        .map_err(super::error::QueueError::during(
+            "releasing the stream's claim",
+        ))?;
+    Ok(released == 1)
+}
+
+/// The owner of a stream claimed by another JobQueue than `cfg`'s, if any.
+pub async fn foreign_owner(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<Option<String>> {
+    let owner: Option<String> = redis::cmd("HGET")
+        .arg(cfg.keys.owner())
+        .arg("queue")
+        .query_async(conn)
+        .await
+        .map_err(super::error::QueueError::during(
+            "reading the stream's owner",
+        ))?;
+    let mine = cfg.claim.as_ref().map(|c| c.owner.as_str());
+    Ok(owner.filter(|o| Some(o.as_str()) != mine))
+}
+
 /// Deletes every key of the queue that does not expire by itself (stream with its groups,
-/// delayed set, dead-letter stream, stored settings, events stream, job counters):
+/// delayed set, dead-letter stream, stored settings, events stream, job counters, the claim):
 /// `deletionPolicy: Delete`. Job records and idempotency keys are left to their TTLs: finding
-/// them would mean scanning the keyspace. Returns how many keys existed.
+/// them would mean scanning the keyspace. Returns how many keys existed. A stream another
+/// JobQueue owns is never this queue's to delete: it is left whole (0 keys).
 pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64> {
+    if foreign_owner(conn, cfg).await?.is_some() {
+        return Ok(0);
+    }
     let mut deleted = 0;
     // One DEL per key: on a Cluster a multi-key DEL must stay in one slot, and an adopted
     // dead-letter key may be validated into the slot but we stay safe either way.
@@ -143,6 +185,7 @@ pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64
         cfg.keys.settings(),
         cfg.keys.events(),
         super::jobs::stats_key(&cfg.keys),
+        cfg.keys.owner(),
     ] {
         let n: u64 = redis::cmd("DEL")
             .arg(&key)

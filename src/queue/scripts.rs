@@ -23,6 +23,7 @@ macro_rules! scripts {
 
 scripts! {
     PROVISION => "provision.lua",
+    RELEASE => "release.lua",
     PROMOTE => "promote.lua",
     RECLAIM => "reclaim.lua",
     REAP => "reap.lua",

@@ -10,6 +10,8 @@
 //!   queue on a Redis Cluster and on TLS Redis;
 //! - [`adopted`]: another system's queue (RQ), read by a Redis user that may not write,
 //!   scaling the user's Deployment and sparing its busy pod;
+//! - [`tenancy`]: a stream serves one JobQueue; another namespace naming it is refused and
+//!   can neither consume, reclaim, trim, delete nor schedule into it;
 //! - [`invalid`] resources the schema cannot reject, and the README quickstart through
 //!   [`kubectl`].
 //!
@@ -33,3 +35,4 @@ mod scaling;
 mod schedules;
 mod secrets;
 mod status_writes;
+mod tenancy;

@@ -45,6 +45,16 @@ pub enum QueueError {
         /// The group name.
         group: String,
     },
+    /// The stream is claimed by another JobQueue: the operator acts on it for its owner only.
+    #[error(
+        "stream {stream:?} belongs to JobQueue {owner}; a stream serves one JobQueue: name another stream, or delete that JobQueue first"
+    )]
+    StreamClaimed {
+        /// The stream key.
+        stream: String,
+        /// The owner, `namespace/name`.
+        owner: String,
+    },
     /// A key the queue needs holds another Redis type.
     #[error("key {key:?} holds a {actual}, not a {expected}")]
     WrongType {
@@ -130,6 +140,10 @@ pub fn map_error(op: &'static str, stream: &str, group: &str, e: redis::RedisErr
         Some("NOGROUP") => QueueError::NoSuchGroup {
             stream: stream.to_string(),
             group: group.to_string(),
+        },
+        Some("CLAIMED") => QueueError::StreamClaimed {
+            stream: stream.to_string(),
+            owner: e.detail().unwrap_or_default().to_string(),
         },
         Some("WRONGTYPE") => {
             let detail = e.detail().unwrap_or_default();

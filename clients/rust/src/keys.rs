@@ -100,6 +100,12 @@ impl QueueKeys {
         self.aux("events")
     }
 
+    /// Which JobQueue the stream belongs to (a hash: `queue` = `namespace/name`, `uid`):
+    /// `<prefix>:owner`. The operator acts on the stream for that JobQueue only.
+    pub fn owner(&self) -> String {
+        self.aux("owner")
+    }
+
     /// An auxiliary key `<prefix>:<suffix>` in the queue's slot.
     pub fn aux(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.prefix)

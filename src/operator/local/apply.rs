@@ -290,6 +290,14 @@ impl Applier {
             }
         } else {
             message.push_str(" (its data stays in Redis: deletionPolicy: Retain)");
+            // Another queue may name the stream now.
+            if let Err(e) = self
+                .runtime
+                .release_claim(&applied.url, &applied.decl.config)
+                .await
+            {
+                message.push_str(&format!("; releasing its claim on the stream failed: {e}"));
+            }
         }
         self.console.line(&message);
     }

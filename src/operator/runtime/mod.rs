@@ -221,13 +221,13 @@ impl Runtime {
         let url = entry.redis_url.clone();
         let id = entry.id.clone();
         let keys = entry.config.keys.clone();
-        let old_url = {
+        let old_entry = {
             let mut queues = lock(&self.inner.queues);
             let entry = Arc::new(entry);
             let id = entry.id.clone();
             match queues.get_mut(&id) {
                 Some(slot) => {
-                    let old = slot.entry.redis_url.clone();
+                    let old = slot.entry.clone();
                     slot.entry = entry;
                     slot.next_poll = Instant::now();
                     Some(old)
@@ -263,8 +263,14 @@ impl Runtime {
             tracing::warn!(queue = %id, error = %e, "could not check the queue for schedules that moved away; the next reconcile retries");
         }
         self.refresh_scheduler(&url, Some(conn));
-        if let Some(old) = old_url.filter(|o| *o != url) {
-            self.refresh_scheduler(&old, None);
+        if let Some(old) = old_entry.filter(|o| o.redis_url != url || o.config.keys != keys) {
+            if old.redis_url != url {
+                self.refresh_scheduler(&old.redis_url, None);
+            }
+            // The stream it served before may be named by another queue now.
+            if let Err(e) = self.release_claim(&old.redis_url, &old.config).await {
+                tracing::warn!(queue = %id, error = %e, "could not release the claim on the stream the queue served before");
+            }
         }
         self.inner.wake.notify_one();
         Ok((provisioned, drift))
@@ -341,7 +347,8 @@ impl Runtime {
         }
     }
 
-    /// Deletes every Redis key of a queue (`deletionPolicy: Delete`).
+    /// Deletes every Redis key of a queue (`deletionPolicy: Delete`). A stream another
+    /// JobQueue owns is not this queue's: it is left whole.
     pub async fn delete_queue_data(
         &self,
         redis_url: &str,
@@ -351,11 +358,59 @@ impl Runtime {
             return Ok(0); // another system's keys: never deleted
         }
         let mut conn = self.inner.pool.get(redis_url).await?;
+        if provision::foreign_owner(&mut conn, config).await?.is_some() {
+            return Ok(0);
+        }
         let deleted = {
             let _repair = self.inner.repair.lock().await;
             provision::delete_queue(&mut conn, config).await?
         };
         Ok(deleted + self.remove_queue_schedules(redis_url, config).await?)
+    }
+
+    /// A deleted queue under `deletionPolicy: Retain`: its jobs stay, the schedules armed on
+    /// it go (see [`Self::remove_queue_schedules`]) and its claim on the stream is released.
+    /// Nothing happens to a stream another JobQueue owns. Returns the schedules removed.
+    pub async fn retain_queue_data(
+        &self,
+        redis_url: &str,
+        config: &QueueConfig,
+    ) -> Result<u64, QueueError> {
+        if config.is_adopted() {
+            return Ok(0);
+        }
+        let mut conn = self.inner.pool.get(redis_url).await?;
+        if provision::foreign_owner(&mut conn, config).await?.is_some() {
+            return Ok(0);
+        }
+        let removed = self.remove_queue_schedules(redis_url, config).await?;
+        provision::release_claim(&mut conn, config).await?;
+        Ok(removed)
+    }
+
+    /// The JobQueue owning the stream `config` names, when it is another than `config`'s.
+    pub async fn foreign_owner(
+        &self,
+        redis_url: &str,
+        tls: &crate::queue::conn::TlsOptions,
+        config: &QueueConfig,
+    ) -> Result<Option<String>, QueueError> {
+        if config.is_adopted() {
+            return Ok(None);
+        }
+        self.inner.pool.set_tls(redis_url, tls).await;
+        let mut conn = self.inner.pool.get(redis_url).await?;
+        provision::foreign_owner(&mut conn, config).await
+    }
+
+    /// Releases the queue's claim on its stream (local mode: the queue is no longer declared).
+    pub async fn release_claim(
+        &self,
+        redis_url: &str,
+        config: &QueueConfig,
+    ) -> Result<bool, QueueError> {
+        let mut conn = self.inner.pool.get(redis_url).await?;
+        provision::release_claim(&mut conn, config).await
     }
 
     /// Removes every schedule armed on a queue (it is being deleted: nothing may fire into it

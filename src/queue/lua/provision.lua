@@ -1,8 +1,19 @@
--- Create the consumer group (and the stream) if missing; never touches existing data.
--- KEYS[1] stream
+-- Claim the stream for its JobQueue, then create the consumer group (and the stream) if
+-- missing; never touches existing data.
+-- KEYS[1] stream, KEYS[2] owner hash (`queue` = namespace/name, `uid`)
 -- ARGV[1] group, ARGV[2] start id for a group created on a new stream,
--- ARGV[3] start id for a group created on an existing stream
--- Returns {stream_existed, group_existed, stream_length}
+-- ARGV[3] start id for a group created on an existing stream,
+-- ARGV[4] the claiming JobQueue (namespace/name; empty: no claim), ARGV[5] its uid
+-- Returns {stream_existed, group_existed, stream_length}, or the error `CLAIMED <owner>` when
+-- another JobQueue owns the stream (then nothing is changed).
+if ARGV[4] ~= '' then
+  local owner = redis.call('HGET', KEYS[2], 'queue')
+  if owner and owner ~= ARGV[4] then
+    return redis.error_reply('CLAIMED ' .. owner)
+  end
+  -- A JobQueue recreated under the same name is the same owner: it takes the new uid.
+  redis.call('HSET', KEYS[2], 'queue', ARGV[4], 'uid', ARGV[5])
+end
 local t = stream_type(KEYS[1])
 if t ~= 'none' and t ~= 'stream' then
   return redis.error_reply('WRONGTYPE key ' .. KEYS[1] .. ' holds a ' .. t .. ', not a stream')

@@ -26,6 +26,7 @@ use crate::operator::workload::{
 };
 use crate::plan::{self, PlanError, QueuePlan, UrlSource, WorkersPlan};
 use crate::queue::config::QueueConfig;
+use crate::queue::error::QueueError;
 
 use super::context::{
     Context, DEPENDENCY_WAIT, ReconcileError, publish, reconcile_with_finalizer, retry_after_error,
@@ -76,6 +77,20 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
         Ok(plan) => plan,
         Err(e) => return Ok(refuse(ctx, &jq, &id, e).await),
     };
+    // Before any worker is started for it: another JobQueue's stream is not this one's to
+    // consume. (Claiming is atomic when the queue is served; this only keeps a claimed
+    // stream's would-be thief from getting workers meanwhile.)
+    if let Ok(Some(owner)) = ctx
+        .runtime
+        .foreign_owner(&plan.redis.url, &plan.redis.tls, &plan.config)
+        .await
+    {
+        let claimed = QueueError::StreamClaimed {
+            stream: plan.config.stream().to_string(),
+            owner,
+        };
+        return Ok(stream_claimed(ctx, &jq, &id, &claimed).await);
+    }
     let workers = match apply_workers(ctx, &jq, &id, &plan, found.scale_target).await? {
         Applied::Workers(w) => w,
         Applied::NotOwned(message) => {
@@ -86,6 +101,14 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
         }
     };
     serve(ctx, &jq, &id, plan, workers).await
+}
+
+/// The stream is another JobQueue's: nothing is done to it on this one's behalf.
+async fn stream_claimed(ctx: &Context, jq: &JobQueue, id: &ObjectId, e: &QueueError) -> Action {
+    ctx.runtime.remove_queue(id);
+    let refusal = report::refusal(reasons::STREAM_CLAIMED, e.to_string());
+    report::write(ctx, jq, id, refusal).await;
+    Action::requeue(DEPENDENCY_WAIT)
 }
 
 /// What applying a queue's workers came to.
@@ -181,6 +204,7 @@ async fn serve(
             report::write(ctx, jq, id, outcome).await;
             Ok(Action::requeue(RESYNC))
         }
+        Err(e @ QueueError::StreamClaimed { .. }) => Ok(stream_claimed(ctx, jq, id, &e).await),
         Err(e) => {
             report::write(ctx, jq, id, report::unreachable(e.to_string())).await;
             Err(ReconcileError::Redis(RuntimeError::Queue(e)))
@@ -285,12 +309,12 @@ async fn cleanup(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileEr
             tracing::info!(queue = %id, error = %e, "deleted queue was never provisioned; nothing to delete");
         }
         (DeletionPolicy::Retain, Ok((url, config))) => {
-            // The jobs stay; the schedules armed on the queue go (see remove_queue_schedules).
+            // The jobs stay; the schedules armed on the queue and its claim go.
             ctx.runtime
-                .remove_queue_schedules(&url, &config)
+                .retain_queue_data(&url, &config)
                 .await
                 .map_err(|e| ReconcileError::Cleanup {
-                    action: "remove the queue's schedules",
+                    action: "remove the queue's schedules and release its stream",
                     source: e.into(),
                 })?;
         }

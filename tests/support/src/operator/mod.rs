@@ -131,21 +131,22 @@ impl Cluster {
         dynamic(&self.client, "Schedule")
     }
 
-    /// Creates a JobQueue or Schedule in `default`.
+    /// Creates a JobQueue or Schedule `name` in `default`, or in `ns` for `ns/name`.
     pub async fn create(&self, kind: &str, name: &str, spec: Value) -> DynamicObject {
+        let (ns, name) = split(name);
         let obj: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "jobqueue.io/v1alpha1", "kind": kind,
             "metadata": {"name": name}, "spec": spec,
         }))
         .expect("object");
-        dynamic(&self.client, kind)
+        dynamic_in(&self.client, kind, ns)
             .create(&PostParams::default(), &obj)
             .await
             .unwrap_or_else(|e| panic!("creating {kind} {name}: {e}"))
     }
 
-    /// Waits until `kind/name` has a condition `type_` with `status`, with
-    /// observedGeneration == generation; returns the condition.
+    /// Waits until `kind/name` (`ns/name` outside `default`) has a condition `type_` with
+    /// `status`, with observedGeneration == generation; returns the condition.
     pub async fn condition(
         &self,
         kind: &str,
@@ -154,7 +155,8 @@ impl Cluster {
         status: &str,
         limit: Duration,
     ) -> Condition {
-        let api = dynamic(&self.client, kind);
+        let (ns, name) = split(name);
+        let api = dynamic_in(&self.client, kind, ns);
         eventually(limit, &format!("{kind} {name}: {type_}={status}"), || {
             let api = api.clone();
             async move {
@@ -217,9 +219,11 @@ impl Cluster {
         .await
     }
 
-    /// Waits until `kind/name` no longer exists (its finalizer ran).
+    /// Waits until `kind/name` (`ns/name` outside `default`) no longer exists (its finalizer
+    /// ran).
     pub async fn gone(&self, kind: &str, name: &str) {
-        let api = dynamic(&self.client, kind);
+        let (ns, name) = split(name);
+        let api = dynamic_in(&self.client, kind, ns);
         eventually(
             Duration::from_secs(20),
             &format!("{kind} {name} to be deleted"),
@@ -259,8 +263,18 @@ impl Drop for Cluster {
 }
 
 fn dynamic(client: &kube::Client, kind: &str) -> Api<DynamicObject> {
+    dynamic_in(client, kind, "default")
+}
+
+/// JobQueues or Schedules in namespace `ns`.
+pub fn dynamic_in(client: &kube::Client, kind: &str, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("jobqueue.io", "v1alpha1", kind);
-    Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk(&gvk))
+    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+/// `ns/name` as (`ns`, `name`); a bare name is in `default`.
+fn split(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or(("default", name))
 }
 
 /// The conditions of a JobQueue or Schedule.
