@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use jobqueue_operator::queue::config::{Backoff, QueueConfig};
+use jobqueue_operator::queue::conn::{TlsOptions, connect_with};
 use jobqueue_operator::queue::janitor::{self, JanitorOptions};
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
 use jobqueue_operator::queue::scheduler::{
@@ -14,7 +15,7 @@ use jobqueue_operator::queue::schedules::{
     self, FireOutcome, FireRequest, ScheduleDefinition, UpsertOutcome, job_id,
 };
 use jobqueue_operator::queue::{RedisConn, connect};
-use jobqueue_test_support::redis::{RedisServer, TestRedis, Topology};
+use jobqueue_test_support::redis::{RedisServer, TestRedis, TlsRedisServer, Topology};
 use jobqueue_test_support::schedule::{by_schedule, jobs};
 use jobqueue_test_support::wait::eventually;
 use k8s_openapi::jiff::Timestamp;
@@ -428,7 +429,22 @@ async fn forbid_skips_while_the_previous_job_is_unread_or_pending_and_fires_once
 #[tokio::test]
 async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
     let server = RedisServer::start();
-    let mut conn = connect(&server.url()).await.unwrap();
+    woken_by_a_change(server.url(), TlsOptions::default()).await;
+}
+
+/// The change listener connects with the queue's TLS settings (here a private CA).
+#[tokio::test]
+async fn the_change_listener_uses_the_endpoints_tls_settings() {
+    let server = TlsRedisServer::start();
+    let tls = TlsOptions {
+        ca_pem: Some(server.ca_pem().as_bytes().to_vec()),
+        insecure_skip_verify: false,
+    };
+    woken_by_a_change(server.url(), tls).await;
+}
+
+async fn woken_by_a_change(url: String, tls: TlsOptions) {
+    let mut conn = connect_with(&url, &tls).await.unwrap();
     let keys = QueueKeys::new(default_stream("ns", "wake"));
     // Only a far-away run exists, and the safety-net sleep is a minute: only the change
     // notification can make the loop fire within the deadline below.
@@ -444,10 +460,10 @@ async fn a_sleeping_scheduler_is_woken_by_a_change_published_elsewhere() {
         max_sleep: Duration::from_secs(60),
         ..SchedulerConfig::default()
     };
-    let scheduler = Scheduler::new(connect(&server.url()).await.unwrap(), config);
+    let scheduler = Scheduler::new(connect_with(&url, &tls).await.unwrap(), config);
     let handle = scheduler.handle();
     handle.set_queues(vec![queue(&keys)]);
-    let listener = spawn_change_listener(server.url(), handle.clone());
+    let listener = spawn_change_listener(url.clone(), tls.clone(), handle.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(scheduler.run(async move {
         let _ = stopped.await;

@@ -174,7 +174,7 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
             .next()
             .context("--redis: no cluster seed")?,
     };
-    let listener = spawn_change_listener(node, handle);
+    let listener = spawn_change_listener(node, Default::default(), handle);
     tracing::info!(streams = ?args.streams, "scheduler running");
     scheduler.run(shutdown_signal()).await;
     listener.abort();

@@ -383,12 +383,16 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
 /// Relays [`CHANGES_CHANNEL`] messages from the Redis at `url` (a plain `redis://` URL; for a
 /// cluster any one node, as PUBLISH reaches every node) to `handle.wake()`. Reconnects after
 /// errors; ends when the handle's loop is gone is not tracked, so abort the task to stop it.
-pub fn spawn_change_listener(url: String, handle: SchedulerHandle) -> tokio::task::JoinHandle<()> {
+pub fn spawn_change_listener(
+    url: String,
+    tls: super::conn::TlsOptions,
+    handle: SchedulerHandle,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         use futures::StreamExt;
         loop {
-            let result: redis::RedisResult<()> = async {
-                let client = redis::Client::open(url.as_str())?;
+            let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = async {
+                let client = super::conn::single_client(&url, &tls)?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(CHANGES_CHANNEL).await?;
                 // Anything may have changed while we were not subscribed.

@@ -133,7 +133,7 @@ impl Endpoint {
 /// JobQueue's `spec.redis.tls`.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct TlsOptions {
-    /// A PEM bundle of CA certificates to trust instead of the system's roots.
+    /// A PEM bundle of CA certificates to trust in addition to the system's roots.
     pub ca_pem: Option<Vec<u8>>,
     /// Accept any server certificate (development only).
     pub insecure_skip_verify: bool,
@@ -161,6 +161,62 @@ impl std::fmt::Debug for TlsOptions {
 /// Connects to the Redis (or Redis Cluster) named by `url` and checks it answers PING.
 pub async fn connect(url: &str) -> Result<RedisConn> {
     connect_with(url, &TlsOptions::default()).await
+}
+
+/// `ca` followed by the system's trust roots (as rustls finds them: the OS store, or
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`), as one PEM bundle. Roots that cannot be read are left out:
+/// the private CA alone still works.
+fn with_system_roots(ca: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let mut bundle = ca.to_vec();
+    if !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        bundle.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            bundle.extend_from_slice(line);
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    bundle
+}
+
+/// A client for one Redis server (not a Cluster seed list) with TLS settings, e.g. for a
+/// pub/sub connection beside the multiplexed one.
+pub fn single_client(url: &str, tls: &TlsOptions) -> Result<redis::Client> {
+    let invalid = |reason: String| QueueError::InvalidUrl {
+        url: mask_password(url),
+        reason,
+    };
+    if tls.is_default() {
+        return redis::Client::open(url).map_err(|e| invalid(e.to_string()));
+    }
+    if !url.starts_with("rediss://") {
+        return Err(invalid(
+            "TLS settings (spec.redis.tls) need a rediss:// URL".into(),
+        ));
+    }
+    // redis-rs reads "skip verification" from the URL fragment.
+    let url = if tls.insecure_skip_verify && !url.ends_with("#insecure") {
+        format!("{url}#insecure")
+    } else {
+        url.to_string()
+    };
+    match &tls.ca_pem {
+        // redis-rs trusts a given bundle instead of the system's roots: give it both.
+        Some(ca) => redis::Client::build_with_tls(
+            url.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(with_system_roots(ca)),
+            },
+        ),
+        None => redis::Client::open(url.as_str()),
+    }
+    .map_err(|e| invalid(e.to_string()))
 }
 
 /// [`connect`] with TLS settings; they need a `rediss://` (or `rediss+cluster://`) URL.
@@ -192,18 +248,14 @@ pub async fn connect_with(url: &str, tls: &TlsOptions) -> Result<RedisConn> {
             u.to_string()
         })
     };
+    // redis-rs trusts a given bundle instead of the system's roots: give it both.
     let certificates = tls.ca_pem.as_ref().map(|ca| redis::TlsCertificates {
         client_tls: None,
-        root_cert: Some(ca.clone()),
+        root_cert: Some(with_system_roots(ca)),
     });
     let mut conn = match &endpoint {
         Endpoint::Single(u) => {
-            let u = tls_url(u)?;
-            let client = match &certificates {
-                Some(certs) => redis::Client::build_with_tls(u.as_str(), certs.clone()),
-                None => redis::Client::open(u.as_str()),
-            }
-            .map_err(invalid)?;
+            let client = single_client(u, tls)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -52,6 +52,11 @@ impl RedisPool {
         }
     }
 
+    /// The TLS settings used for `url`.
+    pub fn tls(&self, url: &str) -> TlsOptions {
+        self.tls_lock().get(url).cloned().unwrap_or_default()
+    }
+
     fn tls_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TlsOptions>> {
         self.tls.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -57,6 +57,7 @@ impl Runtime {
         if let Some(listen_url) = pubsub_url(url) {
             tasks.push(crate::queue::scheduler::spawn_change_listener(
                 listen_url,
+                self.inner.pool.tls(url),
                 handle.clone(),
             ));
         }
