@@ -34,7 +34,6 @@ fn entry(url: String, cfg: &QueueConfig) -> QueueEntry {
     QueueEntry {
         id: ObjectId::new("team-a", "emails"),
         redis_url: url,
-        tls: Default::default(),
         config: cfg.clone(),
         scaling: None,
         workers: None,

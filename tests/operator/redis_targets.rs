@@ -247,4 +247,46 @@ async fn tls_redis_with_a_private_ca() {
         )
         .await;
     assert_eq!(refused.reason, "RedisUnreachable", "{refused:?}");
+
+    // One URL, two TLS settings: the untrusted queue's retries never change how the trusted
+    // queue's server is verified. The trusted queue keeps reading its numbers meanwhile.
+    for i in 0..7 {
+        let _: String = redis::cmd("XADD")
+            .arg(default_stream("default", "trusted"))
+            .arg("*")
+            .arg("id")
+            .arg(format!("j{i}"))
+            .query_async(&mut conn)
+            .await
+            .expect("XADD");
+    }
+    let watched = std::time::Instant::now();
+    let mut seen_lag = false;
+    while watched.elapsed() < Duration::from_secs(6) || !seen_lag {
+        assert!(
+            watched.elapsed() < Duration::from_secs(30),
+            "the trusted queue never reported its 7 jobs"
+        );
+        let obj = cluster.jobqueues().get("trusted").await.expect("get");
+        let ready = jobqueue_test_support::operator::conditions(&obj)
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("a Ready condition");
+        assert_eq!(
+            ready.status, "True",
+            "the trusted queue lost its TLS: {ready:?}"
+        );
+        seen_lag |= obj.data["status"]["lag"] == 7;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let still = cluster
+        .condition(
+            "JobQueue",
+            "untrusted",
+            "Ready",
+            "False",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(still.reason, "RedisUnreachable", "{still:?}");
 }

@@ -22,6 +22,7 @@ use crate::queue::error::QueueError;
 
 struct AppliedQueue {
     decl: QueueDecl,
+    /// Its Redis endpoint key (see `Runtime::endpoint`).
     url: String,
     workers: Option<Arc<LocalWorkers>>,
 }
@@ -136,8 +137,9 @@ impl Applier {
             }
         };
         let url = redis.url.clone();
+        let endpoint = self.runtime.endpoint(&url, &redis.tls);
         let previous = self.queues.get(id);
-        if previous.is_some_and(|a| a.decl == *decl && a.url == url) {
+        if previous.is_some_and(|a| a.decl == *decl && a.url == endpoint) {
             return true;
         }
         let first = previous.is_none();
@@ -146,8 +148,7 @@ impl Applier {
         let (workers, why_none, notes) = self.workers_for(id, decl, &url, old_workers.clone());
         let entry = QueueEntry {
             id: id.clone(),
-            redis_url: url.clone(),
-            tls: redis.tls.clone(),
+            redis_url: endpoint.clone(),
             config: decl.config.clone(),
             scaling: decl.scaling.clone(),
             workers: workers.clone().map(|w| w as Arc<dyn Workers>),
@@ -174,7 +175,7 @@ impl Applier {
                     id.clone(),
                     AppliedQueue {
                         decl: decl.clone(),
-                        url,
+                        url: endpoint,
                         workers,
                     },
                 );

@@ -51,9 +51,9 @@ pub use workers::{Workers, WorkersError};
 /// A queue as the runtime needs it, wherever it was declared.
 pub struct QueueEntry {
     pub id: ObjectId,
+    /// The queue's Redis endpoint: the key [`Runtime::endpoint`] gives its URL and TLS
+    /// settings (the plain URL when it has none).
     pub redis_url: String,
-    /// TLS settings for `redis_url` beyond what the URL says.
-    pub tls: crate::queue::conn::TlsOptions,
     pub config: QueueConfig,
     pub scaling: Option<ScalingSettings>,
     pub workers: Option<Arc<dyn Workers>>,
@@ -188,6 +188,12 @@ impl Runtime {
         }
     }
 
+    /// The endpoint key of a Redis URL with its TLS settings, which [`QueueEntry::redis_url`]
+    /// and every method taking a `redis_url` expect.
+    pub fn endpoint(&self, url: &str, tls: &crate::queue::conn::TlsOptions) -> String {
+        self.inner.pool.endpoint(url, tls)
+    }
+
     /// The connection pool (controllers use it for one-off commands).
     pub fn pool(&self) -> &RedisPool {
         &self.inner.pool
@@ -200,7 +206,6 @@ impl Runtime {
         &self,
         entry: QueueEntry,
     ) -> Result<(Provisioned, Option<Drift>), QueueError> {
-        self.inner.pool.set_tls(&entry.redis_url, &entry.tls).await;
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         let (was_served, changed) = match lock(&self.inner.queues).get(&entry.id) {
             Some(s) => (
@@ -392,13 +397,11 @@ impl Runtime {
     pub async fn foreign_owner(
         &self,
         redis_url: &str,
-        tls: &crate::queue::conn::TlsOptions,
         config: &QueueConfig,
     ) -> Result<Option<String>, QueueError> {
         if config.is_adopted() {
             return Ok(None);
         }
-        self.inner.pool.set_tls(redis_url, tls).await;
         let mut conn = self.inner.pool.get(redis_url).await?;
         provision::foreign_owner(&mut conn, config).await
     }

@@ -54,10 +54,11 @@ impl Runtime {
         let mut tasks = vec![task];
         // Other operator replicas or tools (a schedule written by `run --local` elsewhere)
         // announce changes on a channel; the in-process wake covers our own writes.
-        if let Some(listen_url) = pubsub_url(url) {
+        let (plain_url, tls) = self.inner.pool.target(url);
+        if let Some(listen_url) = pubsub_url(&plain_url) {
             tasks.push(crate::queue::scheduler::spawn_change_listener(
                 listen_url,
-                self.inner.pool.tls(url),
+                tls,
                 handle.clone(),
             ));
         }

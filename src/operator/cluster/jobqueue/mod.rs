@@ -82,7 +82,10 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
     // stream's would-be thief from getting workers meanwhile.)
     if let Ok(Some(owner)) = ctx
         .runtime
-        .foreign_owner(&plan.redis.url, &plan.redis.tls, &plan.config)
+        .foreign_owner(
+            &ctx.runtime.endpoint(&plan.redis.url, &plan.redis.tls),
+            &plan.config,
+        )
         .await
     {
         let claimed = QueueError::StreamClaimed {
@@ -182,8 +185,7 @@ async fn serve(
 ) -> Result<Action, ReconcileError> {
     let entry = QueueEntry {
         id: id.clone(),
-        redis_url: plan.redis.url.clone(),
-        tls: plan.redis.tls.clone(),
+        redis_url: ctx.runtime.endpoint(&plan.redis.url, &plan.redis.tls),
         config: plan.config.clone(),
         scaling: plan.scaling.clone().map(|s| ScalingSettings {
             policy: s.policy,
@@ -279,7 +281,8 @@ async fn deletion_target(
         Err(e) => return Ok(Err(PlanError::Invalid(vec![plan::field_error(e)]))),
     };
     let found = dereference::dereference(ctx, jq, id).await?;
-    Ok(plan::target(jq, &found.inputs.redis).map(|t| (t.url, config)))
+    Ok(plan::target(jq, &found.inputs.redis)
+        .map(|t| (ctx.runtime.endpoint(&t.url, &t.tls), config)))
 }
 
 #[tracing::instrument(name = "cleanup", skip_all, fields(namespace = %jq.namespace().unwrap_or_default(), name = %jq.name_any()))]
