@@ -12,7 +12,7 @@ use jobqueue_test_support::wait::eventually;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
-use crate::fixtures::Conn;
+use crate::fixtures::{Conn, POLL_INTERVAL, SLACK, replicas};
 use crate::runs::{assert_accounted, runs};
 
 /// Redis SIGKILLed (restarted from its last snapshot): the queue goes RedisReachable=False and
@@ -216,4 +216,77 @@ async fn jobs_after_the_restart(
         "the operator survives a Redis restart"
     );
     conn
+}
+
+/// A black-holed Redis (the server stopped with SIGSTOP: connections open, no answers) slows
+/// no other endpoint: a queue on a healthy Redis still scales on a burst within two poll
+/// intervals, and the black-holed queue is reported unreachable, then recovers when thawed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_redis_does_not_slow_the_other_endpoints() {
+    let cluster = Cluster::start("a_black_holed_redis_does_not_slow_the_other_endpoints").await;
+    let near = RedisServer::start();
+    let far = RedisServer::start();
+    let _operator = cluster.operator(&near.url(), "op-a", &[]);
+    let workers = json!({"template": {"spec": {"containers": [{"name": "w", "image": "w:1"}]}}});
+    let scaling = json!({"maxReplicas": 3, "targetPerReplica": 10, "pollInterval": "1s"});
+    for (name, url) in [("near", near.url()), ("far", far.url())] {
+        cluster
+            .create(
+                "JobQueue",
+                name,
+                json!({"redis": {"url": url}, "workers": workers, "scaling": scaling}),
+            )
+            .await;
+        cluster
+            .condition("JobQueue", name, "Ready", "True", Duration::from_secs(30))
+            .await;
+    }
+    far.freeze();
+    // Let the loops reach the frozen server: its replies now take the response timeout.
+    cluster
+        .condition(
+            "JobQueue",
+            "far",
+            "RedisReachable",
+            "False",
+            Duration::from_secs(90),
+        )
+        .await;
+
+    let mut conn = redis_conn(&near.url()).await;
+    let keys = QueueKeys::new(default_stream("default", "near"));
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for i in 0..25 {
+        pipe.cmd("XADD")
+            .arg(&keys.stream)
+            .arg("*")
+            .arg("id")
+            .arg(format!("n{i}"))
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.expect("XADD burst");
+    let burst = std::time::Instant::now();
+    eventually(
+        POLL_INTERVAL * 2 + SLACK,
+        "the healthy queue to scale to 3 while the other Redis is black-holed",
+        || async {
+            match replicas(&cluster, "near-workers").await {
+                3 => Ok(()),
+                r => Err(format!("{r} replicas after {:?}", burst.elapsed())),
+            }
+        },
+    )
+    .await;
+
+    far.thaw();
+    cluster
+        .condition(
+            "JobQueue",
+            "far",
+            "RedisReachable",
+            "True",
+            Duration::from_secs(60),
+        )
+        .await;
 }

@@ -2,9 +2,9 @@
 //! hands the jobs of consumers whose worker is gone to other workers at once instead of after
 //! the visibility timeout.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -33,8 +33,13 @@ pub(super) async fn run(inner: Arc<Inner>) {
     let mut ticker = tokio::time::interval(inner.options.janitor_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_housekeeping: Option<Instant> = None;
+    // One pass per endpoint at a time, each on its own: a black-holed Redis delays only its
+    // own queues' passes. Owned here, so the passes stop with the loop.
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut passes = tokio::task::JoinSet::new();
     loop {
         ticker.tick().await;
+        while passes.try_join_next().is_some() {}
         let housekeeping = last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_INTERVAL);
         if housekeeping {
             last_housekeeping = Some(Instant::now());
@@ -50,38 +55,50 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 .or_default()
                 .push((slot.entry.clone(), slot.last_metrics.clone()));
         }
-        futures::future::join_all(by_url.into_iter().map(|(url, queues)| {
-            let inner = inner.clone();
+        for (url, queues) in by_url {
+            if !lock(&busy).insert(url.clone()) {
+                continue; // its previous pass still runs
+            }
+            let (inner, busy) = (inner.clone(), busy.clone());
+            passes.spawn(async move {
+                endpoint_pass(&inner, &url, queues, housekeeping).await;
+                lock(&busy).remove(&url);
+            });
+        }
+    }
+}
+
+/// One pass over the queues of one endpoint, up to [`CONCURRENT_QUEUES`] at once.
+async fn endpoint_pass(
+    inner: &Arc<Inner>,
+    url: &str,
+    queues: Vec<QueueWithMetrics>,
+    housekeeping: bool,
+) {
+    let conn = match inner.pool.get(url).await {
+        Ok(c) => c,
+        Err(_) => return, // the metrics loop reports unreachable endpoints
+    };
+    let broken = AtomicBool::new(false);
+    futures::stream::iter(queues)
+        .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics)| {
+            let (broken, mut conn) = (&broken, conn.clone());
             async move {
-                let conn = match inner.pool.get(&url).await {
-                    Ok(c) => c,
-                    Err(_) => return, // the metrics loop reports unreachable endpoints
-                };
-                let broken = AtomicBool::new(false);
-                futures::stream::iter(queues)
-                    .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics)| {
-                        let (inner, broken, mut conn) = (&inner, &broken, conn.clone());
-                        async move {
-                            if broken.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            let pass =
-                                tick_queue(inner, &mut conn, &entry, metrics.as_ref(), housekeeping);
-                            if let Err(e) = pass.await {
-                                tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
-                                if is_connection_error(&e) {
-                                    broken.store(true, Ordering::Relaxed);
-                                }
-                            }
-                        }
-                    })
-                    .await;
                 if broken.load(Ordering::Relaxed) {
-                    inner.pool.forget(&url).await;
+                    return;
+                }
+                let pass = tick_queue(inner, &mut conn, &entry, metrics.as_ref(), housekeeping);
+                if let Err(e) = pass.await {
+                    tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
+                    if is_connection_error(&e) {
+                        broken.store(true, Ordering::Relaxed);
+                    }
                 }
             }
-        }))
+        })
         .await;
+    if broken.load(Ordering::Relaxed) {
+        inner.pool.forget(url).await;
     }
 }
 

@@ -1,9 +1,12 @@
 //! The metrics + scaling loop: every due queue of one Redis endpoint is read in one pipelined
 //! snapshot; the pure policy (`crate::scaling`) decides; the workers are scaled only when the
 //! decision changes the count; status goes out at a bounded rate.
+//!
+//! Each endpoint is polled on its own: a slow or black-holed Redis holds up its own queues
+//! only, and one that fails is polled again after a growing delay (1 s doubling to 30 s).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::queue::conn::mask_password;
@@ -18,17 +21,54 @@ use super::{
     Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, Workers, lock, poll_interval,
 };
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_endpoint_backs_off_doubling_to_thirty_seconds() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+}
+
 /// Longest sleep when nothing is due (a new queue wakes the loop at once anyway).
 const IDLE_SLEEP: Duration = Duration::from_secs(1);
 
+/// Longest delay before polling a failing endpoint again.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Delay before polling an endpoint that failed `failures` times in a row (1-based).
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1)
+        .saturating_mul(1 << failures.saturating_sub(1).min(5))
+        .min(MAX_BACKOFF)
+}
+
+/// Endpoints with a poll running, and consecutive failures per endpoint.
+#[derive(Default)]
+struct Endpoints {
+    busy: HashSet<String>,
+    failures: HashMap<String, u32>,
+}
+
 pub(super) async fn run(inner: Arc<Inner>) {
+    let endpoints: Arc<Mutex<Endpoints>> = Arc::default();
+    // Owned here: when the loop is dropped (leadership lost), its polls stop with it.
+    let mut polls = tokio::task::JoinSet::new();
     loop {
         let now = Instant::now();
         let mut due: BTreeMap<String, Vec<Arc<QueueEntry>>> = BTreeMap::new();
         let mut next_wake = now + IDLE_SLEEP;
         {
+            let busy = &lock(&endpoints).busy;
             let mut queues = lock(&inner.queues);
             for slot in queues.values_mut() {
+                // Its endpoint's poll is still running: its end wakes the loop.
+                if busy.contains(&slot.entry.redis_url) {
+                    continue;
+                }
                 if slot.next_poll <= now {
                     due.entry(slot.entry.redis_url.clone())
                         .or_default()
@@ -42,11 +82,42 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 next_wake = next_wake.min(slot.next_poll);
             }
         }
-        futures::future::join_all(
-            due.into_iter()
-                .map(|(url, entries)| poll_endpoint(&inner, url, entries)),
-        )
-        .await;
+        for (url, entries) in due {
+            lock(&endpoints).busy.insert(url.clone());
+            let (inner, endpoints) = (inner.clone(), endpoints.clone());
+            polls.spawn(async move {
+                let ok = poll_endpoint(&inner, url.clone(), entries).await;
+                let retry_in = {
+                    let mut e = lock(&endpoints);
+                    e.busy.remove(&url);
+                    if ok {
+                        e.failures.remove(&url);
+                        None
+                    } else {
+                        let n = e.failures.entry(url.clone()).or_insert(0);
+                        *n += 1;
+                        Some(backoff(*n))
+                    }
+                };
+                if let Some(delay) = retry_in {
+                    let later = Instant::now() + delay;
+                    for slot in lock(&inner.queues).values_mut() {
+                        if slot.entry.redis_url == url {
+                            slot.next_poll = slot.next_poll.max(later);
+                        }
+                    }
+                }
+                inner.wake.notify_one();
+            });
+        }
+        // Reap finished polls (their panics surface here rather than vanish).
+        while let Some(done) = polls.try_join_next() {
+            if let Err(e) = done
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(next_wake.into()) => {}
             _ = inner.wake.notified() => {}
@@ -54,8 +125,9 @@ pub(super) async fn run(inner: Arc<Inner>) {
     }
 }
 
-/// One snapshot of every due queue on `url`, then a decision per queue.
-async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEntry>>) {
+/// One snapshot of every due queue on `url`, then a decision per queue; whether Redis
+/// answered.
+async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEntry>>) -> bool {
     let started = Instant::now();
     let configs: Vec<_> = entries.iter().map(|e| e.config.clone()).collect();
     let conn = inner.pool.get(&url).await;
@@ -75,6 +147,7 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
             for entry in entries {
                 handle(inner, &entry, QueueHealth::RedisUnreachable(e.to_string())).await;
             }
+            false
         }
         Ok((mut conn, states)) => {
             for (entry, state) in entries.iter().zip(states) {
@@ -116,6 +189,7 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
                 };
                 handle(inner, entry, health).await;
             }
+            true
         }
     }
 }

@@ -163,6 +163,24 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server process (SIGSTOP): connections stay open and nothing answers, as
+    /// with a black-holed host. [`thaw`](Self::thaw) resumes it.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a [frozen](Self::freeze) server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        // SAFETY: kill(2) on our own child's pid, which is not reaped while `child` is held.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "signal {signal} to redis-server {pid} failed");
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
