@@ -139,6 +139,8 @@ pub struct Scheduler<C> {
     cache: HashMap<(String, String), Compiled>,
     /// The cache is dropped now and then so that removed schedules do not linger in memory.
     cache_since: std::time::Instant,
+    /// Redis's clock minus this process's, at the last `TIME` read (ms).
+    clock_offset_ms: i64,
 }
 
 /// How long compiled definitions are kept before they are read again.
@@ -153,7 +155,23 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             config,
             cache: HashMap::new(),
             cache_since: std::time::Instant::now(),
+            clock_offset_ms: 0,
         }
+    }
+
+    /// Redis's clock ([`schedules::redis_time_ms`]): it decides what is due.
+    async fn redis_now(&mut self) -> Result<Timestamp, ScheduleError> {
+        let ms = schedules::redis_time_ms(&mut self.conn).await?;
+        self.clock_offset_ms = ms - Timestamp::now().as_millisecond();
+        Timestamp::from_millisecond(ms).map_err(|e| ScheduleError::Protocol {
+            op: "TIME",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Redis's clock now, estimated from this process's and the last offset read.
+    fn redis_now_estimate_ms(&self) -> i64 {
+        Timestamp::now().as_millisecond() + self.clock_offset_ms
     }
 
     /// The handle that controls this loop.
@@ -338,17 +356,19 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
     ) {
         tokio::pin!(shutdown);
         loop {
-            let now = Timestamp::now();
-            let result = self.tick(now).await;
-            if let Ok(report) = &result {
+            let result = match self.redis_now().await {
+                Ok(now) => self.tick(now).await.map(|r| (now, r)),
+                Err(e) => Err(e),
+            };
+            if let Ok((_, report)) = &result {
                 observe(report);
             }
             let wait = match result {
-                Ok(report) if report.more_due => Duration::ZERO,
-                Ok(report) => {
+                Ok((_, report)) if report.more_due => Duration::ZERO,
+                Ok((now, report)) => {
                     let until_due = report.next_due_ms.map_or(self.config.max_sleep, |ms| {
                         Duration::from_millis(
-                            ms.saturating_sub(Timestamp::now().as_millisecond()).max(0) as u64,
+                            ms.saturating_sub(self.redis_now_estimate_ms()).max(0) as u64,
                         )
                     });
                     // A due run that made no progress (a broken definition) must not spin.

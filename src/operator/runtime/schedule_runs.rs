@@ -60,13 +60,8 @@ impl Runtime {
             Some(_) => {}
         }
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
-        schedules::upsert(
-            &mut conn,
-            &entry.config.keys,
-            def,
-            jiff::Timestamp::now().as_millisecond(),
-        )
-        .await?;
+        let now_ms = schedules::redis_time_ms(&mut conn).await?;
+        schedules::upsert(&mut conn, &entry.config.keys, def, now_ms).await?;
         if moved {
             // Its counters start again in the new queue's Redis: a new series, as after a reset.
             self.inner

@@ -71,6 +71,18 @@ pub enum ScheduleError {
     Protocol { op: &'static str, detail: String },
 }
 
+/// Redis's clock (`TIME`) in unix ms. Schedules are armed and fired by it, as it stamps every
+/// job and record: a skewed operator clock must neither fire runs early nor late.
+pub async fn redis_time_ms<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+) -> Result<i64, ScheduleError> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(conn)
+        .await
+        .map_err(during("TIME"))?;
+    Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
+}
+
 fn during(op: &'static str) -> impl FnOnce(redis::RedisError) -> ScheduleError {
     move |source| ScheduleError::Redis { op, source }
 }
