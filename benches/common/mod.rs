@@ -26,6 +26,7 @@ pub struct Summary {
     pub n: usize,
     pub min: f64,
     pub median: f64,
+    pub p95: f64,
     pub p99: f64,
     pub max: f64,
 }
@@ -50,6 +51,7 @@ pub fn summary(samples: &[f64]) -> Summary {
         n: s.len(),
         min: s[0],
         median,
+        p95: rank(&s, 0.95),
         p99: rank(&s, 0.99),
         max: s[s.len() - 1],
     }
@@ -145,4 +147,61 @@ pub fn parse_info(text: &str) -> std::collections::HashMap<String, String> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// Redis's own account of its work so far, from `INFO everything` (on a connection of its
+/// own): CPU (used_cpu_user + used_cpu_sys), commands run (commandstats `calls=`, including
+/// the commands Lua scripts run) and socket reads (`total_reads_processed`, which counts the
+/// round trips the server saw).
+#[derive(Debug, Clone, Copy)]
+pub struct RedisWork {
+    pub cpu_ms: f64,
+    pub commands: f64,
+    pub reads: f64,
+}
+
+impl RedisWork {
+    pub async fn read(admin: &mut jobqueue_operator::queue::RedisConn) -> RedisWork {
+        let text: String = redis::cmd("INFO")
+            .arg("everything")
+            .query_async(admin)
+            .await
+            .expect("INFO");
+        let info = parse_info(&text);
+        RedisWork {
+            cpu_ms: 1000.0 * (info_num(&info, "used_cpu_user") + info_num(&info, "used_cpu_sys")),
+            commands: all_calls(&info),
+            reads: info_num(&info, "total_reads_processed"),
+        }
+    }
+
+    /// The work of one of `ticks` ticks run between `self` and `after`, less the INFO call
+    /// (its command and its socket read) that separates the two readings.
+    pub fn per_tick(&self, after: &RedisWork, ticks: usize) -> RedisWork {
+        let t = ticks as f64;
+        RedisWork {
+            cpu_ms: (after.cpu_ms - self.cpu_ms) / t,
+            commands: (after.commands - self.commands - 1.0) / t,
+            reads: (after.reads - self.reads - 1.0) / t,
+        }
+    }
+}
+
+/// A numeric INFO field (panics when it is missing: the figure would be wrong).
+pub fn info_num(info: &std::collections::HashMap<String, String>, field: &str) -> f64 {
+    info.get(field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO has no numeric {field}"))
+}
+
+/// Commands Redis has run (commandstats `calls=`, those inside Lua scripts included).
+pub fn all_calls(info: &std::collections::HashMap<String, String>) -> f64 {
+    info.iter()
+        .filter(|(k, _)| k.starts_with("cmdstat_"))
+        .filter_map(|(_, v)| {
+            v.split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|c| c.parse::<f64>().ok())
+        })
+        .sum()
 }

@@ -22,8 +22,10 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 pub struct Launch {
     /// `command` followed by `args`, unexpanded.
     pub argv: Vec<String>,
-    /// Template env, then REDIS_URL, JOBQUEUE_STREAM and JOBQUEUE_GROUP (JOBQUEUE_CONSUMER is
-    /// added per process). Added on top of this process's own environment.
+    /// REDIS_URL, JOBQUEUE_STREAM and JOBQUEUE_GROUP (JOBQUEUE_CONSUMER is added per
+    /// process): first, as a cluster injects them, so template values may refer to them.
+    pub injected: Vec<(String, String)>,
+    /// The template's env, unexpanded. Added on top of this process's own environment.
     pub env: Vec<(String, String)>,
     /// Working directory: the container's `workingDir` resolved against the manifest's
     /// directory, or that directory.
@@ -36,8 +38,13 @@ impl Launch {
     /// The argv and env of the process that will be consumer `consumer`, with `$(VAR)`
     /// references expanded as Kubernetes does and [`OWN_BINARY`] as this very executable.
     pub fn for_consumer(&self, consumer: &str) -> (Vec<String>, Vec<(String, String)>) {
-        let mut env = self.env.clone();
+        let mut env = self.injected.clone();
         env.push(("JOBQUEUE_CONSUMER".into(), consumer.into()));
+        // Each template value may refer to the injected variables and to earlier ones.
+        for (name, value) in &self.env {
+            let value = expand(value, &env);
+            env.push((name.clone(), value));
+        }
         let mut argv: Vec<String> = self.argv.iter().map(|a| expand(a, &env)).collect();
         if let Some(program) = argv.first_mut()
             && program == OWN_BINARY
@@ -106,15 +113,11 @@ pub fn plan(jq: &JobQueue, redis_url: &str, manifest_dir: &Path) -> (Plan, Vec<S
             "{field}.envFrom: ConfigMaps and Secrets cannot be read locally; ignored"
         ));
     }
-    // Template values may refer to earlier ones; the injected ones come last and win.
-    let mut expanded: Vec<(String, String)> = Vec::new();
-    for (name, value) in env {
-        let v = expand(&value, &expanded);
-        expanded.push((name, v));
-    }
-    expanded.push(("REDIS_URL".into(), redis_url.into()));
-    expanded.push(("JOBQUEUE_STREAM".into(), jq.stream_key()));
-    expanded.push(("JOBQUEUE_GROUP".into(), jq.spec.consumer_group.clone()));
+    let injected = vec![
+        ("REDIS_URL".into(), redis_url.into()),
+        ("JOBQUEUE_STREAM".into(), jq.stream_key()),
+        ("JOBQUEUE_GROUP".into(), jq.spec.consumer_group.clone()),
+    ];
     let dir = match container.working_dir.as_deref() {
         Some(d) if !d.is_empty() => manifest_dir.join(d),
         _ => manifest_dir.to_path_buf(),
@@ -125,7 +128,8 @@ pub fn plan(jq: &JobQueue, redis_url: &str, manifest_dir: &Path) -> (Plan, Vec<S
     (
         Plan::Processes(Launch {
             argv,
-            env: expanded,
+            injected,
+            env,
             dir,
             grace,
         }),
@@ -202,7 +206,8 @@ mod tests {
         "terminationGracePeriodSeconds": 5,
         "containers": [
             {"name": "w", "image": "ignored", "command": ["python3", "-u"], "args": ["worker.py", "$(MODE)"],
-             "env": [{"name": "MODE", "value": "fast"}, {"name": "URL2", "value": "$(MODE)-x"}]},
+             "env": [{"name": "MODE", "value": "fast"}, {"name": "URL2", "value": "$(MODE)-x"},
+                     {"name": "DYNO", "value": "$(JOBQUEUE_CONSUMER)"}]},
             {"name": "sidecar", "command": ["never"]}
         ]}}}));
         let (plan, notes) = plan(&q, "redis://127.0.0.1:7000", Path::new("/m"));
@@ -217,12 +222,17 @@ mod tests {
         assert_eq!(
             env,
             vec![
-                ("MODE".to_string(), "fast".to_string()),
-                ("URL2".into(), "fast-x".into()),
-                ("REDIS_URL".into(), "redis://127.0.0.1:7000".into()),
+                (
+                    "REDIS_URL".to_string(),
+                    "redis://127.0.0.1:7000".to_string()
+                ),
                 ("JOBQUEUE_STREAM".into(), "jobqueue:{default/demo}".into()),
                 ("JOBQUEUE_GROUP".into(), "workers".into()),
                 ("JOBQUEUE_CONSUMER".into(), "demo-0-ab".into()),
+                ("MODE".into(), "fast".into()),
+                ("URL2".into(), "fast-x".into()),
+                // As in a cluster, the injected variables come first and may be referred to.
+                ("DYNO".into(), "demo-0-ab".into()),
             ]
         );
     }
