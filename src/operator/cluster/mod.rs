@@ -32,6 +32,7 @@ use crate::operator::signal::shutdown_signal;
 pub mod context;
 mod deployments;
 pub mod jobqueue;
+mod lease_guard;
 mod pods;
 mod reporter;
 pub mod schedule;
@@ -75,6 +76,15 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         .await
         .context("setting up leader election")?;
     let (mut leading, lease_task) = manager.watch().await;
+    let check_lease = Arc::new(tokio::sync::Notify::new());
+    let (mut fresh, guard) = lease_guard::spawn(
+        client.clone(),
+        &args.lease_namespace,
+        &args.lease_name,
+        &identity,
+        std::time::Duration::from_secs(lease_secs),
+        check_lease.clone(),
+    );
     health.set_ready(true);
     tracing::info!(
         identity,
@@ -87,10 +97,15 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         &args,
         &metrics,
         &identity,
-        &mut leading,
+        Lease {
+            leading: &mut leading,
+            fresh: &mut fresh,
+            check: &check_lease,
+        },
         &runtime_slot,
     )
     .await?;
+    guard.abort();
 
     tracing::info!("shutting down");
     health.set_ready(false);
@@ -141,21 +156,37 @@ type Leadership = (
     tokio::task::JoinHandle<()>,
 );
 
-/// Starts the leader's work when the lease is won and stops it when it is lost, until SIGTERM /
-/// Ctrl-C. Returns the work still running then.
+/// What says this replica leads: the lease manager, and the guard's own check that the
+/// lease is still renewed ([`lease_guard`]).
+struct Lease<'a> {
+    leading: &'a mut tokio::sync::watch::Receiver<bool>,
+    fresh: &'a mut tokio::sync::watch::Receiver<bool>,
+    check: &'a tokio::sync::Notify,
+}
+
+/// Starts the leader's work when the lease is won and stops it when it is lost, or when its
+/// renewal cannot be confirmed before it expires (a replica cut off from the API server steps
+/// down by its own clock), until SIGTERM / Ctrl-C. Returns the work still running then.
 async fn follow_lease(
     client: &Client,
     args: &Settings,
     metrics: &Metrics,
     identity: &str,
-    leading: &mut tokio::sync::watch::Receiver<bool>,
+    lease: Lease<'_>,
     runtime_slot: &Arc<RuntimeSlotSender>,
 ) -> anyhow::Result<Option<Leadership>> {
+    let Lease {
+        leading,
+        fresh,
+        check,
+    } = lease;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut active: Option<Leadership> = None;
     loop {
-        let is_leader = *leading.borrow_and_update();
+        let holds = *leading.borrow_and_update();
+        let renewed = *fresh.borrow_and_update();
+        let is_leader = holds && renewed;
         match (is_leader, active.is_some()) {
             (true, false) => {
                 tracing::info!(
@@ -175,10 +206,17 @@ async fn follow_lease(
                 active = Some((tx, task));
             }
             (false, true) => {
-                tracing::warn!(
-                    identity,
-                    "lost the leader lease; stopping controllers and loops"
-                );
+                if holds {
+                    tracing::warn!(
+                        identity,
+                        "stepped down: the lease's renewal could not be confirmed before it expires; stopping controllers and loops"
+                    );
+                } else {
+                    tracing::warn!(
+                        identity,
+                        "lost the leader lease; stopping controllers and loops"
+                    );
+                }
                 metrics.leading(false);
                 runtime_slot.send_replace(None);
                 if let Some((tx, task)) = active.take() {
@@ -193,6 +231,12 @@ async fn follow_lease(
             changed = leading.changed() => {
                 if changed.is_err() {
                     anyhow::bail!("leader election stopped unexpectedly");
+                }
+                check.notify_one();
+            }
+            changed = fresh.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("the lease guard stopped unexpectedly");
                 }
             }
         }

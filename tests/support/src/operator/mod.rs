@@ -36,6 +36,59 @@ pub struct Cluster {
     kubeconfig: PathBuf,
     pub dir: tempfile::TempDir,
     stop_proxy: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Proxies of [`Cluster::partitionable_operator`]s, stopped with the cluster.
+    extra_proxies: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Cuts one operator off from the API server: while set, its requests get no answer and its
+/// open watches deliver nothing, as across a network partition; cleared, both resume.
+#[derive(Clone, Default)]
+pub struct Partition(Arc<std::sync::atomic::AtomicBool>);
+
+impl Partition {
+    pub fn cut(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn heal(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A client straight to the test API server, for a proxy.
+fn upstream_client(server: &TestApiServer) -> kube::Client {
+    let mut config = kube::Config::new(server.url().parse().expect("server URL"));
+    config.read_timeout = None; // watches stay open
+    kube::Client::try_from(config).expect("proxy client")
+}
+
+/// Serves `proxy` on a free loopback port and writes a kubeconfig for it at `path`.
+async fn spawn_proxy(
+    proxy: proxy::ProxyState,
+    path: &std::path::Path,
+) -> (PathBuf, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("proxy bind");
+    let addr = listener.local_addr().expect("proxy addr");
+    let app = axum::Router::new()
+        .fallback(proxy::forward)
+        .with_state(proxy);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    std::fs::write(path, kubeconfig_yaml(&format!("http://{addr}")))
+        .expect("writing the operator's kubeconfig");
+    (path.to_path_buf(), stop)
 }
 
 impl Cluster {
@@ -44,34 +97,16 @@ impl Cluster {
         let client = server.client();
         server.install_project_crds().await;
 
-        let mut config = kube::Config::new(server.url().parse().expect("server URL"));
-        config.read_timeout = None; // watches stay open
-        let upstream = kube::Client::try_from(config).expect("proxy client");
         let accesses = Arc::new(Mutex::new(BTreeSet::new()));
         let failing_status_writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("proxy bind");
-        let addr = listener.local_addr().expect("proxy addr");
-        let app = axum::Router::new()
-            .fallback(proxy::forward)
-            .with_state(proxy::ProxyState {
-                client: upstream,
-                seen: accesses.clone(),
-                failing_status_writes: failing_status_writes.clone(),
-            });
-        let (stop_proxy, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&format!("http://{addr}")))
-            .expect("writing the operator's kubeconfig");
+        let proxy = proxy::ProxyState {
+            client: upstream_client(&server),
+            seen: accesses.clone(),
+            failing_status_writes: failing_status_writes.clone(),
+            partitioned: Partition::default(),
+        };
+        let (kubeconfig, stop_proxy) = spawn_proxy(proxy, &dir.path().join("kubeconfig")).await;
         Cluster {
             server,
             client,
@@ -81,11 +116,44 @@ impl Cluster {
             kubeconfig,
             dir,
             stop_proxy: Some(stop_proxy),
+            extra_proxies: Vec::new(),
         }
     }
 
     /// Starts `jobqueue-operator run` against this cluster.
     pub fn operator(&self, redis_url: &str, identity: &str, extra: &[&str]) -> Operator {
+        self.operator_with(&self.kubeconfig, redis_url, identity, extra)
+    }
+
+    /// [`Self::operator`] behind a proxy of its own, which the returned [`Partition`] can cut
+    /// off from the API server (the other replicas keep theirs).
+    pub async fn partitionable_operator(
+        &mut self,
+        redis_url: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> (Operator, Partition) {
+        let partition = Partition::default();
+        let proxy = proxy::ProxyState {
+            client: upstream_client(&self.server),
+            seen: self.accesses.clone(),
+            failing_status_writes: self.failing_status_writes.clone(),
+            partitioned: partition.clone(),
+        };
+        let path = self.dir.path().join(format!("kubeconfig-{identity}"));
+        let (kubeconfig, stop) = spawn_proxy(proxy, &path).await;
+        self.extra_proxies.push(stop);
+        let operator = self.operator_with(&kubeconfig, redis_url, identity, extra);
+        (operator, partition)
+    }
+
+    fn operator_with(
+        &self,
+        kubeconfig: &std::path::Path,
+        redis_url: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Operator {
         let log = self.dir.path().join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("operator log file");
         let child = without_operator_env(&mut Command::new(operator_binary()))
@@ -96,7 +164,7 @@ impl Cluster {
             .args(["--lease-duration", "6s"])
             .args(["--status-interval", "1s"])
             .args(extra)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

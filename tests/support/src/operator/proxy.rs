@@ -3,6 +3,7 @@
 //! accesses can be told apart from the test's, for the proof that the chart's RBAC grants
 //! each request.
 
+use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,15 @@ pub(super) struct ProxyState {
     pub client: kube::Client,
     pub seen: Arc<Mutex<BTreeSet<Access>>>,
     pub failing_status_writes: Arc<AtomicUsize>,
+    /// While cut, nothing passes: requests hang and open responses (watches) go silent.
+    pub partitioned: super::Partition,
+}
+
+/// Waits while `partition` is cut (the other side of a partition sees nothing at all).
+async fn through(partition: &super::Partition) {
+    while partition.is_cut() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Forwards everything to the test API server, noting each resource access first (and
@@ -79,7 +89,9 @@ pub(super) async fn forward(State(state): State<ProxyState>, request: Request) -
         client,
         seen,
         failing_status_writes,
+        partitioned,
     } = state;
+    through(&partitioned).await;
     let (parts, body) = request.into_parts();
     if let Some(access) = classify(
         &parts.method,
@@ -118,13 +130,25 @@ pub(super) async fn forward(State(state): State<ProxyState>, request: Request) -
     let Ok(out) = out.body(kube::client::Body::from(bytes.to_vec())) else {
         return (StatusCode::BAD_REQUEST, "bad request").into_response();
     };
-    match client.send(out).await {
+    let response = client.send(out).await;
+    through(&partitioned).await;
+    match response {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             parts.headers.remove(header::TRANSFER_ENCODING);
             parts.headers.remove(header::CONTENT_LENGTH);
             parts.headers.remove(header::CONNECTION);
-            Response::from_parts(parts, axum::body::Body::new(body))
+            // A watch's events stop crossing while the partition lasts.
+            let chunks = axum::body::Body::new(body)
+                .into_data_stream()
+                .then(move |chunk| {
+                    let partitioned = partitioned.clone();
+                    async move {
+                        through(&partitioned).await;
+                        chunk
+                    }
+                });
+            Response::from_parts(parts, axum::body::Body::from_stream(chunks))
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
