@@ -140,7 +140,7 @@ pub async fn snapshot(
         }
         RedisConn::Cluster(c) => cluster_snapshot(c, queues, options).await?,
     };
-    Ok(values
+    let mut states: Vec<Result<QueueState>> = values
         .into_iter()
         .zip(queues)
         .map(|(v, q)| match &q.source {
@@ -150,7 +150,30 @@ pub async fn snapshot(
                 .map_err(QueueError::during("reading an adopted queue")),
             None => parse(v).map_err(|e| map_error("reading metrics", q.stream(), &q.group, e)),
         })
-        .collect())
+        .collect();
+    for plan in adopted::shared::plan(queues) {
+        // One more round trip, only for endpoints with adopted Celery or Sidekiq queues.
+        match plan.read(conn).await {
+            Ok(parts) => {
+                for &(i, at) in &plan.queues {
+                    if let Ok(QueueState::Ready(m)) = &mut states[i] {
+                        parts[at].apply(m);
+                    }
+                }
+            }
+            Err(e) => {
+                for &(i, _) in &plan.queues {
+                    let again = redis::RedisError::from((
+                        e.kind(),
+                        "shared adopted reading",
+                        e.to_string(),
+                    ));
+                    states[i] = Err(QueueError::redis("reading an adopted queue", again));
+                }
+            }
+        }
+    }
+    Ok(states)
 }
 
 fn pipeline_for(

@@ -2,8 +2,10 @@
 //! on Redis (RQ, Celery, Sidekiq, BullMQ), read — never written — from the keys that system
 //! keeps, so that its existing workers scale like a native queue's.
 //!
-//! Each system has one read-only Lua script: one round trip per queue, pipelined with every
-//! other queue of the endpoint by [`super::metrics::snapshot`]. The script reports what is
+//! Each system has one read-only Lua script per queue, pipelined with every other queue of the
+//! endpoint by [`super::metrics::snapshot`]; what Celery and Sidekiq keep for all queues
+//! together (kombu's `unacked` hash; Sidekiq's processes, schedule and retry sets) is read
+//! once per endpoint and tick for all their queues ([`shared`]). A reading reports what is
 //! queued (waiting, plus delayed jobs already due: they wait for a worker to promote them),
 //! what is in flight, and, where the system records it, which worker host is busy; the
 //! reading becomes a [`QueueMetrics`] with `lag` = queued and `pending` = in flight, so the
@@ -18,6 +20,8 @@ use redis::{Script, ScriptInvocation, Value};
 
 use super::jobs::JobCounts;
 use super::metrics::{ConsumerInfo, LagSource, QueueMetrics};
+
+pub mod shared;
 
 /// How many entries of Sidekiq's shared `schedule` and `retry` sets one reading looks at, due
 /// and not due each (they hold every queue's jobs; decoding all of them would make one queue's
@@ -96,14 +100,8 @@ impl Adopted {
                 format!("{q}\x06\x163"),
                 format!("{q}\x06\x166"),
                 format!("{q}\x06\x169"),
-                "unacked".to_string(),
             ],
-            System::Sidekiq => vec![
-                format!("queue:{q}"),
-                "processes".to_string(),
-                "schedule".to_string(),
-                "retry".to_string(),
-            ],
+            System::Sidekiq => vec![format!("queue:{q}")],
             System::BullMq => [
                 "wait",
                 "prioritized",
@@ -139,23 +137,14 @@ impl Adopted {
         for key in self.keys() {
             inv.key(key);
         }
-        match self.system {
-            System::Celery => {
-                inv.arg(&self.queue);
-            }
-            System::Sidekiq => {
-                inv.arg(&self.queue).arg(SCAN_BOUND);
-            }
-            System::BullMq => {
-                inv.arg(format!("{}:{}:", self.prefix, self.queue))
-                    .arg(SCAN_BOUND);
-            }
-            System::Rq => {}
+        if self.system == System::BullMq {
+            inv.arg(format!("{}:{}:", self.prefix, self.queue))
+                .arg(SCAN_BOUND);
         }
         inv
     }
 
-    /// Every reading script, for loading after a NOSCRIPT.
+    /// Every per-queue reading script, for loading after a NOSCRIPT.
     pub fn all_scripts() -> [&'static Script; 4] {
         [&RQ, &CELERY, &SIDEKIQ, &BULLMQ]
     }
@@ -255,14 +244,10 @@ mod tests {
                 "celery",
                 "celery\x06\x163",
                 "celery\x06\x166",
-                "celery\x06\x169",
-                "unacked"
+                "celery\x06\x169"
             ]
         );
-        assert_eq!(
-            Adopted::new(System::Sidekiq, "mail").keys(),
-            ["queue:mail", "processes", "schedule", "retry"]
-        );
+        assert_eq!(Adopted::new(System::Sidekiq, "mail").keys(), ["queue:mail"]);
         let mut b = Adopted::new(System::BullMq, "emails");
         assert_eq!(b.slot_key(), "bull:emails:wait");
         b.prefix = "{acme}".into();
