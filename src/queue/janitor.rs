@@ -8,11 +8,11 @@
 //!    with `attempt + 1` (through the delayed set when a backoff applies) and the old entry is
 //!    acknowledged; after `maxDeliveries` they go to the dead-letter stream instead.
 //!    [`reclaim_consumer`] does the same at once for everything one consumer holds (its pod
-//!    is gone).
+//!    is gone), and [`reclaim_consumer_idle`] for what it held before its worker restarted.
 //! 3. [`reap_idle_consumers`]: consumers holding nothing and idle past a bound are deleted.
 //! 4. [`trim`]: retention, never past what any group still needs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::config::{QueueConfig, Retention};
 use super::conn::RedisConn;
@@ -47,6 +47,10 @@ pub enum Failure {
     VisibilityTimeout,
     /// Held by a consumer that no longer exists.
     ConsumerGone,
+    /// Read by a worker process that has since restarted under the same consumer name (its
+    /// container crashed): apart from the deleted pod, so a job that keeps killing its worker
+    /// shows as such in the dead letters.
+    WorkerRestarted,
 }
 
 impl Failure {
@@ -55,6 +59,7 @@ impl Failure {
         match self {
             Failure::VisibilityTimeout => "visibility_timeout",
             Failure::ConsumerGone => "consumer_gone",
+            Failure::WorkerRestarted => "worker_restarted",
         }
     }
 }
@@ -169,15 +174,13 @@ pub async fn reclaim_expired(
     cfg: &QueueConfig,
     opts: &JanitorOptions,
 ) -> Result<Reclaimed> {
-    reclaim(
-        conn,
-        cfg,
-        opts,
-        None,
-        cfg.visibility_timeout,
-        Failure::VisibilityTimeout,
-    )
-    .await
+    let select = Select {
+        consumer: None,
+        min_idle: cfg.visibility_timeout,
+        aging: false,
+        forget_consumer: false,
+    };
+    reclaim(conn, cfg, opts, select, Failure::VisibilityTimeout).await
 }
 
 /// Re-enqueues (or dead-letters) everything `consumer` holds, now, whatever its idle time,
@@ -188,25 +191,56 @@ pub async fn reclaim_consumer(
     consumer: &str,
     opts: &JanitorOptions,
 ) -> Result<Reclaimed> {
-    reclaim(
-        conn,
-        cfg,
-        opts,
-        Some(consumer),
-        Duration::ZERO,
-        Failure::ConsumerGone,
-    )
-    .await
+    let select = Select {
+        consumer: Some(consumer),
+        min_idle: Duration::ZERO,
+        aging: false,
+        forget_consumer: true,
+    };
+    reclaim(conn, cfg, opts, select, Failure::ConsumerGone).await
+}
+
+/// Re-enqueues (or dead-letters) what `consumer` holds that has been idle at least `min_idle`
+/// (as of this call), now. For a worker that restarted under the same consumer name: what it
+/// read before the restart is lost with the old process, what it read since is its own. The
+/// consumer is kept, with whatever is younger: the restarted worker reads as it.
+pub async fn reclaim_consumer_idle(
+    conn: &mut RedisConn,
+    cfg: &QueueConfig,
+    consumer: &str,
+    min_idle: Duration,
+    opts: &JanitorOptions,
+) -> Result<Reclaimed> {
+    let select = Select {
+        consumer: Some(consumer),
+        min_idle,
+        aging: true,
+        forget_consumer: false,
+    };
+    reclaim(conn, cfg, opts, select, Failure::WorkerRestarted).await
+}
+
+/// Which pending entries a reclaim takes.
+struct Select<'a> {
+    /// Only this consumer's (any consumer's when `None`).
+    consumer: Option<&'a str>,
+    /// Only entries idle at least this long.
+    min_idle: Duration,
+    /// `min_idle` is a cut-off in time as of the call: each batch adds the time since, or an
+    /// entry read just after the cut-off would age into it while the batches run.
+    aging: bool,
+    /// Delete the consumer once it holds nothing (its pod is gone).
+    forget_consumer: bool,
 }
 
 async fn reclaim(
     conn: &mut RedisConn,
     cfg: &QueueConfig,
     opts: &JanitorOptions,
-    consumer: Option<&str>,
-    min_idle: Duration,
+    select: Select<'_>,
     failure: Failure,
 ) -> Result<Reclaimed> {
+    let called = Instant::now();
     let batch = opts.batch.max(1);
     let backoff = cfg
         .backoff
@@ -214,17 +248,24 @@ async fn reclaim(
         .unwrap_or_default();
     let mut total = Reclaimed::default();
     for _ in 0..opts.max_batches.max(1) {
+        let min_idle = if select.aging {
+            select.min_idle + called.elapsed()
+        } else {
+            select.min_idle
+        };
         let mut inv = RECLAIM.key(cfg.stream());
         inv.key(cfg.keys.delayed())
             .key(&cfg.dead_letter)
             .arg(&cfg.group)
-            .arg(min_idle.as_millis() as u64)
+            // Rounded up: a cut-off may only move later, never take a younger entry.
+            .arg(min_idle.as_nanos().div_ceil(1_000_000) as u64)
             .arg(cfg.max_deliveries.max(1))
             .arg(batch)
             .arg(cfg.dead_letter_max_length.unwrap_or(0))
-            .arg(consumer.unwrap_or(""))
+            .arg(select.consumer.unwrap_or(""))
             .arg(failure.as_str())
             .arg(cfg.keys.schedule(""))
+            .arg(u8::from(select.forget_consumer))
             .key(cfg.keys.settings());
         for d in &backoff {
             inv.arg(*d);

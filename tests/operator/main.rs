@@ -5,13 +5,16 @@
 //!   the HTTP [`endpoints`], the [`dashboard`], and [`deletion`] by policy;
 //! - [`schedules`] firing where they point; [`leadership`]: every-second Schedules firing
 //!   exactly once while the leader of two replicas is SIGKILLed, and a replica that loses its
-//!   Lease going quiet;
+//!   Lease going quiet; [`partition`]: a leader cut off from the API server steps down and
+//!   nothing runs twice;
 //! - [`redis_outage`]: Redis SIGKILLed and restarted from its snapshot; [`redis_targets`]: a
 //!   queue on a Redis Cluster and on TLS Redis;
 //! - [`adopted`]: another system's queue (RQ), read by a Redis user that may not write,
 //!   scaling the user's Deployment and sparing its busy pod;
 //! - [`tenancy`]: a stream serves one JobQueue; another namespace naming it is refused and
 //!   can neither consume, reclaim, trim, delete nor schedule into it;
+//! - [`restarts`]: a worker container that crashed and restarted in its pod loses the jobs it
+//!   read before the crash to other workers at once, and keeps what it has read since;
 //! - [`invalid`] resources the schema cannot reject, and the README quickstart through
 //!   [`kubectl`].
 //!
@@ -27,9 +30,11 @@ mod fixtures;
 mod invalid;
 mod kubectl;
 mod leadership;
+mod partition;
 mod provisioning;
 mod redis_outage;
 mod redis_targets;
+mod restarts;
 mod runs;
 mod scaling;
 mod schedules;

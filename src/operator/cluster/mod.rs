@@ -67,15 +67,7 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("jobqueue-operator-{}", uuid::Uuid::new_v4().simple()));
     let lease_secs = args.lease_duration.as_std().as_secs().max(2);
-    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-        .with_namespace(&args.lease_namespace)
-        .with_identity(&identity)
-        .with_duration(lease_secs)
-        .with_grace((lease_secs / 3).max(1))
-        .build()
-        .await
-        .context("setting up leader election")?;
-    let (mut leading, lease_task) = manager.watch().await;
+    let (mut leading, lease_task) = elect(&client, &args, &identity, lease_secs).await?;
     let check_lease = Arc::new(tokio::sync::Notify::new());
     let (mut fresh, guard) = lease_guard::spawn(
         client.clone(),
@@ -127,6 +119,28 @@ pub async fn run(args: Settings) -> anyhow::Result<()> {
         let _ = http.await;
     }
     Ok(())
+}
+
+/// Joins the leader election for the Lease: whether this replica holds it, and the manager's
+/// task (it releases the lease when the receiver is dropped).
+async fn elect(
+    client: &Client,
+    args: &Settings,
+    identity: &str,
+    lease_secs: u64,
+) -> anyhow::Result<(
+    tokio::sync::watch::Receiver<bool>,
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+)> {
+    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(identity)
+        .with_duration(lease_secs)
+        .with_grace((lease_secs / 3).max(1))
+        .build()
+        .await
+        .context("setting up leader election")?;
+    Ok(manager.watch().await)
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until `stop` turns true (nothing when the

@@ -33,6 +33,7 @@ mod janitor;
 mod jobs;
 mod pool;
 mod report;
+mod restarts;
 mod scaler;
 mod schedule_runs;
 mod schedule_status;

@@ -1,14 +1,16 @@
 -- Hand out again the jobs whose delivery failed: pending longer than the visibility timeout,
--- or (ARGV[6] set) everything held by one consumer. Each job is re-enqueued with attempt+1
--- (through the delayed set when a backoff applies) or, after its last allowed attempt, moved
--- to the dead-letter stream; then the old entry is acknowledged. All in one atomic step, so a
--- crash between calls neither loses nor duplicates a job.
+-- or (ARGV[6] set) what one consumer holds (everything, or what it read before its worker
+-- restarted). Each job is re-enqueued with attempt+1 (through the delayed set when a backoff
+-- applies) or, after its last allowed attempt, moved to the dead-letter stream; then the old
+-- entry is acknowledged. All in one atomic step, so a crash between calls neither loses nor
+-- duplicates a job.
 -- KEYS[1] stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream
 -- ARGV[1] group, ARGV[2] min idle ms, ARGV[3] max deliveries, ARGV[4] max jobs per call,
 -- ARGV[5] dead-letter MAXLEN (0 = none), ARGV[6] consumer ('' = any),
--- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone'),
+-- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone' | 'worker_restarted'),
 -- ARGV[8] the queue's schedule hash prefix (see schedule_of_last_run),
--- ARGV[9..] backoff delay ms after attempt 1, 2, ... (none = retry at once),
+-- ARGV[9] '1': delete the consumer once it holds nothing (its pod is gone), else keep it,
+-- ARGV[10..] backoff delay ms after attempt 1, 2, ... (none = retry at once),
 -- KEYS[4] the queue's settings hash (optional: job records are updated when given)
 -- Returns {retried, dead_lettered, missing (entry deleted out of band), scanned}
 local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
@@ -48,7 +50,7 @@ for _, p in ipairs(pending) do
       dead_lettered = dead_lettered + 1
     else
       field_set(fields, 'attempt', int_str(attempt + 1))
-      local delay = tonumber(ARGV[8 + attempt] or '0') or 0
+      local delay = tonumber(ARGV[9 + attempt] or '0') or 0
       local job = field_get(fields, 'id')
       local failed = { 'consumer', '', 'error', 'delivery failed: ' .. why }
       if delay > 0 then
@@ -70,8 +72,9 @@ for _, p in ipairs(pending) do
   end
   redis.call('XACK', stream, group, id)
 end
-if consumer ~= '' and #pending < tonumber(ARGV[4]) then
-  -- The consumer holds nothing any more: forget it (its pod is gone).
+if consumer ~= '' and ARGV[9] == '1' and #pending < tonumber(ARGV[4]) then
+  -- The consumer holds nothing any more: forget it (its pod is gone). A restarted worker's
+  -- consumer is kept: the worker reads as it, and deleting a consumer drops what it holds.
   redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)
 end
 return { retried, dead_lettered, missing, #pending }
