@@ -58,13 +58,17 @@ pub fn url_secret_name(jq: &JobQueue) -> String {
 /// Key of the URL in [`url_secret`].
 pub const URL_SECRET_KEY: &str = "url";
 
-/// Pod template annotation with the SHA-256 of the default URL: the URL reaches the pods
-/// through a Secret, read at container start, so a changed URL must change the template for
-/// the workers to restart with it.
-pub const URL_HASH_ANNOTATION: &str = "jobqueue.io/redis-url-sha256";
+/// Pod template annotation with a digest of the default URL: the URL reaches the pods through
+/// a Secret, read at container start, so a changed URL must change the template for the
+/// workers to restart with it.
+pub const URL_HASH_ANNOTATION: &str = "jobqueue.io/redis-url-hmac";
 
-fn sha256_hex(text: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+/// HMAC-SHA256 of `url` keyed by the URL Secret's uid. Anyone who may read pods sees the
+/// digest; without the Secret's uid (which takes reading the Secret) it reveals nothing of the
+/// URL, and no password can be tried against it offline, as with a plain hash.
+fn url_digest(secret_uid: &str, url: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret_uid.as_bytes());
+    ring::hmac::sign(&key, url.as_bytes())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -102,11 +106,13 @@ pub fn deployment_name(jq: &JobQueue) -> String {
 }
 
 /// The worker Deployment for `jq`, or `None` when the queue has no `workers.template`.
-/// `replicas` is what the autoscaler last set (so applying the template never fights it).
+/// `replicas` is what the autoscaler last set (so applying the template never fights it);
+/// `secret_uid` is the uid of the default URL's Secret, once applied.
 pub fn worker_deployment(
     jq: &JobQueue,
     redis: &RedisUrlSource,
     replicas: Option<i32>,
+    secret_uid: Option<&str>,
 ) -> Option<Deployment> {
     let template = jq.spec.workers.as_ref()?.template.as_ref()?;
     let name = jq.name_any();
@@ -128,7 +134,10 @@ pub fn worker_deployment(
     if let RedisUrlSource::Default(url) = redis {
         meta.annotations
             .get_or_insert_with(Default::default)
-            .insert(URL_HASH_ANNOTATION.into(), sha256_hex(url));
+            .insert(
+                URL_HASH_ANNOTATION.into(),
+                url_digest(secret_uid.unwrap_or_default(), url),
+            );
     }
     let env = injected_env(jq, redis);
     if let Some(spec) = pod.spec.as_mut() {
@@ -251,6 +260,7 @@ mod tests {
                 key: "url".into(),
             },
             Some(3),
+            None,
         )
         .unwrap();
         for i in 0..2 {
@@ -300,7 +310,8 @@ mod tests {
         let jq = queue(
             serde_json::json!({"template": {"metadata": {"labels": {"team": "a"}}, "spec": {"containers": [{"name": "w"}]}}}),
         );
-        let d = worker_deployment(&jq, &RedisUrlSource::Plain("redis://r".into()), None).unwrap();
+        let d =
+            worker_deployment(&jq, &RedisUrlSource::Plain("redis://r".into()), None, None).unwrap();
         assert_eq!(d.metadata.name.as_deref(), Some("emails-workers"));
         assert_eq!(d.metadata.namespace.as_deref(), Some("team-a"));
         let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
@@ -331,7 +342,13 @@ mod tests {
     fn the_default_url_reaches_workers_through_an_owned_secret_only() {
         let jq = queue(serde_json::json!({"template": {"spec": {"containers": [{"name": "w"}]}}}));
         let url = "redis://:hunter2@redis.jobs:6379";
-        let d = worker_deployment(&jq, &RedisUrlSource::Default(url.into()), None).unwrap();
+        let d = worker_deployment(
+            &jq,
+            &RedisUrlSource::Default(url.into()),
+            None,
+            Some("uid-1"),
+        )
+        .unwrap();
         let text = serde_json::to_string(&d).unwrap();
         assert!(!text.contains("hunter2"), "the URL leaked into {text}");
         let env = d.spec.unwrap().template.spec.unwrap().containers[0]
@@ -346,7 +363,13 @@ mod tests {
         );
 
         let hash = |url: &str| {
-            let d = worker_deployment(&jq, &RedisUrlSource::Default(url.into()), None).unwrap();
+            let d = worker_deployment(
+                &jq,
+                &RedisUrlSource::Default(url.into()),
+                None,
+                Some("uid-1"),
+            )
+            .unwrap();
             d.spec
                 .unwrap()
                 .template
@@ -379,16 +402,28 @@ mod tests {
     }
 
     #[test]
-    fn url_hash_is_sha256() {
+    fn the_url_digest_is_keyed_and_reveals_no_plain_hash() {
+        // RFC 4231 test case 2: HMAC-SHA256 with key "Jefe".
         assert_eq!(
-            sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            url_digest("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        let url = "redis://:hunter2@redis.jobs:6379";
+        let plain: String = ring::digest::digest(&ring::digest::SHA256, url.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_ne!(url_digest("uid-1", url), plain);
+        assert_ne!(url_digest("uid-1", url), url_digest("uid-2", url));
     }
 
     #[test]
     fn no_deployment_without_a_template() {
         let jq = queue(serde_json::json!({"scaleTargetRef": {"name": "mine"}}));
-        assert!(worker_deployment(&jq, &RedisUrlSource::Plain("redis://r".into()), None).is_none());
+        assert!(
+            worker_deployment(&jq, &RedisUrlSource::Plain("redis://r".into()), None, None)
+                .is_none()
+        );
     }
 }

@@ -231,9 +231,15 @@ async fn apply_deployment(
     }
     let current = existing.and_then(|d| d.spec.and_then(|s| s.replicas));
     let initial = jq.spec.scaling.as_ref().map(|s| s.min_replicas);
-    let Some(deployment) = worker_deployment(jq, url, current.or(initial)) else {
+    if jq
+        .spec
+        .workers
+        .as_ref()
+        .is_none_or(|w| w.template.is_none())
+    {
         return Ok(None);
-    };
+    }
+    let mut secret_uid = None;
     if let RedisUrlSource::Default(url) = url {
         // Before the Deployment, so its pods never wait for a missing Secret.
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -242,14 +248,19 @@ async fn apply_deployment(
         if !may_apply(existing.as_ref().map(|s| &s.metadata), jq) {
             return Ok(Some(not_owned("Secret", &secret_name)));
         }
-        secrets
+        let applied = secrets
             .patch(
                 &url_secret_name(jq),
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&url_secret(jq, url)),
             )
             .await?;
+        secret_uid = applied.metadata.uid;
     }
+    let Some(deployment) = worker_deployment(jq, url, current.or(initial), secret_uid.as_deref())
+    else {
+        return Ok(None);
+    };
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
