@@ -61,6 +61,7 @@ async fn scenario(loops: usize) -> String {
         scheduler.handle().set_queues(vec![ScheduledQueue {
             keys: keys.clone(),
             group: "workers".into(),
+            term: 0,
         }]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);

@@ -90,6 +90,7 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
     scheduler.handle().set_queues(vec![ScheduledQueue {
         keys: keys.clone(),
         group: "workers".into(),
+        term: 0,
     }]);
 
     if poll {

@@ -44,6 +44,7 @@ async fn three_loops_fire_each_schedule_second_exactly_once() {
         scheduler.handle().set_queues(vec![ScheduledQueue {
             keys: keys.clone(),
             group: "workers".into(),
+            term: 0,
         }]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);

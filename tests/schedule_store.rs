@@ -309,6 +309,7 @@ fn queue(keys: &QueueKeys) -> ScheduledQueue {
     ScheduledQueue {
         keys: keys.clone(),
         group: "workers".into(),
+        term: 0,
     }
 }
 

@@ -163,6 +163,7 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
             .map(|s| ScheduledQueue {
                 keys: QueueKeys::new(s.as_str()),
                 group: args.group.clone(),
+                term: 0,
             })
             .collect(),
     );

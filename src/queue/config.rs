@@ -96,6 +96,9 @@ pub struct QueueConfig {
     /// The JobQueue the stream is claimed for when provisioned (`None`: no claim, e.g. a
     /// stream named on the command line).
     pub claim: Option<Claim>,
+    /// The operator leadership term acting on the queue (0: none, never fenced): provisioning
+    /// records it, and janitor passes of an older term than the one recorded do nothing.
+    pub term: u64,
 }
 
 /// A JobQueue's claim on its stream: one stream serves one JobQueue.
@@ -129,6 +132,7 @@ impl QueueConfig {
             jobs: JobSettings::default(),
             source: None,
             claim: None,
+            term: 0,
         }
     }
 

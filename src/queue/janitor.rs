@@ -156,6 +156,8 @@ pub async fn promote_due(
             .arg(cfg.dead_letter_max_length.unwrap_or(0))
             .arg(cfg.keys.schedule(""))
             .key(cfg.keys.settings())
+            .key(cfg.keys.epoch())
+            .arg(cfg.term)
             .invoke_async(conn)
             .await
             .map_err(|e| map_error("promoting delayed jobs", cfg.stream(), &cfg.group, e))?;
@@ -266,7 +268,9 @@ async fn reclaim(
             .arg(failure.as_str())
             .arg(cfg.keys.schedule(""))
             .arg(u8::from(select.forget_consumer))
-            .key(cfg.keys.settings());
+            .arg(cfg.term)
+            .key(cfg.keys.settings())
+            .key(cfg.keys.epoch());
         for d in &backoff {
             inv.arg(*d);
         }
@@ -293,8 +297,10 @@ pub async fn reap_idle_consumers(
     idle: Duration,
 ) -> Result<u64> {
     REAP.key(cfg.stream())
+        .key(cfg.keys.epoch())
         .arg(&cfg.group)
         .arg(idle.as_millis() as u64)
+        .arg(cfg.term)
         .invoke_async(conn)
         .await
         .map_err(|e| map_error("deleting idle consumers", cfg.stream(), &cfg.group, e))
@@ -324,6 +330,8 @@ pub async fn trim(
             )
             .arg(max_age.map(|d| d.as_millis() as i64).unwrap_or(-1))
             .arg(opts.batch.max(1))
+            .key(cfg.keys.epoch())
+            .arg(cfg.term)
             .invoke_async(conn)
             .await
             .map_err(|e| map_error("trimming", cfg.stream(), &cfg.group, e))?;

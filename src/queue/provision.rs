@@ -120,11 +120,13 @@ pub async fn provision(
     let (stream_existed, group_existed, length): (u8, u8, u64) = PROVISION
         .key(cfg.stream())
         .key(cfg.keys.owner())
+        .key(cfg.keys.epoch())
         .arg(&cfg.group)
         .arg(cfg.start_from.group_start_id())
         .arg(on_existing_stream)
         .arg(owner)
         .arg(uid)
+        .arg(cfg.term)
         .invoke_async(conn)
         .await
         .map_err(|e| map_error("provisioning", cfg.stream(), &cfg.group, e))?;
@@ -186,6 +188,7 @@ pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64
         cfg.keys.events(),
         super::jobs::stats_key(&cfg.keys),
         cfg.keys.owner(),
+        cfg.keys.epoch(),
     ] {
         let n: u64 = redis::cmd("DEL")
             .arg(&key)

@@ -30,6 +30,8 @@ pub struct ScheduledQueue {
     pub keys: QueueKeys,
     /// The queue's consumer group (what `concurrencyPolicy: Forbid` looks at).
     pub group: String,
+    /// The leadership term firing (0: none; see `QueueConfig::term`).
+    pub term: u64,
 }
 
 /// Tuning of a scheduler loop.
@@ -243,8 +245,14 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 missed: decision.missed,
             });
         }
-        let outcomes =
-            schedules::fire_many(&mut self.conn, &queue.keys, &queue.group, &requests).await?;
+        let outcomes = schedules::fire_many(
+            &mut self.conn,
+            &queue.keys,
+            &queue.group,
+            queue.term,
+            &requests,
+        )
+        .await?;
         self.count_outcomes(stream, &requests, missed, outcomes, report);
         Ok(())
     }

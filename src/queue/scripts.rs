@@ -9,9 +9,12 @@ use redis::Script;
 
 pub(crate) use jobqueue_client::lua::COMMON;
 
-/// A script whose body is prefixed with the common helpers.
+/// The engine's leadership fencing helper (`fence.lua`), prefixed to every engine script.
+const FENCE: &str = include_str!("lua/fence.lua");
+
+/// A script whose body is prefixed with the common helpers and the fencing helper.
 pub(crate) fn script(body: &str) -> Script {
-    Script::new(&format!("{COMMON}\n{body}"))
+    Script::new(&format!("{COMMON}\n{FENCE}\n{body}"))
 }
 
 macro_rules! scripts {

@@ -106,6 +106,12 @@ impl QueueKeys {
         self.aux("owner")
     }
 
+    /// The newest operator leadership term that served the queue (a string): `<prefix>:epoch`.
+    /// The operator's janitor and scheduler scripts refuse to act for an older term.
+    pub fn epoch(&self) -> String {
+        self.aux("epoch")
+    }
+
     /// An auxiliary key `<prefix>:<suffix>` in the queue's slot.
     pub fn aux(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.prefix)

@@ -25,7 +25,7 @@ use crate::api::{JobQueue, Schedule};
 use crate::operator::dashboard;
 use crate::operator::http::{self, Health};
 use crate::operator::metrics::Metrics;
-use crate::operator::runtime::Runtime;
+use crate::operator::runtime::{Runtime, RuntimeOptions};
 use crate::operator::settings::Settings;
 use crate::operator::signal::shutdown_signal;
 
@@ -278,7 +278,12 @@ async fn lead(
         status: status.clone(),
         recorder: recorder.clone(),
     });
-    let runtime = Runtime::new(args.runtime_options(), metrics.clone(), reporter);
+    // A deposed leader may still be running somewhere: fence it out by leadership term.
+    let options = RuntimeOptions {
+        fencing: true,
+        ..args.runtime_options()
+    };
+    let runtime = Runtime::new(options, metrics.clone(), reporter);
     runtime_slot.send_replace(Some(runtime.clone()));
     let pods = Arc::new(pods::PodIndex::default());
     let deployments = Arc::new(deployments::DeploymentCache::default());

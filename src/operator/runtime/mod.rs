@@ -38,6 +38,7 @@ mod scaler;
 mod schedule_runs;
 mod schedule_status;
 mod schedulers;
+mod terms;
 mod views;
 mod workers;
 
@@ -83,6 +84,9 @@ pub struct RuntimeOptions {
     pub janitor: JanitorOptions,
     pub scheduler: SchedulerConfig,
     pub snapshot: SnapshotOptions,
+    /// Take a leadership term per Redis and fence older terms out (docs/architecture.md#operator-loops):
+    /// in a cluster, where a deposed leader may still be running.
+    pub fencing: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -95,6 +99,7 @@ impl Default for RuntimeOptions {
             janitor: JanitorOptions::default(),
             scheduler: SchedulerConfig::default(),
             snapshot: SnapshotOptions::default(),
+            fencing: false,
         }
     }
 }
@@ -143,6 +148,8 @@ pub(crate) struct Inner {
     /// Requests a sweep of every served queue for runs of schedules that moved away.
     sweep: Notify,
     libraries: jobs::Libraries,
+    /// This runtime's leadership term per Redis endpoint.
+    terms: terms::Terms,
 }
 
 impl Inner {
@@ -185,6 +192,7 @@ impl Runtime {
                 repair: tokio::sync::Mutex::new(()),
                 sweep: Notify::new(),
                 libraries: jobs::Libraries::default(),
+                terms: terms::Terms::default(),
             }),
         }
     }
@@ -205,9 +213,12 @@ impl Runtime {
     /// drift repaired, if the queue was served before and its stream or group had vanished.
     pub async fn upsert_queue(
         &self,
-        entry: QueueEntry,
+        mut entry: QueueEntry,
     ) -> Result<(Provisioned, Option<Drift>), QueueError> {
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
+        if self.inner.options.fencing && !entry.config.is_adopted() {
+            entry.config.term = self.term(&entry.redis_url, &mut conn).await?;
+        }
         let (was_served, changed) = match lock(&self.inner.queues).get(&entry.id) {
             Some(s) => (
                 s.entry.redis_url == entry.redis_url && s.entry.config.keys == entry.config.keys,
@@ -227,44 +238,11 @@ impl Runtime {
         let url = entry.redis_url.clone();
         let id = entry.id.clone();
         let keys = entry.config.keys.clone();
-        let old_entry = {
-            let mut queues = lock(&self.inner.queues);
-            let entry = Arc::new(entry);
-            let id = entry.id.clone();
-            match queues.get_mut(&id) {
-                Some(slot) => {
-                    let old = slot.entry.clone();
-                    slot.entry = entry;
-                    slot.next_poll = Instant::now();
-                    Some(old)
-                }
-                None => {
-                    queues.insert(
-                        id,
-                        QueueSlot {
-                            next_poll: Instant::now()
-                                + jitter(&entry.id, poll_interval(&entry, &self.inner.options)),
-                            entry,
-                            history: History::new(),
-                            last_status: None,
-                            last_scale_time: None,
-                            last_metrics: None,
-                            replicas: None,
-                            last_error: None,
-                            last_decision: None,
-                            trend: Trend::default(),
-                        },
-                    );
-                    None
-                }
-            }
-        };
+        let adopted = entry.config.is_adopted();
+        let old_entry = self.serve(entry);
         // After the queue is in the map (see upsert_schedule): after a restart a Schedule may
         // have been written to its new queue before this, its old one, was served again.
         // An adopted queue never holds a schedule, and its keys are not the operator's.
-        let adopted = lock(&self.inner.queues)
-            .get(&id)
-            .is_some_and(|s| s.entry.config.is_adopted());
         if !adopted && let Err(e) = drop_moved_schedules(&self.inner, &mut conn, &id, &keys).await {
             tracing::warn!(queue = %id, error = %e, "could not check the queue for schedules that moved away; the next reconcile retries");
         }
@@ -280,6 +258,39 @@ impl Runtime {
         }
         self.inner.wake.notify_one();
         Ok((provisioned, drift))
+    }
+
+    /// Puts `entry` in the map of served queues (polled at once when it replaces an older
+    /// entry, after a jittered delay when new); returns the entry it replaced.
+    fn serve(&self, entry: QueueEntry) -> Option<Arc<QueueEntry>> {
+        let mut queues = lock(&self.inner.queues);
+        let entry = Arc::new(entry);
+        match queues.get_mut(&entry.id) {
+            Some(slot) => {
+                slot.next_poll = Instant::now();
+                Some(std::mem::replace(&mut slot.entry, entry))
+            }
+            None => {
+                let first_poll =
+                    Instant::now() + jitter(&entry.id, poll_interval(&entry, &self.inner.options));
+                queues.insert(
+                    entry.id.clone(),
+                    QueueSlot {
+                        next_poll: first_poll,
+                        entry,
+                        history: History::new(),
+                        last_status: None,
+                        last_scale_time: None,
+                        last_metrics: None,
+                        replicas: None,
+                        last_error: None,
+                        last_decision: None,
+                        trend: Trend::default(),
+                    },
+                );
+                None
+            }
+        }
     }
 
     /// An adopted queue is never provisioned: one reading checks that Redis answers and that

@@ -24,6 +24,7 @@ impl Runtime {
             .map(|s| ScheduledQueue {
                 keys: s.entry.config.keys.clone(),
                 group: s.entry.config.group.clone(),
+                term: s.entry.config.term,
             })
             .collect();
         let mut schedulers = lock(&self.inner.schedulers);

@@ -4,8 +4,10 @@
 -- ARGV[1] max jobs per call, ARGV[2] dead-letter MAXLEN (0 = none),
 -- ARGV[3] the queue's schedule hash prefix (see schedule_of_last_run),
 -- KEYS[4] the queue's settings hash (optional: job records are updated when given; a job whose
--- record says cancelled is dropped instead of promoted)
+-- record says cancelled is dropped instead of promoted), KEYS[5] the queue's leadership epoch,
+-- ARGV[4] the leadership term (see fence.lua)
 -- Returns {promoted, malformed, due jobs still waiting}
+if fenced(KEYS[5], ARGV[4]) then return redis.error_reply(FENCED) end
 local err = require_stream(KEYS[2])
 if err then return err end
 local now = now_ms()

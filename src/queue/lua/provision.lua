@@ -3,9 +3,14 @@
 -- KEYS[1] stream, KEYS[2] owner hash (`queue` = namespace/name, `uid`)
 -- ARGV[1] group, ARGV[2] start id for a group created on a new stream,
 -- ARGV[3] start id for a group created on an existing stream,
--- ARGV[4] the claiming JobQueue (namespace/name; empty: no claim), ARGV[5] its uid
+-- ARGV[4] the claiming JobQueue (namespace/name; empty: no claim), ARGV[5] its uid,
+-- KEYS[3] the queue's leadership epoch, ARGV[6] the leadership term provisioning it (0: none)
 -- Returns {stream_existed, group_existed, stream_length}, or the error `CLAIMED <owner>` when
 -- another JobQueue owns the stream (then nothing is changed).
+-- A newer leadership term serves the queue: this (deposed) operator changes nothing. Else the
+-- queue records this term, fencing out older ones (see fence.lua).
+if fenced(KEYS[3], ARGV[6]) then return redis.error_reply(FENCED) end
+if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[3], ARGV[6]) end
 if ARGV[4] ~= '' then
   local owner = redis.call('HGET', KEYS[2], 'queue')
   if owner and owner ~= ARGV[4] then

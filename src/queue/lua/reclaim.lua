@@ -10,8 +10,10 @@
 -- ARGV[7] why the delivery failed ('visibility_timeout' | 'consumer_gone' | 'worker_restarted'),
 -- ARGV[8] the queue's schedule hash prefix (see schedule_of_last_run),
 -- ARGV[9] '1': delete the consumer once it holds nothing (its pod is gone), else keep it,
--- ARGV[10..] backoff delay ms after attempt 1, 2, ... (none = retry at once),
--- KEYS[4] the queue's settings hash (optional: job records are updated when given)
+-- ARGV[10] the leadership term (see fence.lua),
+-- ARGV[11..] backoff delay ms after attempt 1, 2, ... (none = retry at once),
+-- KEYS[4] the queue's settings hash (job records are updated when it exists),
+-- KEYS[5] the queue's leadership epoch
 -- Returns {retried, dead_lettered, missing (entry deleted out of band), scanned}
 local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
 local group = ARGV[1]
@@ -19,6 +21,7 @@ local max_deliveries = tonumber(ARGV[3])
 local dead_maxlen = tonumber(ARGV[5])
 local consumer = ARGV[6]
 local why = ARGV[7]
+if fenced(KEYS[5], ARGV[10]) then return redis.error_reply(FENCED) end
 local err = require_stream(stream)
 if err then return err end
 local cmd = { 'XPENDING', stream, group, 'IDLE', ARGV[2], '-', '+', ARGV[4] }
@@ -50,7 +53,7 @@ for _, p in ipairs(pending) do
       dead_lettered = dead_lettered + 1
     else
       field_set(fields, 'attempt', int_str(attempt + 1))
-      local delay = tonumber(ARGV[9 + attempt] or '0') or 0
+      local delay = tonumber(ARGV[10 + attempt] or '0') or 0
       local job = field_get(fields, 'id')
       local failed = { 'consumer', '', 'error', 'delivery failed: ' .. why }
       if delay > 0 then

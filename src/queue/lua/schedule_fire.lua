@@ -1,12 +1,15 @@
 -- Fires one run of a schedule, exactly once: compare-and-set on the schedule's zset score.
 -- KEYS[1] schedules zset, KEYS[2] schedule hash, KEYS[3] stream, KEYS[4] delayed zset,
--- KEYS[5] the queue's settings hash (optional: the fired job's record is written when given)
+-- KEYS[5] the queue's settings hash (optional: the fired job's record is written when given),
+-- KEYS[6] the queue's leadership epoch
 -- ARGV: name, expected_score_ms, revision, fire_ms ('' = fire nothing), next_ms ('' = never
---       again), missed (runs to count as missed), job_id, group
+--       again), missed (runs to count as missed), job_id, group, the leadership term (see
+--       fence.lua)
 -- Returns {status, entry_id}: 'stale' (another scheduler moved the score: nothing done),
 -- 'revision' (the definition changed since the caller read it: nothing done), 'fired',
 -- 'skipped' (concurrencyPolicy Forbid and the previous job is unread or pending), 'advanced'
 -- (no run to fire, only the next time and the missed count were written).
+if fenced(KEYS[6], ARGV[9]) then return redis.error_reply(FENCED) end
 local name = ARGV[1]
 local score = redis.call('ZSCORE', KEYS[1], name)
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then

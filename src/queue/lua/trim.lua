@@ -3,8 +3,10 @@
 -- pending id and the first undelivered id. Without any group nothing is trimmed (nobody can
 -- say what was consumed).
 -- KEYS[1] stream; ARGV[1] max length (-1 = none), ARGV[2] max age ms (-1 = none),
--- ARGV[3] max entries removed per call
+-- ARGV[3] max entries removed per call; KEYS[2] the queue's leadership epoch, ARGV[4] the
+-- leadership term (see fence.lua)
 -- Returns {removed, blocked (1 if the floor stopped trimming)}
+if fenced(KEYS[2], ARGV[4]) then return redis.error_reply(FENCED) end
 local stream = KEYS[1]
 local max_len, max_age, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if stream_type(stream) ~= 'stream' then return { 0, 0 } end

@@ -43,12 +43,14 @@ pub enum FireOutcome {
     DefinitionChanged,
 }
 
-/// Runs fire requests of one queue, pipelined in one round trip. Each outcome is independent:
-/// one schedule's failure does not hold back the others.
+/// Runs fire requests of one queue, pipelined in one round trip, for leadership `term` (0:
+/// none; a newer term recorded for the queue fences the requests out). Each outcome is
+/// independent: one schedule's failure does not hold back the others.
 pub async fn fire_many<C: ConnectionLike>(
     conn: &mut C,
     keys: &QueueKeys,
     group: &str,
+    term: u64,
     requests: &[FireRequest],
 ) -> Result<Vec<Result<FireOutcome, ScheduleError>>, ScheduleError> {
     if requests.is_empty() {
@@ -56,7 +58,7 @@ pub async fn fire_many<C: ConnectionLike>(
     }
     let invocations: Vec<_> = requests
         .iter()
-        .map(|r| fire_invocation(keys, group, r))
+        .map(|r| fire_invocation(keys, group, term, r))
         .collect();
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
@@ -93,7 +95,7 @@ pub async fn fire<C: ConnectionLike>(
     group: &str,
     request: &FireRequest,
 ) -> Result<FireOutcome, ScheduleError> {
-    let reply: Value = fire_invocation(keys, group, request)
+    let reply: Value = fire_invocation(keys, group, 0, request)
         .invoke_async(conn)
         .await
         .map_err(during("schedule fire"))?;
@@ -103,6 +105,7 @@ pub async fn fire<C: ConnectionLike>(
 fn fire_invocation(
     keys: &QueueKeys,
     group: &str,
+    term: u64,
     r: &FireRequest,
 ) -> redis::ScriptInvocation<'static> {
     let fire_ms = r.fire_ms.map_or(String::new(), |ms| ms.to_string());
@@ -113,6 +116,7 @@ fn fire_invocation(
         .key(&keys.stream)
         .key(keys.delayed())
         .key(keys.settings())
+        .key(keys.epoch())
         .arg(&r.name)
         .arg(r.expected_ms)
         .arg(r.revision)
@@ -120,7 +124,8 @@ fn fire_invocation(
         .arg(r.next_ms.map_or(String::new(), |ms| ms.to_string()))
         .arg(r.missed)
         .arg(job)
-        .arg(group);
+        .arg(group)
+        .arg(term);
     inv
 }
 
