@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use jobqueue_test_support::metrics::{http_get, parse_metrics, value};
 use jobqueue_test_support::operator::{Cluster, redis_conn};
 use jobqueue_test_support::redis::RedisServer;
 use jobqueue_test_support::wait::eventually;
@@ -168,6 +169,19 @@ async fn an_adopted_rq_queue_scales_the_users_deployment_reading_only() {
 
     // 35 queued + 1 running = 36 at 10 per replica: 4 replicas.
     replicas_become(&cluster, 4, "4 replicas for 35 queued + 1 running").await;
+    // /metrics reports it like a native queue: lag = queued, pending = running.
+    let addr = operator.http_addr().await;
+    let (_, body) = http_get(addr, "/metrics").await;
+    let (samples, _) = parse_metrics(&body);
+    let gauge = |metric: &str| {
+        value(
+            &samples,
+            metric,
+            &[("namespace", "default"), ("name", "rq")],
+        )
+    };
+    assert_eq!(gauge("jobqueue_lag"), Some(35.0), "{body}");
+    assert_eq!(gauge("jobqueue_pending"), Some(1.0), "{body}");
     let status = cluster.jobqueues().get("rq").await.expect("get");
     assert!(
         status.data["status"]["stream"].is_null(),
