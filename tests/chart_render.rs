@@ -74,6 +74,11 @@ fn options() -> Vec<Case> {
             },
         ),
         (
+            "redis.perQueueUsers",
+            json!({"redis": {"perQueueUsers": "required"}}),
+            |r| assert_eq!(r.env("PER_QUEUE_USERS").unwrap()["value"], "required"),
+        ),
+        (
             "networkPolicy",
             json!({"networkPolicy": {"enabled": true, "metricsFrom": [
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
@@ -547,6 +552,10 @@ fn bad_values_are_refused_with_a_message_naming_them() {
             &["/janitorInterval", "5 seconds"],
         ),
         (json!({"logFormat": "xml"}), &["/logFormat", "json", "text"]),
+        (
+            json!({"redis": {"perQueueUsers": "always"}}),
+            &["/redis/perQueueUsers", "required"],
+        ),
         (
             json!({"redis": {"url": "http://redis:6379"}}),
             &["/redis/url", "http://redis:6379"],

@@ -19,6 +19,10 @@ pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
 /// `Ready=False`: the stream is claimed by another JobQueue (named in the message); nothing is
 /// done to it on this queue's behalf.
 pub const STREAM_CLAIMED: &str = "StreamClaimed";
+/// `Ready=False`: `--per-queue-users required`, and the default Redis does not let the
+/// operator give the queue a Redis user of its own (no `ACL SETUSER` permission, Redis before
+/// 6.0, or a Redis Cluster); the message says which.
+pub const PER_QUEUE_USER_UNAVAILABLE: &str = "PerQueueUserUnavailable";
 /// `Ready=False` (Schedule): `spec.queueRef` names no JobQueue.
 pub const QUEUE_NOT_FOUND: &str = "QueueNotFound";
 /// `Ready=False` (Schedule): the JobQueue exists but is not served yet.
@@ -39,6 +43,11 @@ pub const ADOPTED: &str = "Adopted";
 pub const SCHEDULED: &str = "Scheduled";
 /// `RedisReachable=True`.
 pub const CONNECTED: &str = "Connected";
+/// `IsolatedCredentials=True`: the workers connect as the queue's own Redis user.
+pub const PER_QUEUE_USER: &str = "PerQueueUser";
+/// `IsolatedCredentials=False`, and its Warning Event: the workers get the operator's default
+/// Redis URL, which reaches every queue on that Redis.
+pub const SHARED_CREDENTIALS: &str = "SharedCredentials";
 /// `Scaling=True`: the autoscaler reads its metric.
 pub const SCALING_ACTIVE: &str = "Active";
 
@@ -68,6 +77,7 @@ pub const READY_FALSE_REASONS: &[&str] = &[
     SCALE_TARGET_NOT_FOUND,
     OBJECT_NOT_OWNED,
     STREAM_CLAIMED,
+    PER_QUEUE_USER_UNAVAILABLE,
     QUEUE_NOT_FOUND,
     QUEUE_NOT_READY,
     QUEUE_ADOPTED,

@@ -104,6 +104,25 @@ pub struct Settings {
     /// (the operator was down, a failover) follow the Schedule's misfirePolicy.
     #[arg(long, env = "MISFIRE_GRACE", default_value = "5s")]
     pub misfire_grace: Duration,
+
+    /// A Redis user per queue on the default Redis, reaching that queue's keys only, whose
+    /// URL the queue's workers get: `auto` falls back to the default URL (with a warning on
+    /// the queue) where the operator may not manage users, `required` refuses such queues,
+    /// `off` always gives workers the default URL.
+    #[arg(long, env = "PER_QUEUE_USERS", value_enum, default_value_t = PerQueueUsers::Auto)]
+    pub per_queue_users: PerQueueUsers,
+}
+
+/// Whether queues on the default Redis get a Redis user of their own (`--per-queue-users`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum PerQueueUsers {
+    /// Where the default Redis lets the operator manage users; elsewhere the shared URL.
+    #[default]
+    Auto,
+    /// Always; a queue is refused where it cannot have one.
+    Required,
+    /// Never: workers get the default URL.
+    Off,
 }
 
 /// Where a cluster operator serves HTTP unless told otherwise.

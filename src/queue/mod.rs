@@ -5,6 +5,7 @@
 //! Every function takes a [`RedisConn`](conn::RedisConn) (standalone or Cluster) from
 //! [`conn::connect`] and a [`QueueConfig`](config::QueueConfig).
 
+pub mod acl;
 pub mod adopted;
 pub mod browse;
 pub mod config;

@@ -389,10 +389,20 @@ impl<'a> Apps<'a> {
             .call("get", "secrets", self.secrets.get("digests-workers-redis"))
             .await
             .expect("the operator wrote the workers' URL Secret");
+        // The queue's own Redis user at the default Redis (per-queue users, auto).
+        let url =
+            url::Url::parse(std::str::from_utf8(&url_secret.data.unwrap()["url"].0).expect("text"))
+                .expect("a URL");
+        let default = url::Url::parse(self.redis_url).expect("the default URL");
         assert_eq!(
-            url_secret.data.unwrap()["url"].0,
-            self.redis_url.as_bytes(),
-            "the Secret holds the default URL"
+            url.username(),
+            "jq.apps.digests",
+            "the queue's own Redis user"
+        );
+        assert_eq!(
+            (url.host_str(), url.port()),
+            (default.host_str(), default.port()),
+            "at the default Redis"
         );
         let workers = self
             .mine

@@ -11,6 +11,9 @@
 //!   queue on a Redis Cluster and on TLS Redis;
 //! - [`adopted`]: another system's queue (RQ), read by a Redis user that may not write,
 //!   scaling the user's Deployment and sparing its busy pod;
+//! - [`credentials`]: each queue on the default Redis gets a Redis user of its own, reaching
+//!   its keys only, rotated by annotation and deleted with the queue; without ACL rights the
+//!   shared URL, said so on the queue, or a refusal with `--per-queue-users required`;
 //! - [`tenancy`]: a stream serves one JobQueue; another namespace naming it is refused and
 //!   can neither consume, reclaim, trim, delete nor schedule into it;
 //! - [`restarts`]: a worker container that crashed and restarted in its pod loses the jobs it
@@ -23,6 +26,7 @@
 //! the operator's API accesses in `target/rbac-observed/<test>.json`.
 
 mod adopted;
+mod credentials;
 mod dashboard;
 mod deletion;
 mod endpoints;

@@ -31,6 +31,8 @@ pub struct Context {
     pub deployments: Arc<super::deployments::DeploymentCache>,
     /// Redis for queues without `spec.redis`.
     pub default_redis: String,
+    /// Whether queues on the default Redis get a Redis user of their own.
+    pub per_queue_users: crate::operator::settings::PerQueueUsers,
     /// Consecutive failed reconciles per object (for the growing retry delay).
     pub failures: Failures,
 }
@@ -71,6 +73,7 @@ impl Context {
             pods: Arc::default(),
             deployments: Arc::default(),
             default_redis,
+            per_queue_users: Default::default(),
             failures: Failures::default(),
         };
         (Arc::new(ctx), status_task)

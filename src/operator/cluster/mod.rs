@@ -30,6 +30,7 @@ use crate::operator::settings::Settings;
 use crate::operator::signal::shutdown_signal;
 
 pub mod context;
+mod credentials;
 mod deployments;
 pub mod jobqueue;
 mod lease_guard;
@@ -296,6 +297,7 @@ async fn lead(
         pods: pods.clone(),
         deployments: deployments.clone(),
         default_redis: args.redis_url(),
+        per_queue_users: args.per_queue_users,
         failures: Default::default(),
     });
 
@@ -348,10 +350,16 @@ where
 fn spec_or_lifecycle<K: kube::Resource>(obj: &K) -> Option<u64> {
     let meta = obj.meta();
     let mut h = DefaultHasher::new();
+    // A credentials rotation is asked for in an annotation, which leaves the generation be.
+    let rotation = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(credentials::ROTATE_ANNOTATION));
     (
         meta.generation,
         meta.deletion_timestamp.is_some(),
         &meta.finalizers,
+        rotation,
     )
         .hash(&mut h);
     Some(h.finish())

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -21,9 +20,7 @@ use tracing::Instrument;
 use crate::api::{DeletionPolicy, JobQueue, conditions};
 use crate::operator::reasons;
 use crate::operator::runtime::{ObjectId, QueueEntry, RuntimeError, ScalingSettings, Workers};
-use crate::operator::workload::{
-    RedisUrlSource, deployment_name, may_apply, url_secret, url_secret_name, worker_deployment,
-};
+use crate::operator::workload::{RedisUrlSource, deployment_name, may_apply, worker_deployment};
 use crate::plan::{self, PlanError, QueuePlan, UrlSource, WorkersPlan};
 use crate::queue::config::QueueConfig;
 use crate::queue::error::QueueError;
@@ -31,6 +28,7 @@ use crate::queue::error::QueueError;
 use super::context::{
     Context, DEPENDENCY_WAIT, ReconcileError, publish, reconcile_with_finalizer, retry_after_error,
 };
+use super::credentials::{self, UrlSecret};
 use super::status::FIELD_MANAGER;
 use super::workers::KubeWorkers;
 
@@ -96,9 +94,9 @@ async fn apply(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileErro
     }
     let workers = match apply_workers(ctx, &jq, &id, &plan, found.scale_target).await? {
         Applied::Workers(w) => w,
-        Applied::NotOwned(message) => {
+        Applied::Refused(reason, message) => {
             ctx.runtime.remove_queue(&id);
-            let refusal = report::refusal(reasons::OBJECT_NOT_OWNED, message);
+            let refusal = report::refusal(reason, message);
             report::write(ctx, &jq, &id, refusal).await;
             return Ok(Action::requeue(DEPENDENCY_WAIT));
         }
@@ -118,8 +116,9 @@ async fn stream_claimed(ctx: &Context, jq: &JobQueue, id: &ObjectId, e: &QueueEr
 enum Applied {
     /// The workers to scale, if any.
     Workers(Option<Arc<dyn Workers>>),
-    /// An object the queue would manage belongs to something else (the message says which).
-    NotOwned(String),
+    /// An object the queue would manage belongs to something else, or its workers cannot
+    /// have credentials of their own as required: the reason and what stands in the way.
+    Refused(&'static str, String),
 }
 
 /// A plan that cannot run: the queue is no longer served, and `Ready=False` says why. An
@@ -146,8 +145,8 @@ async fn apply_workers(
     Ok(Applied::Workers(match &plan.workers {
         WorkersPlan::None => None,
         WorkersPlan::Managed => {
-            if let Some(conflict) = apply_deployment(ctx, jq, &url_source(plan)).await? {
-                return Ok(Applied::NotOwned(conflict));
+            if let Some((reason, message)) = apply_deployment(ctx, jq, plan).await? {
+                return Ok(Applied::Refused(reason, message));
             }
             Some(Arc::new(KubeWorkers::managed(
                 ctx.client.clone(),
@@ -216,18 +215,23 @@ async fn serve(
 
 /// Applies the worker Deployment, keeping the replica count the autoscaler last set. Returns
 /// what stands in the way when the Deployment or the URL Secret exists and is not the
-/// queue's: those are never taken over.
+/// queue's (those are never taken over), or when the workers' own credentials are required
+/// and cannot be had.
 async fn apply_deployment(
     ctx: &Context,
     jq: &JobQueue,
-    url: &RedisUrlSource,
-) -> Result<Option<String>, ReconcileError> {
+    plan: &QueuePlan,
+) -> Result<Option<(&'static str, String)>, ReconcileError> {
+    let mut url = url_source(plan);
     let ns = jq.namespace().unwrap_or_default();
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let name = deployment_name(jq);
     let existing = api.get_opt(&name).await?;
     if !may_apply(existing.as_ref().map(|d| &d.metadata), jq) {
-        return Ok(Some(not_owned("Deployment", &name)));
+        return Ok(Some((
+            reasons::OBJECT_NOT_OWNED,
+            not_owned("Deployment", &name),
+        )));
     }
     let current = existing.and_then(|d| d.spec.and_then(|s| s.replicas));
     let initial = jq.spec.scaling.as_ref().map(|s| s.min_replicas);
@@ -240,24 +244,25 @@ async fn apply_deployment(
         return Ok(None);
     }
     let mut secret_uid = None;
-    if let RedisUrlSource::Default(url) = url {
+    if let RedisUrlSource::Default(default) = &url {
         // Before the Deployment, so its pods never wait for a missing Secret.
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        let secret_name = url_secret_name(jq);
-        let existing = secrets.get_metadata_opt(&secret_name).await?;
-        if !may_apply(existing.as_ref().map(|s| &s.metadata), jq) {
-            return Ok(Some(not_owned("Secret", &secret_name)));
+        match credentials::apply_url_secret(ctx, jq, plan, default).await? {
+            UrlSecret::Applied { uid, url: workers } => {
+                secret_uid = uid;
+                url = RedisUrlSource::Default(workers);
+            }
+            UrlSecret::NotOwned(name) => {
+                return Ok(Some((
+                    reasons::OBJECT_NOT_OWNED,
+                    not_owned("Secret", &name),
+                )));
+            }
+            UrlSecret::Refused(message) => {
+                return Ok(Some((reasons::PER_QUEUE_USER_UNAVAILABLE, message)));
+            }
         }
-        let applied = secrets
-            .patch(
-                &url_secret_name(jq),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&url_secret(jq, url)),
-            )
-            .await?;
-        secret_uid = applied.metadata.uid;
     }
-    let Some(deployment) = worker_deployment(jq, url, current.or(initial), secret_uid.as_deref())
+    let Some(deployment) = worker_deployment(jq, &url, current.or(initial), secret_uid.as_deref())
     else {
         return Ok(None);
     };
@@ -336,6 +341,7 @@ async fn cleanup(jq: Arc<JobQueue>, ctx: &Context) -> Result<Action, ReconcileEr
             tracing::warn!(queue = %id, error = %e, "deleted queue: its Redis is unknown; schedules armed on it stay");
         }
     }
+    credentials::delete_user(ctx, &jq).await?;
     ctx.status.forget_jobqueue(&id);
     ctx.metrics
         .forget_queue(&crate::operator::metrics::ObjectLabels::new(
