@@ -13,9 +13,11 @@ use jobqueue_client::{EnqueueOptions, JobState, Outcome, Queue, Worker};
 use jobqueue_test_support::operator::{Cluster, dynamic_in, redis_conn};
 use jobqueue_test_support::redis::RedisServer;
 use jobqueue_test_support::wait::eventually;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
+
+use crate::fixtures::create_namespaces;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const A: &str = "jobqueue:{team-a/emails}";
@@ -61,18 +63,6 @@ async fn connects(url: &str) -> Result<(), String> {
         .await
         .map(drop)
         .map_err(|e| e.to_string())
-}
-
-async fn create_namespaces(cluster: &Cluster, names: &[&str]) {
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    for ns in names {
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("creating a namespace");
-    }
 }
 
 /// A's worker, with A's own URL, does the whole job cycle on A's queue.

@@ -86,3 +86,45 @@ pub async fn lease_holder(cluster: &Cluster) -> Option<String> {
         .and_then(|l| l.spec)
         .and_then(|s| s.holder_identity)
 }
+
+/// Creates namespaces `names` (the test API server refuses objects in unknown ones).
+pub async fn create_namespaces(cluster: &Cluster, names: &[&str]) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    for ns in names {
+        let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))
+            .expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("creating a namespace");
+    }
+}
+
+/// One job a consumer holds: its entry id, idle time (ms) and deliveries so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub id: String,
+    pub idle_ms: u64,
+    pub deliveries: u64,
+}
+
+/// What `consumer` of group `workers` holds on `stream` (up to 100 jobs).
+pub async fn held_by(conn: &mut Conn, stream: &str, consumer: &str) -> Vec<Held> {
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg("workers")
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .arg(consumer)
+        .query_async(conn)
+        .await
+        .expect("XPENDING");
+    rows.into_iter()
+        .map(|(id, _, idle_ms, deliveries)| Held {
+            id,
+            idle_ms,
+            deliveries,
+        })
+        .collect()
+}

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::fixtures::{Conn, SLACK, lease_holder};
+use crate::fixtures::{SLACK, held_by, lease_holder};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -27,21 +27,6 @@ async fn holder_becomes(cluster: &Cluster, who: &str) {
         }
     })
     .await;
-}
-
-/// (entry id, delivery count) of what `consumer` holds.
-async fn held_by(conn: &mut Conn, stream: &str, consumer: &str) -> Vec<(String, u64)> {
-    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg("workers")
-        .arg("-")
-        .arg("+")
-        .arg(100)
-        .arg(consumer)
-        .query_async(conn)
-        .await
-        .expect("XPENDING");
-    rows.into_iter().map(|(id, _, _, n)| (id, n)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,14 +105,12 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_nothing_runs_twice(
     while watched.elapsed() < Duration::from_secs(4) + SLACK {
         let held = held_by(&mut conn, &stream, "work-workers-new").await;
         assert_eq!(
-            held.iter()
-                .map(|(id, _)| id.clone())
-                .collect::<BTreeSet<_>>(),
+            held.iter().map(|h| h.id.clone()).collect::<BTreeSet<_>>(),
             taken,
             "the worker's jobs were taken from it"
         );
         assert!(
-            held.iter().all(|(_, n)| *n == 1),
+            held.iter().all(|h| h.deliveries == 1),
             "delivered twice: {held:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -14,7 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{Conn, SLACK};
+use crate::fixtures::{Conn, SLACK, held_by};
 
 const POD: &str = "emails-workers-5c9d7-x2k4q";
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -94,18 +94,10 @@ async fn read(conn: &mut Conn, stream: &str, consumer: &str, count: usize) -> Ve
 
 /// (entry id, idle ms) of what `consumer` holds.
 async fn pending_of(conn: &mut Conn, stream: &str, consumer: &str) -> Vec<(String, u64)> {
-    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg("workers")
-        .arg("-")
-        .arg("+")
-        .arg(100)
-        .arg(consumer)
-        .query_async(conn)
+    held_by(conn, stream, consumer)
         .await
-        .expect("XPENDING");
-    rows.into_iter()
-        .map(|(id, _, idle, _)| (id, idle))
+        .into_iter()
+        .map(|h| (h.id, h.idle_ms))
         .collect()
 }
 

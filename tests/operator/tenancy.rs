@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use jobqueue_test_support::operator::{Cluster, dynamic_in, redis_conn};
 use jobqueue_test_support::redis::RedisServer;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
-use crate::fixtures::{Conn, SLACK};
+use crate::fixtures::{Conn, SLACK, create_namespaces};
 
 const STREAM: &str = "jobqueue:{team-a/emails}";
 const OWNER: &str = "jobqueue:{team-a/emails}:owner";
@@ -91,15 +90,7 @@ async fn a_stream_serves_one_jobqueue_and_another_namespace_cannot_touch_it() {
         Cluster::start("a_stream_serves_one_jobqueue_and_another_namespace_cannot_touch_it").await;
     let redis = RedisServer::start();
     let mut conn = redis_conn(&redis.url()).await;
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    for ns in ["team-a", "team-b", "team-c"] {
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("creating a namespace");
-    }
+    create_namespaces(&cluster, &["team-a", "team-b", "team-c"]).await;
     let _operator = cluster.operator(&redis.url(), "op-a", &[]);
 
     cluster.create("JobQueue", "team-a/emails", json!({})).await;
