@@ -5,6 +5,7 @@
 use super::config::QueueConfig;
 use super::conn::RedisConn;
 use super::error::Result;
+use super::keys::QueueKeys;
 use super::scripts::{PROVISION, RELEASE, map_error};
 
 /// What provisioning found and did.
@@ -121,6 +122,7 @@ pub async fn provision(
         .key(cfg.stream())
         .key(cfg.keys.owner())
         .key(cfg.keys.epoch())
+        .key(dead_letter_owner(cfg))
         .arg(&cfg.group)
         .arg(cfg.start_from.group_start_id())
         .arg(on_existing_stream)
@@ -145,27 +147,40 @@ pub async fn release_claim(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<bo
     };
     let released: u8 = RELEASE
         .key(cfg.keys.owner())
+        .key(dead_letter_owner(cfg))
         .arg(&claim.owner)
         .invoke_async(conn)
         .await
         .map_err(super::error::QueueError::during(
             "releasing the stream's claim",
         ))?;
-    Ok(released == 1)
+    Ok(released > 0)
 }
 
-/// The owner of a stream claimed by another JobQueue than `cfg`'s, if any.
+/// The owner hash of the queue's dead-letter stream, as if it were a queue's stream: naming
+/// another queue's stream or dead letters as one's own dead letters is then a claimed key.
+fn dead_letter_owner(cfg: &QueueConfig) -> String {
+    QueueKeys::new(cfg.dead_letter.clone()).owner()
+}
+
+/// The owner of the stream or dead-letter stream `cfg` names, when another JobQueue than
+/// `cfg`'s claimed it.
 pub async fn foreign_owner(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<Option<String>> {
-    let owner: Option<String> = redis::cmd("HGET")
-        .arg(cfg.keys.owner())
-        .arg("queue")
-        .query_async(conn)
-        .await
-        .map_err(super::error::QueueError::during(
-            "reading the stream's owner",
-        ))?;
     let mine = cfg.claim.as_ref().map(|c| c.owner.as_str());
-    Ok(owner.filter(|o| Some(o.as_str()) != mine))
+    for key in [cfg.keys.owner(), dead_letter_owner(cfg)] {
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("queue")
+            .query_async(conn)
+            .await
+            .map_err(super::error::QueueError::during(
+                "reading the stream's owner",
+            ))?;
+        if let Some(o) = owner.filter(|o| Some(o.as_str()) != mine) {
+            return Ok(Some(o));
+        }
+    }
+    Ok(None)
 }
 
 /// Deletes every key of the queue that does not expire by itself (stream with its groups,
@@ -188,6 +203,7 @@ pub async fn delete_queue(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<u64
         cfg.keys.events(),
         super::jobs::stats_key(&cfg.keys),
         cfg.keys.owner(),
+        dead_letter_owner(cfg),
         cfg.keys.epoch(),
     ] {
         let n: u64 = redis::cmd("DEL")

@@ -1,8 +1,9 @@
 //! One stream, one JobQueue (docs/architecture.md#provisioning): team B naming team A's stream
-//! is refused as `StreamClaimed` (naming A), gets no workers, and nothing is done to A's stream
-//! on its behalf — no reclaim of A's jobs in flight, no trim, no delete when B goes with
-//! `deletionPolicy: Delete`, no schedule fired into it. Deleting A releases the stream, and the
-//! next JobQueue naming it takes it over.
+//! (as its stream, or as its dead letters) is refused as `StreamClaimed` (naming A), gets no
+//! workers, and nothing is done to A's stream on its behalf — no reclaim of A's jobs in flight,
+//! no trim, no delete when B goes with `deletionPolicy: Delete`, no schedule fired into it. A
+//! Deployment team B runs under a name a queue would manage is not taken over. Deleting A
+//! releases the stream, and the next JobQueue naming it takes it over.
 
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,55 @@ async fn a_stream_serves_one_jobqueue_and_another_namespace_cannot_touch_it() {
             .is_none(),
         "no workers for a claimed stream"
     );
+    // Nor may A's stream serve as another queue's dead letters (its Delete would drop it).
+    cluster
+        .create(
+            "JobQueue",
+            "team-b/sink",
+            json!({"stream": "jobqueue:{team-a/emails}:sink", "deadLetter": {"stream": STREAM},
+                   "deletionPolicy": "Delete"}),
+        )
+        .await;
+    let refused = cluster
+        .condition("JobQueue", "team-b/sink", "Ready", "False", DEADLINE)
+        .await;
+    assert_eq!(refused.reason, "StreamClaimed", "{refused:?}");
+    assert!(refused.message.contains("team-a/emails"), "{refused:?}");
+
+    // A Deployment team B already runs under the name a queue would manage is left alone.
+    let theirs: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "api-workers"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "api", "image": "api:7"}]}}}
+    }))
+    .expect("deployment");
+    deployments
+        .create(&kube::api::PostParams::default(), &theirs)
+        .await
+        .expect("creating team B's own Deployment");
+    cluster
+        .create("JobQueue", "team-b/api", json!({"workers": workers}))
+        .await;
+    let refused = cluster
+        .condition("JobQueue", "team-b/api", "Ready", "False", DEADLINE)
+        .await;
+    assert_eq!(refused.reason, "ObjectNotOwned", "{refused:?}");
+    let after = deployments.get("api-workers").await.expect("get");
+    assert!(
+        after.metadata.owner_references.is_none(),
+        "taken over: {after:?}"
+    );
+    let spec = after.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(
+        spec.template.spec.expect("pod spec").containers[0]
+            .image
+            .as_deref(),
+        Some("api:7"),
+        "changed"
+    );
+
     cluster
         .create(
             "Schedule",

@@ -4,7 +4,9 @@
 -- ARGV[1] group, ARGV[2] start id for a group created on a new stream,
 -- ARGV[3] start id for a group created on an existing stream,
 -- ARGV[4] the claiming JobQueue (namespace/name; empty: no claim), ARGV[5] its uid,
--- KEYS[3] the queue's leadership epoch, ARGV[6] the leadership term provisioning it (0: none)
+-- KEYS[3] the queue's leadership epoch, ARGV[6] the leadership term provisioning it (0: none),
+-- KEYS[4] the owner hash of the dead-letter stream (claimed with the stream: another queue may
+-- name neither this queue's stream nor its dead letters, as its stream or its dead letters)
 -- Returns {stream_existed, group_existed, stream_length}, or the error `CLAIMED <owner>` when
 -- another JobQueue owns the stream (then nothing is changed).
 -- A newer leadership term serves the queue: this (deposed) operator changes nothing. Else the
@@ -12,12 +14,16 @@
 if fenced(KEYS[3], ARGV[6]) then return redis.error_reply(FENCED) end
 if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[3], ARGV[6]) end
 if ARGV[4] ~= '' then
-  local owner = redis.call('HGET', KEYS[2], 'queue')
-  if owner and owner ~= ARGV[4] then
-    return redis.error_reply('CLAIMED ' .. owner)
+  for _, key in ipairs({ KEYS[2], KEYS[4] }) do
+    local owner = redis.call('HGET', key, 'queue')
+    if owner and owner ~= ARGV[4] then
+      return redis.error_reply('CLAIMED ' .. owner)
+    end
   end
   -- A JobQueue recreated under the same name is the same owner: it takes the new uid.
-  redis.call('HSET', KEYS[2], 'queue', ARGV[4], 'uid', ARGV[5])
+  for _, key in ipairs({ KEYS[2], KEYS[4] }) do
+    redis.call('HSET', key, 'queue', ARGV[4], 'uid', ARGV[5])
+  end
 end
 local t = stream_type(KEYS[1])
 if t ~= 'none' and t ~= 'stream' then

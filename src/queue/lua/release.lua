@@ -1,8 +1,12 @@
--- Release a JobQueue's claim on its stream (the JobQueue is deleted, or names another stream).
--- KEYS[1] owner hash
+-- Release a JobQueue's claims on its stream and its dead-letter stream (the JobQueue is
+-- deleted, or names another stream).
+-- KEYS the owner hashes
 -- ARGV[1] the JobQueue (namespace/name)
--- Returns 1 when the claim was its and is gone, 0 when it held none.
-if redis.call('HGET', KEYS[1], 'queue') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+-- Returns how many claims were its and are gone.
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'queue') == ARGV[1] then
+    released = released + redis.call('DEL', key)
+  end
 end
-return 0
+return released
