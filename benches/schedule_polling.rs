@@ -1,19 +1,22 @@
 //! Figure 3: schedule firing lateness of the engine's scheduler loop (sleeps until the
-//! earliest due run) against a one-second polling scheduler of the rq-scheduler kind, in the
-//! same process, on the same private redis-server, for the same 1,000 schedules.
+//! earliest due run) against RQ's own schedulers, run for real on the same private
+//! redis-server in the same run, 1,000 jobs due in the same second each round:
+//! - the engine: `Scheduler::run` over 1,000 schedules `*/2 * * * * *`; lateness =
+//!   `enqueued_at` (Redis's clock when the script ran XADD) − `scheduled_for`, the method of
+//!   `benches/schedule_lateness.rs`;
+//! - RQ's cron (`rq cron`), RQ's built-in scheduler (`rq worker --with-scheduler`) and
+//!   rq-scheduler (`rqscheduler`, at its default 60 s interval and at 1 s), driven by
+//!   `benches/rq/scheduling.py` in `target/bench-venv` (which `scripts/bench` creates);
+//!   lateness = RQ's `enqueued_at` − the due time. A poller's phase against a due time is
+//!   arbitrary, so the script spreads the rounds' due times evenly over the polling period.
 //!
-//! Both fire through the same code (`Scheduler::tick`: ZRANGEBYSCORE of the due runs, then
-//! the compare-and-set firing script, pipelined); only the wake-up differs. The poller's phase
-//! against the due second is arbitrary in real life, so each round puts it at a different
-//! phase, spread evenly over the second ((r + 0.5) / ROUNDS s after the due time).
-//!
-//! Lateness = `enqueued_at` (Redis's clock when the script ran XADD) − `scheduled_for`, the
-//! method of `benches/schedule_lateness.rs`.
-//!
-//! Run: `cargo bench --bench schedule_polling`
+//! Run: `scripts/bench schedule_polling` (or `cargo bench --bench schedule_polling` once the
+//! venv exists)
 
 mod common;
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jobqueue_operator::queue::keys::{QueueKeys, default_stream};
@@ -29,28 +32,75 @@ const CRON: &str = "*/2 * * * * *";
 const PERIOD_MS: i64 = 2000;
 const WARM_UP_ROUNDS: usize = 1;
 const ROUNDS: usize = 10;
-const POLL: Duration = Duration::from_secs(1);
+/// Rounds of a 60 s poller: all served by one wake-up, at three phases.
+const SLOW_ROUNDS: usize = 3;
+
+/// RQ's schedulers: (label, `scheduling.py` arguments, rounds).
+const PEERS: [(&str, &[&str], usize); 4] = [
+    (
+        "RQ 3.0 cron (`rq cron`, sleeps until the next cron time)",
+        &["--scheduler", "rq-cron"],
+        ROUNDS,
+    ),
+    (
+        "RQ 3.0 built-in scheduler (`rq worker --with-scheduler`, `Queue.enqueue_at`; checks every 1 s)",
+        &["--scheduler", "rq-builtin"],
+        ROUNDS,
+    ),
+    (
+        "rq-scheduler 0.14 `rqscheduler --interval 1`",
+        &["--scheduler", "rq-scheduler", "--interval", "1"],
+        ROUNDS,
+    ),
+    (
+        "rq-scheduler 0.14 `rqscheduler` (default interval 60 s)",
+        &["--scheduler", "rq-scheduler", "--interval", "60"],
+        SLOW_ROUNDS,
+    ),
+];
 
 fn main() {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `scripts/bench schedule_polling` creates it (RQ and rq-scheduler)",
+        python.display()
+    );
     let runtime = common::runtime();
     runtime.block_on(async {
-        println!("## Figure 3: schedule firing lateness, precise wake-up vs 1 s polling\n");
+        println!("## Figure 3: schedule firing lateness, the engine vs RQ's schedulers\n");
         println!("Machine: {}", common::machine());
         println!("Load average at start: {:.2}\n", common::load());
         let server = RedisServer::start();
         let mut conn = connect(&server.url()).await.expect("connect");
+        let engine = engine_lateness(&server, &mut conn).await;
+        let peers: Vec<(&str, Lateness)> = PEERS
+            .iter()
+            .map(|(label, args, rounds)| (*label, peer_lateness(&python, &server.url(), args, *rounds)))
+            .collect();
         println!(
-            "| scheduler | schedules due together | runs measured | p50 | p99 | max | round medians (min–max) |"
+            "| scheduler | jobs due together | runs measured | earliest (< 0: before due) | p50 | p99 | max | round medians (min–max) |"
         );
-        println!("|---|---|---|---|---|---|---|");
-        let precise = scenario(&server, &mut conn, "precise", false).await;
-        let polling = scenario(&server, &mut conn, "polling", true).await;
-        println!("{}", row("engine loop (sleeps until due)", &precise));
-        println!("{}", row("1 s polling (rq-scheduler kind)", &polling));
-        println!(
-            "\np50 ratio polling / engine: {:.0}×",
-            polling.all.median / precise.all.median.max(0.001)
-        );
+        println!("|---|---|---|---|---|---|---|---|");
+        println!("{}", row("engine loop (sleeps until due)", &engine));
+        for (label, l) in &peers {
+            println!("{}", row(label, l));
+        }
+        println!();
+        // Early and late both miss the time: compare the worst deviation either way, and the
+        // p50 only for schedulers that are never early (early runs pull a p50 down).
+        let worst = |l: &Lateness| l.all.max.max(-l.all.min);
+        for (label, l) in &peers {
+            let p50 = if l.all.min >= 0.0 {
+                format!("p50 {:.0}×, ", l.all.median / engine.all.median.max(0.001))
+            } else {
+                String::new()
+            };
+            println!(
+                "- {label} / engine: {p50}worst deviation from the due time {:.0}×",
+                worst(l) / worst(&engine).max(0.001)
+            );
+        }
         println!("Load average at end: {:.2}", common::load());
     });
 }
@@ -60,15 +110,69 @@ struct Lateness {
     round_medians: common::Summary,
 }
 
+impl Lateness {
+    fn of(rounds: &[Vec<f64>]) -> Self {
+        let all: Vec<f64> = rounds.iter().flatten().copied().collect();
+        let medians: Vec<f64> = rounds.iter().map(|r| common::summary(r).median).collect();
+        Lateness {
+            all: common::summary(&all),
+            round_medians: common::summary(&medians),
+        }
+    }
+}
+
 fn row(label: &str, l: &Lateness) -> String {
     format!(
-        "| {label} | {SCHEDULES} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0}–{:.0} ms |",
-        l.all.n, l.all.median, l.all.p99, l.all.max, l.round_medians.min, l.round_medians.max
+        "| {label} | {SCHEDULES} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0}–{:.0} ms |",
+        l.all.n,
+        l.all.min,
+        l.all.median,
+        l.all.p99,
+        l.all.max,
+        l.round_medians.min,
+        l.round_medians.max
     )
 }
 
-async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: bool) -> Lateness {
-    let keys = QueueKeys::new(default_stream("bench", name));
+/// One of RQ's schedulers through `benches/rq/scheduling.py` (it flushes the Redis first).
+fn peer_lateness(python: &PathBuf, url: &str, args: &[&str], rounds: usize) -> Lateness {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/rq/scheduling.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--url", url, "--jobs", &SCHEDULES.to_string()])
+        .args(["--rounds", &rounds.to_string()])
+        .args(args)
+        .output()
+        .expect("running benches/rq/scheduling.py");
+    assert!(
+        out.status.success(),
+        "scheduling.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON object");
+    let measured: Vec<Vec<f64>> = v["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .expect("a round")
+                .iter()
+                .map(|x| x.as_f64().expect("ms"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(measured.len(), rounds, "{args:?}: rounds measured");
+    assert!(
+        measured.iter().all(|r| r.len() == SCHEDULES),
+        "{args:?}: every job of every round enqueued once"
+    );
+    Lateness::of(&measured)
+}
+
+/// The engine's loop over 1,000 schedules due together every 2 s.
+async fn engine_lateness(server: &RedisServer, conn: &mut RedisConn) -> Lateness {
+    let keys = QueueKeys::new(default_stream("bench", "engine"));
     let now = jiff::Timestamp::now();
     for i in 0..SCHEDULES {
         schedules::upsert(
@@ -83,7 +187,7 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
     // Every schedule is armed for the first due time after `now`.
     let first_run = (now.as_millisecond() / PERIOD_MS + 1) * PERIOD_MS;
     let rounds = WARM_UP_ROUNDS + ROUNDS;
-    let mut scheduler = Scheduler::new(
+    let scheduler = Scheduler::new(
         connect(&server.url()).await.expect("connect"),
         SchedulerConfig::default(),
     );
@@ -92,43 +196,19 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
         group: "workers".into(),
         term: 0,
     }]);
-
-    if poll {
-        for r in 0..rounds {
-            // This round's poller phase: the tick before the due time finds nothing, the next
-            // one fires the round.
-            let due = first_run + r as i64 * PERIOD_MS;
-            let phase_ms = ((r % ROUNDS) as f64 + 0.5) / ROUNDS as f64 * 1000.0;
-            let mut next_tick = due - 1000 + phase_ms as i64;
-            let mut fired = 0;
-            while fired < SCHEDULES {
-                let wait = next_tick - jiff::Timestamp::now().as_millisecond();
-                if wait > 0 {
-                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-                }
-                fired += scheduler
-                    .tick(jiff::Timestamp::now())
-                    .await
-                    .expect("tick")
-                    .fired;
-                next_tick += POLL.as_millis() as i64;
-            }
-        }
-    } else {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(scheduler.run(async move {
-            let _ = stopped.await;
-        }));
-        let deadline = Instant::now()
-            + Duration::from_millis(PERIOD_MS as u64 * rounds as u64)
-            + Duration::from_secs(30);
-        while xlen(conn, &keys.stream).await < SCHEDULES * rounds {
-            assert!(Instant::now() < deadline, "runs did not all fire");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = stop.send(());
-        task.await.expect("scheduler task");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = Instant::now()
+        + Duration::from_millis(PERIOD_MS as u64 * rounds as u64)
+        + Duration::from_secs(30);
+    while xlen(conn, &keys.stream).await < SCHEDULES * rounds {
+        assert!(Instant::now() < deadline, "runs did not all fire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = stop.send(());
+    task.await.expect("scheduler task");
 
     let measured_from = first_run + WARM_UP_ROUNDS as i64 * PERIOD_MS;
     let last_run = first_run + (rounds as i64 - 1) * PERIOD_MS;
@@ -138,22 +218,16 @@ async fn scenario(server: &RedisServer, conn: &mut RedisConn, name: &str, poll: 
         .filter(|(scheduled, _)| *scheduled >= measured_from && *scheduled <= last_run)
         .collect();
     assert_eq!(jobs.len(), SCHEDULES * ROUNDS, "exactly one job per run");
-    let all: Vec<f64> = jobs.iter().map(|(_, l)| *l as f64).collect();
-    let round_medians: Vec<f64> = (0..ROUNDS as i64)
+    let by_round: Vec<Vec<f64>> = (0..ROUNDS as i64)
         .map(|r| {
             let at = measured_from + r * PERIOD_MS;
-            let late: Vec<f64> = jobs
-                .iter()
+            jobs.iter()
                 .filter(|(s, _)| *s == at)
                 .map(|(_, l)| *l as f64)
-                .collect();
-            common::summary(&late).median
+                .collect()
         })
         .collect();
-    Lateness {
-        all: common::summary(&all),
-        round_medians: common::summary(&round_medians),
-    }
+    Lateness::of(&by_round)
 }
 
 async fn xlen(conn: &mut RedisConn, stream: &str) -> usize {

@@ -1,5 +1,5 @@
 """The trivial job of the RQ throughput comparison (benches/throughput.rs): does nothing."""
 
 
-def noop():
+def noop() -> None:
     return None
