@@ -1,14 +1,16 @@
 //! Figure 4: the operator process's memory and CPU with 1,000 JobQueues (each with a worker
 //! template, so 1,000 owned Deployments, and `pollInterval: 1s` scaling) and 1,000 Schedules
 //! (each firing twice a minute, spread over the minute) against the test API server and one
-//! private redis-server.
+//! private redis-server; and the same 1,000 JobQueues with no Schedules and no jobs, where
+//! the operator has nothing to do (the cost at rest).
 //!
 //! Each run starts from nothing (a fresh test API server and redis-server, the 2,000 resources
 //! created), then starts `jobqueue-operator run`, waits until every JobQueue and Schedule
 //! reports `Ready=True` for its generation, and measures a steady-state window. CPU is
 //! utime + stime from /proc/<pid>/stat; memory is VmHWM (peak RSS) and VmRSS from
 //! /proc/<pid>/status. The window also counts the operator's API requests (the test API
-//! server's request log) and the commands Redis ran (INFO commandstats), per second.
+//! server's request log), the commands Redis ran (INFO commandstats, those inside scripts
+//! included) and Redis's CPU (used_cpu_user + used_cpu_sys), per second.
 //!
 //! Run: `cargo bench --bench operator_footprint`
 
@@ -17,13 +19,20 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::RedisWork;
 use common::cluster::{Cluster, wait_for};
+use jobqueue_operator::queue::connect;
 use jobqueue_test_support::redis::RedisServer;
 use serde_json::json;
 
 const QUEUES: usize = 1000;
 const RUNS: usize = 3;
 const STEADY: Duration = Duration::from_secs(20);
+/// (label, with Schedules).
+const SCENARIOS: [(&str, bool); 2] = [
+    ("1000 JobQueues + 1000 Schedules", true),
+    ("1000 JobQueues, no Schedules, no jobs (at rest)", false),
+];
 
 fn main() {
     let runtime = common::runtime();
@@ -38,95 +47,144 @@ struct Sample {
     rss_mib: f64,
     api_per_s: f64,
     redis_per_s: f64,
+    redis_cpu_ms_per_s: f64,
 }
 
 async fn run() {
     println!("## Figure 4: operator memory and CPU with 1,000 JobQueues and 1,000 Schedules\n");
     println!("Machine: {}", common::machine());
     println!("Load average at start: {:.2}\n", common::load());
-    let mut samples = Vec::new();
-    let mut breakdown = String::new();
-    for run in 0..RUNS {
-        let redis = RedisServer::start();
-        let cluster = Cluster::start().await;
-        create_resources(&cluster, &redis.url()).await;
-        let mut operator = cluster.operator("redis://127.0.0.1:1", &format!("bench-{run}"));
-        let pid = operator.pid();
-        let started = Instant::now();
-        wait_for(
-            Duration::from_secs(300),
-            Duration::from_secs(1),
-            "every JobQueue and Schedule Ready",
-            || async {
-                cluster.ready_count("JobQueue").await == QUEUES
-                    && cluster.ready_count("Schedule").await == QUEUES
-            },
-        )
-        .await;
-        assert!(operator.running(), "operator exited:\n{}", operator.log());
-        let startup = started.elapsed();
-        let cpu_ready = common::process_cpu(pid).expect("/proc stat");
-        let requests_before = cluster.server.requests().len();
-        let commands_before = redis_commands(&redis.url()).await;
-        let window = Instant::now();
-        tokio::time::sleep(STEADY).await;
-        let cpu_end = common::process_cpu(pid).expect("/proc stat");
-        let elapsed = window.elapsed().as_secs_f64();
-        let commands_after = redis_commands(&redis.url()).await;
-        let requests = cluster.server.requests();
-        assert!(operator.running(), "operator exited:\n{}", operator.log());
-        let in_window = &requests[requests_before..];
-        let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
-        for r in in_window {
-            let sub = r
-                .subresource
-                .as_deref()
-                .map_or(String::new(), |s| format!("/{s}"));
-            *by_kind
-                .entry(format!("{} {}{sub}", r.verb, r.resource))
-                .or_default() += 1;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (label, schedules) in SCENARIOS {
+        let mut samples = Vec::new();
+        let mut breakdown = (String::new(), String::new());
+        for run in 0..RUNS {
+            let (sample, api, redis) = measure(schedules, run).await;
+            samples.push(sample);
+            breakdown = (api, redis);
         }
-        breakdown = by_kind
-            .iter()
-            .map(|(k, n)| format!("{k} {:.1}/s", *n as f64 / elapsed))
-            .collect::<Vec<_>>()
-            .join(", ");
-        samples.push(Sample {
-            startup_s: startup.as_secs_f64(),
-            startup_cpu_s: cpu_ready.as_secs_f64(),
-            steady_cpu_pct: 100.0 * (cpu_end - cpu_ready).as_secs_f64() / elapsed,
-            peak_rss_mib: common::process_mem_mib(pid, "VmHWM").expect("VmHWM"),
-            rss_mib: common::process_mem_mib(pid, "VmRSS").expect("VmRSS"),
-            api_per_s: in_window.len() as f64 / elapsed,
-            redis_per_s: (commands_after - commands_before) / elapsed,
-        });
-        operator.kill();
+        rows.push((label, samples));
+        notes.push(format!(
+            "{label}, the last run's steady window: API requests {}; Redis commands {}",
+            breakdown.0, breakdown.1
+        ));
     }
 
-    let col = |f: fn(&Sample) -> f64, d: usize| {
-        common::summary(&samples.iter().map(f).collect::<Vec<_>>()).spread(d)
-    };
     println!(
-        "| resources | runs | start → all Ready, s | CPU until all Ready, s | steady CPU, % of one core | peak RSS (VmHWM), MiB | RSS at end, MiB | API requests/s | Redis commands/s |"
+        "| resources | runs | start → all Ready, s | CPU until all Ready, s | steady CPU, % of one core | peak RSS (VmHWM), MiB | RSS at end, MiB | API requests/s | Redis commands/s | Redis CPU, ms/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (label, samples) in &rows {
+        let col = |f: fn(&Sample) -> f64, d: usize| {
+            common::summary(&samples.iter().map(f).collect::<Vec<_>>()).spread(d)
+        };
+        println!(
+            "| {label} | {RUNS} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            col(|s| s.startup_s, 1),
+            col(|s| s.startup_cpu_s, 2),
+            col(|s| s.steady_cpu_pct, 1),
+            col(|s| s.peak_rss_mib, 0),
+            col(|s| s.rss_mib, 0),
+            col(|s| s.api_per_s, 1),
+            col(|s| s.redis_per_s, 0),
+            col(|s| s.redis_cpu_ms_per_s, 1),
+        );
+    }
+    for n in notes {
+        println!("\n{n}");
+    }
     println!(
-        "| {QUEUES} JobQueues + {QUEUES} Schedules | {RUNS} | {} | {} | {} | {} | {} | {} | {} |",
-        col(|s| s.startup_s, 1),
-        col(|s| s.startup_cpu_s, 2),
-        col(|s| s.steady_cpu_pct, 1),
-        col(|s| s.peak_rss_mib, 0),
-        col(|s| s.rss_mib, 0),
-        col(|s| s.api_per_s, 1),
-        col(|s| s.redis_per_s, 0),
+        "\nMedian (min–max) over {RUNS} operator processes per row; steady window {STEADY:?}."
     );
-    println!("\nAPI requests in the last run's steady window: {breakdown}");
-    println!("\nMedian (min–max) over {RUNS} operator processes; steady window {STEADY:?}.");
     println!("Load average at end: {:.2}", common::load());
 }
 
-/// 1,000 JobQueues with a worker template, and a Schedule on each firing twice a minute.
-async fn create_resources(cluster: &Cluster, redis_url: &str) {
+/// One operator process from nothing to a steady window: the sample, and the window's API
+/// requests and Redis commands by kind (per second).
+async fn measure(schedules: bool, run: usize) -> (Sample, String, String) {
+    let redis = RedisServer::start();
+    let cluster = Cluster::start().await;
+    create_resources(&cluster, &redis.url(), schedules).await;
+    let mut admin = connect(&redis.url()).await.expect("connect");
+    let mut operator = cluster.operator("redis://127.0.0.1:1", &format!("bench-{run}"));
+    let pid = operator.pid();
+    let started = Instant::now();
+    let want_schedules = if schedules { QUEUES } else { 0 };
+    wait_for(
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+        "every JobQueue and Schedule Ready",
+        || async {
+            cluster.ready_count("JobQueue").await == QUEUES
+                && cluster.ready_count("Schedule").await == want_schedules
+        },
+    )
+    .await;
+    assert!(operator.running(), "operator exited:\n{}", operator.log());
+    let startup = started.elapsed();
+    let cpu_ready = common::process_cpu(pid).expect("/proc stat");
+    let requests_before = cluster.server.requests().len();
+    let calls_before = command_calls(&mut admin).await;
+    let work_before = RedisWork::read(&mut admin).await;
+    let window = Instant::now();
+    tokio::time::sleep(STEADY).await;
+    let cpu_end = common::process_cpu(pid).expect("/proc stat");
+    let elapsed = window.elapsed().as_secs_f64();
+    let work = work_before.per_tick(&RedisWork::read(&mut admin).await, 1);
+    let calls_after = command_calls(&mut admin).await;
+    let requests = cluster.server.requests();
+    assert!(operator.running(), "operator exited:\n{}", operator.log());
+    let in_window = &requests[requests_before..];
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for r in in_window {
+        let sub = r
+            .subresource
+            .as_deref()
+            .map_or(String::new(), |s| format!("/{s}"));
+        *by_kind
+            .entry(format!("{} {}{sub}", r.verb, r.resource))
+            .or_default() += 1;
+    }
+    let api = by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {:.1}/s", *n as f64 / elapsed))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut commands: Vec<(String, f64)> = calls_after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, n)| {
+            (
+                name.clone(),
+                n - calls_before.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    commands.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let redis = commands
+        .iter()
+        .map(|(name, n)| format!("{} {:.0}/s", name.to_uppercase(), n / elapsed))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sample = Sample {
+        startup_s: startup.as_secs_f64(),
+        startup_cpu_s: cpu_ready.as_secs_f64(),
+        steady_cpu_pct: 100.0 * (cpu_end - cpu_ready).as_secs_f64() / elapsed,
+        peak_rss_mib: common::process_mem_mib(pid, "VmHWM").expect("VmHWM"),
+        rss_mib: common::process_mem_mib(pid, "VmRSS").expect("VmRSS"),
+        api_per_s: in_window.len() as f64 / elapsed,
+        redis_per_s: work.commands / elapsed,
+        redis_cpu_ms_per_s: work.cpu_ms / elapsed,
+    };
+    operator.kill();
+    (sample, api, redis)
+}
+
+/// 1,000 JobQueues with a worker template, and (`schedules`) a Schedule on each firing twice
+/// a minute.
+async fn create_resources(cluster: &Cluster, redis_url: &str, schedules: bool) {
     for i in 0..QUEUES {
         cluster
             .create(
@@ -141,6 +199,9 @@ async fn create_resources(cluster: &Cluster, redis_url: &str) {
                 }),
             )
             .await;
+        if !schedules {
+            continue;
+        }
         let second = i % 30;
         cluster
             .create(
@@ -156,26 +217,24 @@ async fn create_resources(cluster: &Cluster, redis_url: &str) {
     }
 }
 
-/// Commands Redis has run so far (commandstats, those inside scripts included), minus the
-/// INFO that reads them.
-async fn redis_commands(url: &str) -> f64 {
-    let mut conn = redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+/// Calls per command so far (INFO commandstats, those inside scripts included), by command
+/// name in lower case.
+async fn command_calls(admin: &mut jobqueue_operator::queue::RedisConn) -> BTreeMap<String, f64> {
     let text: String = redis::cmd("INFO")
         .arg("commandstats")
-        .query_async(&mut conn)
+        .query_async(admin)
         .await
         .expect("INFO");
     common::parse_info(&text)
         .iter()
-        .filter(|(k, _)| k.starts_with("cmdstat_") && k.as_str() != "cmdstat_info")
-        .filter_map(|(_, v)| {
-            v.split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))
-                .and_then(|c| c.parse::<f64>().ok())
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("cmdstat_")?;
+            let calls = v
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse::<f64>()
+                .ok()?;
+            Some((name.to_string(), calls))
         })
-        .sum()
+        .collect()
 }
