@@ -20,6 +20,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use common::RedisWork;
 use jobqueue_operator::queue::keys::default_stream;
 use jobqueue_operator::queue::metrics::{QueueState, SnapshotOptions, snapshot};
 use jobqueue_operator::queue::{QueueConfig, RedisConn, connect};
@@ -103,7 +104,7 @@ async fn figure(n: usize) {
     for _ in 0..BLOCKS {
         for mode in Mode::ALL {
             let ticks = ticks_per_block(n, mode);
-            let before = info(&mut admin).await;
+            let before = RedisWork::read(&mut admin).await;
             let s = samples.entry(mode).or_default();
             for _ in 0..ticks {
                 let started = Instant::now();
@@ -125,18 +126,11 @@ async fn figure(n: usize) {
                     }
                 }
             }
-            let after = info(&mut admin).await;
-            let per_tick = |f: &dyn Fn(&HashMap<String, String>) -> f64| {
-                (f(&after) - f(&before)) / ticks as f64
-            };
-            s.cpu_ms.push(per_tick(&|i| {
-                1000.0 * (num(i, "used_cpu_user") + num(i, "used_cpu_sys"))
-            }));
-            // The second INFO's own read is counted in `after`.
-            s.reads
-                .push(per_tick(&|i| num(i, "total_reads_processed")) - 1.0 / ticks as f64);
-            // The second INFO is counted in `after` too.
-            s.commands.push(per_tick(&all_calls) - 1.0 / ticks as f64);
+            // The second reading's own INFO (its command and its read) is left out.
+            let work = before.per_tick(&RedisWork::read(&mut admin).await, ticks);
+            s.cpu_ms.push(work.cpu_ms);
+            s.reads.push(work.reads);
+            s.commands.push(work.commands);
         }
     }
 
@@ -243,31 +237,4 @@ async fn keda(conn: &mut RedisConn, queues: &[QueueConfig]) {
         assert!(matches!(groups, redis::Value::Array(ref g) if g.len() == 1));
         assert_eq!(pending.0, 1);
     }
-}
-
-async fn info(conn: &mut RedisConn) -> HashMap<String, String> {
-    let text: String = redis::cmd("INFO")
-        .arg("everything")
-        .query_async(conn)
-        .await
-        .expect("INFO");
-    common::parse_info(&text)
-}
-
-fn num(info: &HashMap<String, String>, field: &str) -> f64 {
-    info.get(field)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("INFO has no numeric {field}"))
-}
-
-/// Commands Redis has run (commandstats `calls=`, those inside Lua scripts included).
-fn all_calls(info: &HashMap<String, String>) -> f64 {
-    info.iter()
-        .filter(|(k, _)| k.starts_with("cmdstat_"))
-        .filter_map(|(_, v)| {
-            v.split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))
-                .and_then(|c| c.parse::<f64>().ok())
-        })
-        .sum()
 }

@@ -185,13 +185,7 @@ fn table(r: &Report) -> String {
         out.push_str(&format!("MEAN JOB TIME   {d}\n"));
     }
     if !r.consumers.is_empty() {
-        let width = r
-            .consumers
-            .iter()
-            .map(|c| c.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(8);
+        let width = name_width(&r.consumers, "CONSUMER");
         out.push_str(&format!(
             "\n{:<width$}  {:>7}  IDLE\n",
             "CONSUMER", "PENDING"
@@ -206,6 +200,16 @@ fn table(r: &Report) -> String {
     out
 }
 
+/// The width of the name column: the longest consumer name, at least its `heading`.
+fn name_width(consumers: &[Consumer], heading: &str) -> usize {
+    consumers
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(heading.len())
+}
+
 /// An adopted queue in the words of its own system.
 fn adopted_table(source: &str, r: &Report) -> String {
     let mut out = format!(
@@ -214,13 +218,7 @@ fn adopted_table(source: &str, r: &Report) -> String {
         r.lag, r.pending, r.delayed, r.dead_letter_length
     );
     if !r.consumers.is_empty() {
-        let width = r
-            .consumers
-            .iter()
-            .map(|c| c.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(6);
+        let width = name_width(&r.consumers, "WORKER");
         out.push_str(&format!("\n{:<width$}  {:>4}\n", "WORKER", "BUSY"));
         for c in &r.consumers {
             out.push_str(&format!("{:<width$}  {:>4}\n", c.name, c.pending));
