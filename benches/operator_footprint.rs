@@ -217,24 +217,12 @@ async fn create_resources(cluster: &Cluster, redis_url: &str, schedules: bool) {
     }
 }
 
-/// Calls per command so far (INFO commandstats, those inside scripts included), by command
-/// name in lower case.
+/// Calls per command so far (INFO commandstats, those inside scripts included).
 async fn command_calls(admin: &mut jobqueue_operator::queue::RedisConn) -> BTreeMap<String, f64> {
     let text: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(admin)
         .await
         .expect("INFO");
-    common::parse_info(&text)
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("cmdstat_")?;
-            let calls = v
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse::<f64>()
-                .ok()?;
-            Some((name.to_string(), calls))
-        })
-        .collect()
+    common::calls_by_command(&common::parse_info(&text))
 }

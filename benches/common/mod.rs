@@ -196,12 +196,22 @@ pub fn info_num(info: &std::collections::HashMap<String, String>, field: &str) -
 
 /// Commands Redis has run (commandstats `calls=`, those inside Lua scripts included).
 pub fn all_calls(info: &std::collections::HashMap<String, String>) -> f64 {
+    calls_by_command(info).values().sum()
+}
+
+/// The same per command, by name in lower case (`xinfo|groups` for a subcommand).
+pub fn calls_by_command(
+    info: &std::collections::HashMap<String, String>,
+) -> std::collections::BTreeMap<String, f64> {
     info.iter()
-        .filter(|(k, _)| k.starts_with("cmdstat_"))
-        .filter_map(|(_, v)| {
-            v.split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))
-                .and_then(|c| c.parse::<f64>().ok())
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("cmdstat_")?;
+            let calls = v
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse::<f64>()
+                .ok()?;
+            Some((name.to_string(), calls))
         })
-        .sum()
+        .collect()
 }

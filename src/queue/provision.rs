@@ -167,20 +167,18 @@ fn dead_letter_owner(cfg: &QueueConfig) -> String {
 /// `cfg`'s claimed it.
 pub async fn foreign_owner(conn: &mut RedisConn, cfg: &QueueConfig) -> Result<Option<String>> {
     let mine = cfg.claim.as_ref().map(|c| c.owner.as_str());
-    for key in [cfg.keys.owner(), dead_letter_owner(cfg)] {
-        let owner: Option<String> = redis::cmd("HGET")
-            .arg(key)
-            .arg("queue")
-            .query_async(conn)
-            .await
-            .map_err(super::error::QueueError::during(
-                "reading the stream's owner",
-            ))?;
-        if let Some(o) = owner.filter(|o| Some(o.as_str()) != mine) {
-            return Ok(Some(o));
-        }
-    }
-    Ok(None)
+    let owners: Vec<Option<String>> = redis::pipe()
+        .hget(cfg.keys.owner(), "queue")
+        .hget(dead_letter_owner(cfg), "queue")
+        .query_async(conn)
+        .await
+        .map_err(super::error::QueueError::during(
+            "reading the stream's owner",
+        ))?;
+    Ok(owners
+        .into_iter()
+        .flatten()
+        .find(|o| Some(o.as_str()) != mine))
 }
 
 /// Deletes every key of the queue that does not expire by itself (stream with its groups,
