@@ -84,10 +84,24 @@ async fn an_older_leadership_term_is_fenced_out() {
         .await
         .expect_err("reap fenced");
     assert!(err.to_string().contains("FENCED"), "{err}");
+    // A due delayed job: promotion has work to do, and a pass of term 6 must not do it.
+    let _: i64 = redis::cmd("ZADD")
+        .arg(cfg.keys.delayed())
+        .arg(0)
+        .arg(r#"{"id":"late","payload":"{}"}"#)
+        .query_async(&mut conn)
+        .await
+        .expect("ZADD");
     let err = janitor::promote_due(&mut conn, &old, &opts)
         .await
         .expect_err("promote fenced");
     assert!(err.to_string().contains("FENCED"), "{err}");
+    let waiting: i64 = redis::cmd("ZCARD")
+        .arg(cfg.keys.delayed())
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD");
+    assert_eq!(waiting, 1, "the delayed job stays where it was");
     let err = provision::provision(&mut conn, &old, true)
         .await
         .expect_err("provisioning by term 6 is fenced");
@@ -99,6 +113,10 @@ async fn an_older_leadership_term_is_fenced_out() {
         .expect("term 7 acts");
     assert_eq!(reclaimed.retried, 1);
     assert_eq!(pending(&mut conn, &stream).await, 0);
+    let (promoted, _) = janitor::promote_due(&mut conn, &at_term(&cfg, 7), &opts)
+        .await
+        .expect("term 7 promotes");
+    assert_eq!(promoted, 1);
 
     // A newer term takes over; term 7 is fenced out in turn. Term 0 never is.
     provision::provision(&mut conn, &at_term(&cfg, 8), true)

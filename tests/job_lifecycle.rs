@@ -110,6 +110,8 @@ on_both_topologies!(
     take_reads_and_starts_jobs_and_skips_cancelled_ones,
     jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does,
     a_malformed_attempt_is_dead_lettered_never_looped,
+    functions_refuse_a_missing_stream_or_group_and_create_nothing,
+    a_queue_without_tracking_runs_jobs_and_keeps_no_records,
 );
 
 async fn a_job_is_followed_from_queued_to_succeeded(t: Topology) {
@@ -829,5 +831,106 @@ async fn a_malformed_attempt_is_dead_lettered_never_looped(t: Topology) {
         pending(&mut f.conn, &f.cfg).await,
         1,
         "only the taken job is held"
+    );
+}
+
+async fn key_type(conn: &mut RedisConn, key: &str) -> String {
+    redis::cmd("TYPE").arg(key).query_async(conn).await.unwrap()
+}
+
+/// The worker functions check the stream only when a read or write fails: a missing stream,
+/// another type or a missing group still gets an error naming it, and nothing is created.
+async fn functions_refuse_a_missing_stream_or_group_and_create_nothing(t: Topology) {
+    let mut f = tracked(t, |_| {}, JobSettings::default()).await;
+    let gone = jobqueue_operator::queue::keys::QueueKeys::new("jobqueue:{shop/mail}:gone");
+    let enqueue_to = |keys: &jobqueue_operator::queue::keys::QueueKeys, due: &str| {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("jobqueue_enqueue")
+            .arg(2)
+            .arg(&keys.stream)
+            .arg(keys.settings())
+            .arg(&["j1", "{}", due, "", ""]);
+        cmd
+    };
+    for due in ["0", "+60000"] {
+        let err = enqueue_to(&gone, due)
+            .query_async::<redis::Value>(&mut f.conn)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NOSTREAM"), "due {due}: {err}");
+    }
+    assert_eq!(key_type(&mut f.conn, &gone.stream).await, "none");
+    assert_eq!(key_type(&mut f.conn, &gone.delayed()).await, "none");
+    assert_eq!(key_type(&mut f.conn, &gone.job("j1")).await, "none");
+
+    let err = ops(&f, "w1").take(&mut f.conn, 1).await;
+    assert!(err.is_ok(), "the real queue takes: {err:?}");
+    let mut w = ops(&f, "w1");
+    w.keys = gone.clone();
+    let err = w.take(&mut f.conn, 1).await.unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+
+    let () = redis::cmd("SET")
+        .arg(&gone.stream)
+        .arg("not a stream")
+        .query_async(&mut f.conn)
+        .await
+        .unwrap();
+    let err = enqueue_to(&gone, "0")
+        .query_async::<redis::Value>(&mut f.conn)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WRONGTYPE"), "{err}");
+    let err = w.take(&mut f.conn, 1).await.unwrap_err().to_string();
+    assert!(err.contains("holds a string, not a stream"), "{err}");
+
+    let mut stranger = ops(&f, "w1");
+    stranger.group = "nobody".into();
+    let err = stranger.take(&mut f.conn, 1).await.unwrap_err().to_string();
+    assert!(
+        err.contains(r#"consumer group "nobody" does not exist"#),
+        "{err}"
+    );
+}
+
+/// `tracking: false`: the same worker calls run jobs (a failure is still retried), and no
+/// record, event or counter is written.
+async fn a_queue_without_tracking_runs_jobs_and_keeps_no_records(t: Topology) {
+    let settings = JobSettings {
+        tracking: false,
+        ..JobSettings::default()
+    };
+    let mut f = tracked(t, |_| {}, settings).await;
+    let keys = f.cfg.keys.clone();
+    let first = add(&mut f, json!({"n": 1}), Due::Now).await;
+    let second = add(&mut f, json!({"n": 2}), Due::Now).await;
+    let w = ops(&f, "w1");
+    let taken = w.take(&mut f.conn, 2).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let done = w
+        .complete(&mut f.conn, &taken[0], Some("{}"))
+        .await
+        .unwrap();
+    assert_eq!(done.state, "succeeded");
+    let failed = w.fail(&mut f.conn, &taken[1], "boom", false).await.unwrap();
+    assert_eq!(failed.state, "queued");
+    let again = w.take(&mut f.conn, 1).await.unwrap();
+    assert_eq!(
+        (again[0].job_id.as_str(), again[0].attempt),
+        (second.as_str(), 2)
+    );
+    for id in [&first, &second] {
+        assert_eq!(key_type(&mut f.conn, &keys.job(id)).await, "none", "{id}");
+    }
+    assert_eq!(key_type(&mut f.conn, &keys.events()).await, "none");
+    assert_eq!(
+        key_type(
+            &mut f.conn,
+            &jobqueue_operator::queue::jobs::stats_key(&keys)
+        )
+        .await,
+        "none"
     );
 }

@@ -757,3 +757,82 @@ async fn forbid_follows_a_retried_run_single() {
 async fn forbid_follows_a_retried_run_cluster() {
     forbid_follows_a_retried_run(Topology::Cluster).await;
 }
+
+/// Calls of `command` Redis has run since its stats were last reset (scripts' calls included).
+async fn calls(conn: &mut RedisConn, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{}:calls=", command.to_lowercase());
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+async fn reset_stats(conn: &mut RedisConn) {
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// Queues without schedules cost nothing between full passes: a pass reads only the queues
+/// with an armed run, until a change notice (or the full-pass interval) makes it read all.
+#[tokio::test]
+async fn passes_read_only_armed_queues_until_schedules_change() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let all: Vec<QueueKeys> = (0..20)
+        .map(|i| QueueKeys::new(default_stream("rest", &format!("q{i}"))))
+        .collect();
+    let yearly = ScheduleDefinition::new("yearly", "0 0 0 1 1 *");
+    let now = Timestamp::now();
+    schedules::upsert(&mut conn, &all[0], &yearly, now.as_millisecond())
+        .await
+        .unwrap();
+    let mut scheduler = Scheduler::new(connect(&server.url()).await.unwrap(), Default::default());
+    let handle = scheduler.handle();
+    handle.set_queues(all.iter().map(queue).collect());
+
+    reset_stats(&mut conn).await;
+    scheduler.tick(Timestamp::now()).await.unwrap();
+    assert_eq!(
+        calls(&mut conn, "ZRANGE").await,
+        20,
+        "the first pass reads every queue"
+    );
+
+    reset_stats(&mut conn).await;
+    let report = scheduler.tick(Timestamp::now()).await.unwrap();
+    assert_eq!(
+        calls(&mut conn, "ZRANGE").await,
+        1,
+        "then only the armed queue"
+    );
+    assert_eq!(calls(&mut conn, "ZRANGEBYSCORE").await, 1);
+    assert_eq!(
+        report.next_due_ms,
+        score(&mut conn, &all[0], "yearly").await
+    );
+
+    // A schedule added elsewhere, announced by a wake: the next pass reads every queue and
+    // finds it, and the queue is armed from then on.
+    schedules::upsert(&mut conn, &all[7], &yearly, now.as_millisecond())
+        .await
+        .unwrap();
+    handle.wake();
+    reset_stats(&mut conn).await;
+    scheduler.tick(Timestamp::now()).await.unwrap();
+    assert_eq!(calls(&mut conn, "ZRANGE").await, 20);
+    reset_stats(&mut conn).await;
+    scheduler.tick(Timestamp::now()).await.unwrap();
+    assert_eq!(
+        calls(&mut conn, "ZRANGE").await,
+        2,
+        "both armed queues, nothing else"
+    );
+}

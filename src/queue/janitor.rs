@@ -106,21 +106,43 @@ pub async fn tick(
     cfg: &QueueConfig,
     opts: &JanitorOptions,
 ) -> Result<TickReport> {
-    tick_steps(conn, cfg, opts, true).await
+    tick_steps(conn, cfg, opts, Steps::ALL).await
 }
 
-/// Runs the janitor steps for `cfg`: delayed jobs and redelivery always (jobs wait on them),
-/// idle consumers and retention only with `housekeeping` (nothing waits on those, so a caller
-/// may run them less often).
+/// Which janitor steps a pass runs. Delayed jobs are always promoted (any producer may add
+/// one at any time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steps {
+    /// Hand out again what waited past the visibility timeout. A caller that knows nothing
+    /// can have (nothing was pending at a reading younger than the timeout) skips it.
+    pub redelivery: bool,
+    /// Idle consumers and retention (nothing waits on them, so a caller may run them less
+    /// often).
+    pub housekeeping: bool,
+}
+
+impl Steps {
+    /// Every step.
+    pub const ALL: Steps = Steps {
+        redelivery: true,
+        housekeeping: true,
+    };
+}
+
+/// Runs the janitor `steps` for `cfg`.
 pub async fn tick_steps(
     conn: &mut RedisConn,
     cfg: &QueueConfig,
     opts: &JanitorOptions,
-    housekeeping: bool,
+    steps: Steps,
 ) -> Result<TickReport> {
     let (promoted, malformed) = promote_due(conn, cfg, opts).await?;
-    let reclaimed = reclaim_expired(conn, cfg, opts).await?;
-    if !housekeeping {
+    let reclaimed = if steps.redelivery {
+        reclaim_expired(conn, cfg, opts).await?
+    } else {
+        Reclaimed::default()
+    };
+    if !steps.housekeeping {
         return Ok(TickReport {
             promoted,
             malformed,

@@ -8,8 +8,9 @@
 //! net for a lost wake-up. Any number of loops may serve the same queues: each fire is a
 //! compare-and-set, so every run is enqueued exactly once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ pub struct SchedulerHandle {
 struct Shared {
     queues: Mutex<Arc<Vec<ScheduledQueue>>>,
     wake: Notify,
+    /// Schedules (or the queues) changed since the last full pass: the next pass reads every
+    /// queue, not only those with an armed run.
+    changed: AtomicBool,
 }
 
 impl SchedulerHandle {
@@ -80,6 +84,7 @@ impl SchedulerHandle {
     /// Wakes the loop now (schedules changed). A wake-up sent while the loop is busy is kept
     /// for its next sleep, so none is lost.
     pub fn wake(&self) {
+        self.shared.changed.store(true, Ordering::SeqCst);
         self.shared.wake.notify_one();
     }
 
@@ -143,7 +148,16 @@ pub struct Scheduler<C> {
     cache_since: std::time::Instant,
     /// Redis's clock minus this process's, at the last `TIME` read (ms).
     clock_offset_ms: i64,
+    /// The queues that had an armed run at the last pass (`None`: never read). A pass reads
+    /// only these, unless schedules changed or [`FULL_PASS_INTERVAL`] has passed: queues
+    /// without schedules cost nothing between full passes.
+    armed: Option<HashSet<String>>,
+    last_full_pass: std::time::Instant,
 }
+
+/// How often a pass reads every queue even without a change notice (a schedule written by a
+/// program that announces nothing is found within this).
+const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long compiled definitions are kept before they are read again.
 const CACHE_LIFETIME: Duration = Duration::from_secs(600);
@@ -158,6 +172,8 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             cache: HashMap::new(),
             cache_since: std::time::Instant::now(),
             clock_offset_ms: 0,
+            armed: None,
+            last_full_pass: std::time::Instant::now(),
         }
     }
 
@@ -187,12 +203,30 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
             self.cache.clear();
             self.cache_since = std::time::Instant::now();
         }
-        let queues = self.handle.queues();
+        let all = self.handle.queues();
+        let changed = self.handle.shared.changed.swap(false, Ordering::SeqCst);
+        let full =
+            changed || self.armed.is_none() || self.last_full_pass.elapsed() >= FULL_PASS_INTERVAL;
+        let queues: Vec<&ScheduledQueue> = match (&self.armed, full) {
+            (Some(armed), false) => all
+                .iter()
+                .filter(|q| armed.contains(&q.keys.stream))
+                .collect(),
+            _ => all.iter().collect(),
+        };
         let mut report = TickReport::default();
         let now_ms = now.as_millisecond();
         let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
-        let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await?;
-        for (queue, due) in queues.iter().zip(due) {
+        let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await;
+        let due = match due {
+            Ok(due) => due,
+            Err(e) => {
+                // Read everything again once Redis answers.
+                self.handle.shared.changed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        for (&queue, due) in queues.iter().zip(due) {
             // One queue's trouble (a foreign key in its place, a failed round trip) is logged
             // and retried on the next pass; it does not hold back the other queues.
             let result = match due {
@@ -210,7 +244,27 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 tracing::warn!(stream = queue.keys.stream, error = %e, "cannot fire this queue's schedules");
             }
         }
-        report.next_due_ms = schedules::earliest_many(&mut self.conn, &all_keys).await?;
+        let earliest = match schedules::earliest_each(&mut self.conn, &all_keys).await {
+            Ok(e) => e,
+            Err(e) => {
+                self.handle.shared.changed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        report.next_due_ms = earliest.iter().flatten().min().copied();
+        let armed_now = queues
+            .iter()
+            .zip(&earliest)
+            .filter(|(_, e)| e.is_some())
+            .map(|(q, _)| q.keys.stream.clone());
+        if full {
+            self.armed = Some(armed_now.collect());
+            self.last_full_pass = std::time::Instant::now();
+        } else {
+            // This pass read exactly the armed queues: one whose runs are all gone drops out
+            // until the next full pass.
+            self.armed = Some(armed_now.collect());
+        }
         Ok(report)
     }
 

@@ -189,19 +189,40 @@ local JOB_DEFAULTS = {
   dead_letter_max_length = '0',
 }
 
--- The queue's settings with defaults filled in, plus `prefix` and the keys derived from it.
-local function job_settings(settings_key)
+-- The queue's settings, plus `prefix` and the keys derived from it. Reading the whole hash is
+-- the largest part of a small function's cost, so a hot caller names the fields it needs
+-- (`wanted`, read with one HMGET) and any other field is read when first used. Without
+-- `wanted` the whole hash is read. Missing or empty fields take JOB_DEFAULTS.
+local function job_settings(settings_key, wanted)
   if not settings_key or settings_key == '' then return nil end
-  local s = to_map(redis.call('HGETALL', settings_key))
-  for k, v in pairs(JOB_DEFAULTS) do
-    if s[k] == nil or s[k] == '' then s[k] = v end
+  local prefix = string.sub(settings_key, 1, #settings_key - #':settings')
+  local s = { prefix = prefix, events = prefix .. ':events', delayed = prefix .. ':delayed',
+    schedule_prefix = prefix .. ':schedule:' }
+  local function put(k, v)
+    if v and v ~= '' then
+      s[k] = v
+    elseif k == 'dead_letter' then
+      s[k] = prefix .. ':dead'
+    else
+      s[k] = JOB_DEFAULTS[k]
+    end
   end
-  s.prefix = string.sub(settings_key, 1, #settings_key - #':settings')
-  s.events = s.prefix .. ':events'
-  s.delayed = s.prefix .. ':delayed'
-  s.schedule_prefix = s.prefix .. ':schedule:'
-  if s.dead_letter == nil or s.dead_letter == '' then s.dead_letter = s.prefix .. ':dead' end
-  return s
+  if not wanted then
+    local flat = redis.call('HGETALL', settings_key)
+    for i = 1, #flat, 2 do put(flat[i], flat[i + 1]) end
+    for k, v in pairs(JOB_DEFAULTS) do
+      if s[k] == nil then s[k] = v end
+    end
+    if s.dead_letter == nil then put('dead_letter', nil) end
+    return s
+  end
+  local values = redis.call('HMGET', settings_key, unpack(wanted))
+  for i, k in ipairs(wanted) do put(k, values[i]) end
+  return setmetatable(s, { __index = function(t, k)
+    if JOB_DEFAULTS[k] == nil and k ~= 'dead_letter' then return nil end
+    put(k, redis.call('HGET', settings_key, k))
+    return rawget(t, k)
+  end })
 end
 
 local function job_key(s, id)
@@ -291,7 +312,7 @@ local function job_record(s, id, state, attempt, now, extra, opts)
   end
   job_count(s, prev, state, attempt, now)
   redis.call('HSET', key, unpack(set))
-  redis.call('PEXPIRE', key, job_ttl_ms(s, state, opts.due, now))
+  if not opts.keep_ttl then redis.call('PEXPIRE', key, job_ttl_ms(s, state, opts.due, now)) end
   redis.call('XADD', s.events, 'MAXLEN', '~', s.events_max_length, '*',
     'job', id, 'state', state, 'attempt', tostring(attempt), 'at', int_str(now))
   return nil
@@ -306,8 +327,6 @@ local function enqueue_job(stream, delayed, idem_key, s, id, payload, due, ttl_m
     local prev = redis.call('GET', idem_key)
     if prev then return { prev, 0, '' } end
   end
-  local err = require_stream(stream)
-  if err then return err end
   local now = now_ms()
   local fields = { 'id', id, 'payload', payload, 'enqueued_at', int_str(now), 'attempt', '1' }
   for i = from, #extra, 2 do
@@ -320,11 +339,22 @@ local function enqueue_job(stream, delayed, idem_key, s, id, payload, due, ttl_m
   else
     at = tonumber(due)
   end
+  -- A job is never added to a stream that is missing (it would be created without the
+  -- group) or of another type; NOMKSTREAM makes the XADD check that without a call of its own.
   local entry = ''
   if at > now then
+    local err = require_stream(stream)
+    if err then return err end
     redis.call('ZADD', delayed, at, fields_to_member(fields))
   else
-    entry = redis.call('XADD', stream, '*', unpack(fields))
+    local ok, added = pcall(redis.call, 'XADD', stream, 'NOMKSTREAM', '*', unpack(fields))
+    if not ok or not added then
+      local err = require_stream(stream)
+      if err then return err end
+      -- Neither missing nor of another type: the call again, to raise its error as it is.
+      added = redis.call('XADD', stream, 'NOMKSTREAM', '*', unpack(fields))
+    end
+    entry = added
   end
   job_record(s, id, entry == '' and 'delayed' or 'queued', 1, now,
     { 'enqueued_at', int_str(now), 'entry', entry, 'due', entry == '' and int_str(at) or '' },

@@ -10,7 +10,8 @@
 --   after attempt 1, 2, ... comma-separated; [''] = retry at once), dead_letter
 --   [<prefix>:dead], dead_letter_max_length [0 = uncapped], tracking [1; 0 = no records],
 --   succeeded_ttl_ms [86400000], dead_ttl_ms (dead and cancelled) [604800000],
---   waiting_ttl_ms (bound of a waiting or running record, plus any delay) [604800000],
+--   waiting_ttl_ms (bound of a waiting or running record from when it started waiting, plus
+--   any delay; a heartbeat or progress report renews it) [604800000],
 --   max_result_size (bytes of result or progress JSON) [65536], events_max_length [10000].
 --
 -- A producer adds a job with
@@ -63,7 +64,12 @@
 -- Each end and each retried failure is also counted in `<prefix>:jobstats` (job_count in the
 -- common helpers): succeeded, failed, dead, cancelled, and a histogram of success run times.
 
-local VERSION = 6
+local VERSION = 7
+
+-- The settings fields each hot function reads for sure (job_settings reads others when used).
+local ENQUEUE_SETTINGS = { 'tracking', 'waiting_ttl_ms', 'events_max_length' }
+local START_SETTINGS = { 'tracking', 'events_max_length' }
+local COMPLETE_SETTINGS = { 'tracking', 'max_result_size', 'succeeded_ttl_ms', 'events_max_length' }
 
 -- The consumer holding `entry`, or nil when it is not pending in `group`.
 local function pending_owner(stream, group, entry)
@@ -117,9 +123,12 @@ end
 
 -- Marks job `id` (entry `entry`, attempt `attempt`) active for `consumer`. Returns false
 -- when it was cancelled while queued: the entry is then acknowledged.
+-- The record keeps the TTL it got when it started waiting (the waiting/running bound; a
+-- heartbeat or progress report renews it).
 local function mark_active(s, stream, group, consumer, entry, id, attempt, now)
   local state = job_record(s, id, 'active', attempt, now, { 'entry', entry,
-    'consumer', consumer, 'started_at', int_str(now), 'due', '', 'progress', '' })
+    'consumer', consumer, 'started_at', int_str(now), 'due', '', 'progress', '' },
+    { keep_ttl = true })
   if state == 'cancelled' then
     redis.call('XACK', stream, group, entry)
     return false
@@ -128,7 +137,7 @@ local function mark_active(s, stream, group, consumer, entry, id, attempt, now)
 end
 
 local function enqueue(keys, args)
-  local s = job_settings(keys[2])
+  local s = job_settings(keys[2], ENQUEUE_SETTINGS)
   local id, payload, due, key, ttl = args[1], args[2], args[3] or '0', args[4], args[5]
   if not id or id == '' then return redis.error_reply('ERR job id must not be empty') end
   if not payload or not pcall(cjson.decode, payload) then
@@ -153,15 +162,22 @@ local function enqueue(keys, args)
 end
 
 local function take(keys, args)
-  local stream, s = keys[1], job_settings(keys[2])
+  local stream, s = keys[1], job_settings(keys[2], START_SETTINGS)
   local group, consumer, count = args[1], args[2], tonumber(args[3]) or 1
-  local err = require_stream(stream)
-  if err then return err end
-  local now, out = now_ms(), {}
+  local tracking, out = s.tracking == '1', {}
+  local now = tracking and now_ms() or nil
   -- Jobs cancelled while queued are skipped, so read on until something runs or nothing is new.
   while #out == 0 do
-    local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', math.max(count, 1),
-      'STREAMS', stream, '>')
+    -- The stream is checked only when the read fails (a missing stream or group, another
+    -- type): every call a function makes costs.
+    local cmd = { 'XREADGROUP', 'GROUP', group, consumer, 'COUNT', math.max(count, 1),
+      'STREAMS', stream, '>' }
+    local ok, read = pcall(redis.call, unpack(cmd))
+    if not ok then
+      local err = require_stream(stream)
+      if err then return err end
+      read = redis.call(unpack(cmd)) -- raises the error as Redis words it (NOGROUP, ...)
+    end
     if not read then return out end
     for _, e in ipairs(read[1][2]) do
       local entry, fields = e[1], e[2]
@@ -169,8 +185,8 @@ local function take(keys, args)
       local attempt, raw = parse_attempt(fields)
       if not attempt then
         dead_letter_malformed(stream, group, entry, fields, s.dead_letter,
-          tonumber(s.dead_letter_max_length), raw, now, s)
-      elseif mark_active(s, stream, group, consumer, entry, id, attempt, now) then
+          tonumber(s.dead_letter_max_length), raw, now or now_ms(), s)
+      elseif not tracking or mark_active(s, stream, group, consumer, entry, id, attempt, now) then
         out[#out + 1] = e
       end
     end
@@ -179,7 +195,7 @@ local function take(keys, args)
 end
 
 local function start(keys, args)
-  local stream, s = keys[1], job_settings(keys[2])
+  local stream, s = keys[1], job_settings(keys[2], START_SETTINGS)
   local group, consumer, entry, id = args[1], args[2], args[3], args[4]
   local err = require_stream(stream)
   if err then return err end
@@ -244,7 +260,7 @@ local function progress(keys, args)
 end
 
 local function complete(keys, args)
-  local stream, s = keys[1], job_settings(keys[2])
+  local stream, s = keys[1], job_settings(keys[2], COMPLETE_SETTINGS)
   local group, entry, id, result = args[1], args[2], args[3], args[4] or ''
   -- No stream check: XACK answers 0 for a stream that is gone (reported as stale), and every
   -- call a function makes costs.
@@ -254,6 +270,7 @@ local function complete(keys, args)
     attempt = fields and tonumber(field_get(fields, 'attempt')) or 1
   end
   if redis.call('XACK', stream, group, entry) == 0 then return { 'stale', attempt } end
+  if s.tracking ~= '1' then return { 'succeeded', attempt } end
   local now = now_ms()
   local extra = { 'finished_at', int_str(now), 'entry', '', 'error', '', 'result', '',
     'result_dropped', '' }

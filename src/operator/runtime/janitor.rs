@@ -17,8 +17,9 @@ use crate::queue::metrics::QueueMetrics;
 use super::pool::is_connection_error;
 use super::{Inner, ObjectId, QueueEntry, RuntimeEvent, lock};
 
-/// A queue and what the last metrics poll saw of it (its consumers).
-type QueueWithMetrics = (Arc<QueueEntry>, Option<QueueMetrics>);
+/// A queue, what the last metrics poll saw of it (its consumers, what was pending), and when
+/// that reading was started.
+type QueueWithMetrics = (Arc<QueueEntry>, Option<QueueMetrics>, Option<Instant>);
 
 /// Idle consumers and retention are checked this often (nothing waits on them); delayed jobs
 /// and redelivery every janitor interval.
@@ -53,7 +54,11 @@ pub(super) async fn run(inner: Arc<Inner>) {
             by_url
                 .entry(slot.entry.redis_url.clone())
                 .or_default()
-                .push((slot.entry.clone(), slot.last_metrics.clone()));
+                .push((
+                    slot.entry.clone(),
+                    slot.last_metrics.clone(),
+                    slot.last_metrics_read,
+                ));
         }
         for (url, queues) in by_url {
             if !lock(&busy).insert(url.clone()) {
@@ -81,13 +86,17 @@ async fn endpoint_pass(
     };
     let broken = AtomicBool::new(false);
     futures::stream::iter(queues)
-        .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics)| {
+        .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics, read_at)| {
             let (broken, mut conn) = (&broken, conn.clone());
             async move {
                 if broken.load(Ordering::Relaxed) {
                     return;
                 }
-                let pass = tick_queue(inner, &mut conn, &entry, metrics.as_ref(), housekeeping);
+                let steps = janitor::Steps {
+                    redelivery: may_hold_expired(&entry, metrics.as_ref(), read_at),
+                    housekeeping,
+                };
+                let pass = tick_queue(inner, &mut conn, &entry, metrics.as_ref(), steps);
                 if let Err(e) = pass.await {
                     tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
                     if is_connection_error(&e) {
@@ -102,6 +111,20 @@ async fn endpoint_pass(
     }
 }
 
+/// Whether a job of `entry` may have waited past its visibility timeout. Not when the last
+/// reading found nothing pending and was started less than a timeout ago: a job read since
+/// has been held for less than that (most idle queues' redelivery pass is skipped so).
+fn may_hold_expired(
+    entry: &QueueEntry,
+    metrics: Option<&QueueMetrics>,
+    read_at: Option<Instant>,
+) -> bool {
+    match (metrics, read_at) {
+        (Some(m), Some(at)) => m.pending > 0 || at.elapsed() >= entry.config.visibility_timeout,
+        _ => true,
+    }
+}
+
 /// One janitor pass over one queue.
 #[tracing::instrument(name = "janitor", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
 async fn tick_queue(
@@ -109,10 +132,9 @@ async fn tick_queue(
     conn: &mut RedisConn,
     entry: &QueueEntry,
     metrics: Option<&QueueMetrics>,
-    housekeeping: bool,
+    steps: janitor::Steps,
 ) -> Result<(), QueueError> {
-    let report =
-        janitor::tick_steps(conn, &entry.config, &inner.options.janitor, housekeeping).await?;
+    let report = janitor::tick_steps(conn, &entry.config, &inner.options.janitor, steps).await?;
     count(inner, entry, report.reclaimed);
     if report.reclaimed.dead_lettered > 0 {
         inner.reporter.queue_event(

@@ -112,6 +112,8 @@ struct QueueSlot {
     last_status: Option<Instant>,
     last_scale_time: Option<SystemTime>,
     last_metrics: Option<QueueMetrics>,
+    /// When the reading in `last_metrics` was started (it saw nothing newer than this).
+    last_metrics_read: Option<Instant>,
     replicas: Option<u32>,
     /// What the last poll could not read, if it failed.
     last_error: Option<String>,
@@ -282,6 +284,7 @@ impl Runtime {
                         last_status: None,
                         last_scale_time: None,
                         last_metrics: None,
+                        last_metrics_read: None,
                         replicas: None,
                         last_error: None,
                         last_decision: None,

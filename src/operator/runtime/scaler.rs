@@ -145,7 +145,13 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
             }
             tracing::warn!(endpoint = %mask_password(&url), error = %e, "metrics snapshot failed");
             for entry in entries {
-                handle(inner, &entry, QueueHealth::RedisUnreachable(e.to_string())).await;
+                handle(
+                    inner,
+                    &entry,
+                    QueueHealth::RedisUnreachable(e.to_string()),
+                    started,
+                )
+                .await;
             }
             false
         }
@@ -187,7 +193,7 @@ async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEn
                     }
                     Err(e) => QueueHealth::Error(e.to_string()),
                 };
-                handle(inner, entry, health).await;
+                handle(inner, entry, health, started).await;
             }
             true
         }
@@ -204,7 +210,13 @@ fn lag_of(m: &QueueMetrics) -> Lag {
 
 /// Applies one reading of a queue: gauges, scaling decision, status.
 #[tracing::instrument(name = "scaler", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
-async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth) {
+/// `read_at`: when the reading behind `health` was started.
+async fn handle(
+    inner: &Arc<Inner>,
+    entry: &Arc<QueueEntry>,
+    health: QueueHealth,
+    read_at: Instant,
+) {
     let now = Instant::now();
     if let QueueHealth::Ok(m) = &health {
         inner
@@ -253,7 +265,7 @@ async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth
             .metrics
             .replicas_observed(&entry.id.namespace, &entry.id.name, r);
     }
-    report(inner, entry, health, replicas, decision, now);
+    report(inner, entry, health, replicas, decision, now, read_at);
 }
 
 /// Writes a changed replica count to the workers; whether it was written.
@@ -311,6 +323,7 @@ fn report(
     replicas: Option<u32>,
     decision: Option<Decision>,
     now: Instant,
+    read_at: Instant,
 ) {
     let observation = {
         let mut queues = lock(&inner.queues);
@@ -325,10 +338,10 @@ fn report(
         let replicas_changed = replicas != slot.replicas;
         slot.replicas = replicas;
         remember(slot, &health, replicas, decision.as_ref());
-        slot.last_metrics = match &health {
-            QueueHealth::Ok(m) => Some(m.clone()),
-            QueueHealth::RedisUnreachable(_) => None,
-            QueueHealth::Error(_) => slot.last_metrics.take(),
+        (slot.last_metrics, slot.last_metrics_read) = match &health {
+            QueueHealth::Ok(m) => (Some(m.clone()), Some(read_at)),
+            QueueHealth::RedisUnreachable(_) => (None, None),
+            QueueHealth::Error(_) => (slot.last_metrics.take(), slot.last_metrics_read),
         };
         if !(due || replicas_changed || reachability_changed) {
             return;

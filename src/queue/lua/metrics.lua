@@ -9,16 +9,24 @@
 local stream, group = KEYS[1], ARGV[1]
 local now = now_ms()
 local delayed = redis.call('ZCARD', KEYS[2])
-local dead = 0
-if stream_type(KEYS[3]) == 'stream' then dead = redis.call('XLEN', KEYS[3]) end
-local t = stream_type(stream)
-if t == 'none' then return { 0, now, 0, delayed, dead } end
-if t ~= 'stream' then
-  return redis.error_reply('WRONGTYPE key ' .. stream .. ' holds a ' .. t .. ', not a stream')
+-- Every queue is read every poll, so no call is spent on checks the reads make themselves:
+-- XLEN of a missing key is 0 (a dead-letter key of another type counts as none), and the
+-- stream's type is looked up only when XINFO fails.
+local ok, dead = pcall(redis.call, 'XLEN', KEYS[3])
+if not ok then dead = 0 end
+local groups
+ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
+if not ok then
+  local t = stream_type(stream)
+  if t == 'none' then return { 0, now, 0, delayed, dead } end
+  if t ~= 'stream' then
+    return redis.error_reply('WRONGTYPE key ' .. stream .. ' holds a ' .. t .. ', not a stream')
+  end
+  groups = redis.call('XINFO', 'GROUPS', stream) -- raises the error as Redis words it
 end
 local len = redis.call('XLEN', stream)
 local info = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+for _, g in ipairs(groups) do
   local m = to_map(g)
   if m['name'] == group then info = m end
 end
@@ -38,9 +46,11 @@ if tonumber(info['pending']) > 0 then
   if #first > 0 then oldest_idle = first[1][3] end
 end
 local consumers = {}
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
-  local m = to_map(c)
-  consumers[#consumers + 1] = { m['name'], m['pending'], m['idle'] }
+if tonumber(info['consumers']) > 0 then
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+    local m = to_map(c)
+    consumers[#consumers + 1] = { m['name'], m['pending'], m['idle'] }
+  end
 end
 return { 2, now, len, delayed, dead, lag, source, info['pending'], oldest_idle,
          info['last-delivered-id'], consumers, redis.call('HGETALL', KEYS[4]) }

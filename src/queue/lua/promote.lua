@@ -7,12 +7,15 @@
 -- record says cancelled is dropped instead of promoted), KEYS[5] the queue's leadership epoch,
 -- ARGV[4] the leadership term (see fence.lua)
 -- Returns {promoted, malformed, due jobs still waiting}
+-- Most passes find nothing due: they read the clock and the delayed set and stop there (the
+-- fence, the stream check and the settings matter only to a pass that writes).
+local now = now_ms()
+local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
+if #due == 0 then return { 0, 0, 0 } end
 if fenced(KEYS[5], ARGV[4]) then return redis.error_reply(FENCED) end
 local err = require_stream(KEYS[2])
 if err then return err end
-local now = now_ms()
 local settings = job_settings(KEYS[4])
-local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
 local promoted, malformed = 0, 0
 for _, member in ipairs(due) do
   local fields, why = member_to_fields(member, now)

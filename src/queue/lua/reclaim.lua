@@ -21,12 +21,20 @@ local max_deliveries = tonumber(ARGV[3])
 local dead_maxlen = tonumber(ARGV[5])
 local consumer = ARGV[6]
 local why = ARGV[7]
-if fenced(KEYS[5], ARGV[10]) then return redis.error_reply(FENCED) end
-local err = require_stream(stream)
-if err then return err end
+-- Most passes find nothing to hand out: they read the pending entries and stop there (the
+-- fence and the clock matter only to a pass that writes; the stream is checked when the read
+-- fails).
 local cmd = { 'XPENDING', stream, group, 'IDLE', ARGV[2], '-', '+', ARGV[4] }
 if consumer ~= '' then cmd[#cmd + 1] = consumer end
-local pending = redis.call(unpack(cmd))
+local ok, pending = pcall(redis.call, unpack(cmd))
+if not ok then
+  local err = require_stream(stream)
+  if err then return err end
+  pending = redis.call(unpack(cmd)) -- raises the error as Redis words it (NOGROUP, ...)
+end
+local forget = consumer ~= '' and ARGV[9] == '1' and #pending < tonumber(ARGV[4])
+if #pending == 0 and not forget then return { 0, 0, 0, 0 } end
+if fenced(KEYS[5], ARGV[10]) then return redis.error_reply(FENCED) end
 local now = now_ms()
 local settings = job_settings(KEYS[4])
 local retried, dead_lettered, missing = 0, 0, 0
@@ -75,7 +83,7 @@ for _, p in ipairs(pending) do
   end
   redis.call('XACK', stream, group, id)
 end
-if consumer ~= '' and ARGV[9] == '1' and #pending < tonumber(ARGV[4]) then
+if forget then
   -- The consumer holds nothing any more: forget it (its pod is gone). A restarted worker's
   -- consumer is kept: the worker reads as it, and deleting a consumer drops what it holds.
   redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)

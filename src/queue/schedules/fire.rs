@@ -184,13 +184,13 @@ pub async fn due_many<C: ConnectionLike>(
         .collect())
 }
 
-/// The earliest armed run (unix ms) across `queues`, if any: one round trip for all queues.
-pub async fn earliest_many<C: ConnectionLike>(
+/// Each queue's earliest armed run (unix ms), if it has one: one round trip for all queues.
+pub async fn earliest_each<C: ConnectionLike>(
     conn: &mut C,
     queues: &[&QueueKeys],
-) -> Result<Option<i64>, ScheduleError> {
+) -> Result<Vec<Option<i64>>, ScheduleError> {
     if queues.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let replies = query_per_queue(conn, queues, |pipe, keys| {
         pipe.cmd("ZRANGE")
@@ -204,9 +204,12 @@ pub async fn earliest_many<C: ConnectionLike>(
     // A queue with an unusable key is reported by `due_many`; here it just has no run.
     Ok(replies
         .into_iter()
-        .filter_map(|r| redis::from_redis_value::<Vec<(String, f64)>>(r).ok())
-        .filter_map(|r| r.first().map(|(_, s)| *s as i64))
-        .min())
+        .map(|r| {
+            redis::from_redis_value::<Vec<(String, f64)>>(r)
+                .ok()
+                .and_then(|r| r.first().map(|(_, s)| *s as i64))
+        })
+        .collect())
 }
 
 /// Sends one command per queue and returns one reply per queue (a failing command yields a

@@ -18,7 +18,7 @@ mod store;
 mod tests;
 
 pub use definition::{ConcurrencyPolicy, ScheduleDefinition};
-pub use fire::{FireOutcome, FireRequest, due_many, earliest_many, fire, fire_many};
+pub use fire::{FireOutcome, FireRequest, due_many, earliest_each, fire, fire_many};
 pub use store::{
     ScheduleState, StoredSchedule, UpsertOutcome, armed, get, get_many, holds, prune_orphan,
     remove, upsert,

@@ -14,7 +14,7 @@ pub const LIBRARY_NAME: &str = "jobqueue";
 /// The revision `FCALL_RO jobqueue_version 0` answers. Bump it (and `VERSION` in
 /// `lua/jobs.lua`) whenever the library's source changes, common helpers included: a server
 /// keeps a loaded revision until a newer one comes.
-pub const LIBRARY_VERSION: i64 = 6;
+pub const LIBRARY_VERSION: i64 = 7;
 
 /// The library's source as given to FUNCTION LOAD.
 pub fn library_source() -> String {

@@ -142,7 +142,7 @@ impl JobOps {
             }
             other => other,
         }
-        .map_err(|e| map("taking jobs", &self.keys, e))?;
+        .map_err(|e| crate::error::map_error("taking jobs", &self.keys.stream, &self.group, e))?;
         Ok(entries
             .into_iter()
             .map(|(entry, flat)| {
