@@ -737,6 +737,28 @@ async fn jobqueue_enqueue_adds_jobs_as_the_enqueue_command_does(t: Topology) {
         (d[0].job_id.as_str(), d[0].payload.as_str()),
         ("j-now", r#"{"n":1}"#)
     );
+    // The same id enqueued again after it ended starts a fresh record: nothing of the first
+    // run (result, consumer, times) is left in it.
+    ops(&f, "w1")
+        .complete(&mut f.conn, &d[0], Some(r#"{"first":true}"#))
+        .await
+        .unwrap();
+    fcall_enqueue(&mut f, &["j-now", r#"{"n":2}"#, "0", "", ""])
+        .await
+        .unwrap();
+    let rec = record(&mut f, "j-now").await;
+    assert_eq!(
+        (
+            rec.state,
+            rec.result,
+            rec.consumer,
+            rec.started_at_ms,
+            rec.finished_at_ms
+        ),
+        (JobState::Queued, None, None, None, None)
+    );
+    let again = ops(&f, "w1").take(&mut f.conn, 1).await.unwrap();
+    assert_eq!(again[0].payload, r#"{"n":2}"#);
 
     // Delayed, with an idempotency key: the second call answers the first job's id.
     let args = ["j-later", "{}", "+60000", "order-7", "", "tenant", "acme"];

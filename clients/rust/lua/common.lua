@@ -177,6 +177,18 @@ local function require_stream(key)
   return nil
 end
 
+-- Runs `cmd` (a list of command words) on `stream` without a type check first: every call a
+-- script makes costs, and the check matters only when the call fails. Then the stream is
+-- looked up for a clear error (missing, another type), else the call is made again to raise
+-- its own error as Redis words it (NOGROUP, ...). Returns the reply, or nil and the error.
+local function stream_call(stream, cmd)
+  local ok, reply = pcall(redis.call, unpack(cmd))
+  if ok then return reply end
+  local err = require_stream(stream)
+  if err then return nil, err end
+  return redis.call(unpack(cmd))
+end
+
 -- Job records (docs/architecture.md#redis-data-model): one hash per job, `<prefix>:job:<id>`,
 -- and a capped stream of state changes, `<prefix>:events`. `<prefix>` is the queue's key prefix
 -- (see QueueKeys); the per-queue rules live in the hash `<prefix>:settings`, whose key the
@@ -297,9 +309,7 @@ local function job_record(s, id, state, attempt, now, extra, opts)
     end
   end
   local prev = {}
-  if opts.fresh then
-    redis.call('DEL', key)
-  else
+  if not opts.fresh then
     -- One read gives the state change's context and which fields to drop actually exist:
     -- every call a script makes costs, so an HDEL is made only when it has work.
     prev = redis.call('HMGET', key, 'state', 'attempt', 'started_at', unpack(del))
@@ -311,7 +321,13 @@ local function job_record(s, id, state, attempt, now, extra, opts)
     if #present > 0 then redis.call('HDEL', key, unpack(present)) end
   end
   job_count(s, prev, state, attempt, now)
-  redis.call('HSET', key, unpack(set))
+  local added = redis.call('HSET', key, unpack(set))
+  if opts.fresh and added < #set / 2 then
+    -- Some fields were there already: an older record of this id (an id used again) is
+    -- started afresh. A new id, the usual case, spares the DEL.
+    redis.call('DEL', key)
+    redis.call('HSET', key, unpack(set))
+  end
   if not opts.keep_ttl then redis.call('PEXPIRE', key, job_ttl_ms(s, state, opts.due, now)) end
   redis.call('XADD', s.events, 'MAXLEN', '~', s.events_max_length, '*',
     'job', id, 'state', state, 'attempt', tostring(attempt), 'at', int_str(now))

@@ -168,16 +168,9 @@ local function take(keys, args)
   local now = tracking and now_ms() or nil
   -- Jobs cancelled while queued are skipped, so read on until something runs or nothing is new.
   while #out == 0 do
-    -- The stream is checked only when the read fails (a missing stream or group, another
-    -- type): every call a function makes costs.
-    local cmd = { 'XREADGROUP', 'GROUP', group, consumer, 'COUNT', math.max(count, 1),
-      'STREAMS', stream, '>' }
-    local ok, read = pcall(redis.call, unpack(cmd))
-    if not ok then
-      local err = require_stream(stream)
-      if err then return err end
-      read = redis.call(unpack(cmd)) -- raises the error as Redis words it (NOGROUP, ...)
-    end
+    local read, err = stream_call(stream, { 'XREADGROUP', 'GROUP', group, consumer, 'COUNT',
+      math.max(count, 1), 'STREAMS', stream, '>' })
+    if err then return err end
     if not read then return out end
     for _, e in ipairs(read[1][2]) do
       local entry, fields = e[1], e[2]

@@ -22,16 +22,11 @@ local dead_maxlen = tonumber(ARGV[5])
 local consumer = ARGV[6]
 local why = ARGV[7]
 -- Most passes find nothing to hand out: they read the pending entries and stop there (the
--- fence and the clock matter only to a pass that writes; the stream is checked when the read
--- fails).
+-- fence and the clock matter only to a pass that writes).
 local cmd = { 'XPENDING', stream, group, 'IDLE', ARGV[2], '-', '+', ARGV[4] }
 if consumer ~= '' then cmd[#cmd + 1] = consumer end
-local ok, pending = pcall(redis.call, unpack(cmd))
-if not ok then
-  local err = require_stream(stream)
-  if err then return err end
-  pending = redis.call(unpack(cmd)) -- raises the error as Redis words it (NOGROUP, ...)
-end
+local pending, err = stream_call(stream, cmd)
+if err then return err end
 local forget = consumer ~= '' and ARGV[9] == '1' and #pending < tonumber(ARGV[4])
 if #pending == 0 and not forget then return { 0, 0, 0, 0 } end
 if fenced(KEYS[5], ARGV[10]) then return redis.error_reply(FENCED) end
