@@ -153,7 +153,7 @@ mod tests {
     }
 
     /// The SHA-256 of the source that revision [`LIBRARY_VERSION`] stands for.
-    const SOURCE_SHA256: &str = "8341c80c9e0bcf905cb782380c365121e6af3eebeb35409b6c9cdbed6b2cf4eb";
+    const SOURCE_SHA256: &str = "caf598fb52c5afd5324317cd63591e145322a0b12db356c210d5cf107dd19c59";
 
     #[test]
     fn a_changed_source_comes_with_a_new_revision() {
