@@ -218,14 +218,7 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         let now_ms = now.as_millisecond();
         let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
         let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await;
-        let due = match due {
-            Ok(due) => due,
-            Err(e) => {
-                // Read everything again once Redis answers.
-                self.handle.shared.changed.store(true, Ordering::SeqCst);
-                return Err(e);
-            }
-        };
+        let due = self.full_pass_after_error(due)?;
         for (&queue, due) in queues.iter().zip(due) {
             // One queue's trouble (a foreign key in its place, a failed round trip) is logged
             // and retried on the next pass; it does not hold back the other queues.
@@ -244,28 +237,35 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 tracing::warn!(stream = queue.keys.stream, error = %e, "cannot fire this queue's schedules");
             }
         }
-        let earliest = match schedules::earliest_each(&mut self.conn, &all_keys).await {
-            Ok(e) => e,
-            Err(e) => {
-                self.handle.shared.changed.store(true, Ordering::SeqCst);
-                return Err(e);
-            }
-        };
+        let earliest = schedules::earliest_each(&mut self.conn, &all_keys).await;
+        let earliest = self.full_pass_after_error(earliest)?;
         report.next_due_ms = earliest.iter().flatten().min().copied();
-        let armed_now = queues
-            .iter()
-            .zip(&earliest)
-            .filter(|(_, e)| e.is_some())
-            .map(|(q, _)| q.keys.stream.clone());
+        // The queues read with a run still armed; after a partial pass, one whose runs are all
+        // gone drops out until the next full pass.
+        self.armed = Some(
+            queues
+                .iter()
+                .zip(&earliest)
+                .filter(|(_, e)| e.is_some())
+                .map(|(q, _)| q.keys.stream.clone())
+                .collect(),
+        );
         if full {
-            self.armed = Some(armed_now.collect());
             self.last_full_pass = std::time::Instant::now();
-        } else {
-            // This pass read exactly the armed queues: one whose runs are all gone drops out
-            // until the next full pass.
-            self.armed = Some(armed_now.collect());
         }
         Ok(report)
+    }
+
+    /// `result`, after making the next pass a full one when it failed (whatever changed
+    /// meanwhile is read once Redis answers).
+    fn full_pass_after_error<T>(
+        &self,
+        result: Result<T, ScheduleError>,
+    ) -> Result<T, ScheduleError> {
+        if result.is_err() {
+            self.handle.shared.changed.store(true, Ordering::SeqCst);
+        }
+        result
     }
 
     /// Fires the due runs of one queue (one round trip for all of them).

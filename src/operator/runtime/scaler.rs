@@ -208,9 +208,8 @@ fn lag_of(m: &QueueMetrics) -> Lag {
     }
 }
 
-/// Applies one reading of a queue: gauges, scaling decision, status.
+/// Applies one reading of a queue, started at `read_at`: gauges, scaling decision, status.
 #[tracing::instrument(name = "scaler", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
-/// `read_at`: when the reading behind `health` was started.
 async fn handle(
     inner: &Arc<Inner>,
     entry: &Arc<QueueEntry>,

@@ -14,15 +14,11 @@ local delayed = redis.call('ZCARD', KEYS[2])
 -- stream's type is looked up only when XINFO fails.
 local ok, dead = pcall(redis.call, 'XLEN', KEYS[3])
 if not ok then dead = 0 end
-local groups
-ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
-if not ok then
-  local t = stream_type(stream)
-  if t == 'none' then return { 0, now, 0, delayed, dead } end
-  if t ~= 'stream' then
-    return redis.error_reply('WRONGTYPE key ' .. stream .. ' holds a ' .. t .. ', not a stream')
-  end
-  groups = redis.call('XINFO', 'GROUPS', stream) -- raises the error as Redis words it
+local groups, err = stream_call(stream, { 'XINFO', 'GROUPS', stream })
+if err then
+  -- A missing stream is a state to report, not an error.
+  if stream_type(stream) == 'none' then return { 0, now, 0, delayed, dead } end
+  return err
 end
 local len = redis.call('XLEN', stream)
 local info = nil
