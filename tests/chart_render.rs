@@ -283,6 +283,7 @@ fn kitchen_sink() -> Value {
         "logLevel": "info,jobqueue_operator=debug",
         "logFormat": "text",
         "defaultPollInterval": "2s", "statusInterval": "30s", "janitorInterval": "500ms",
+        "quietReadInterval": "2m",
     })
 }
 
@@ -315,6 +316,7 @@ fn check_kitchen_sink(r: &Rendered) {
         ("DEFAULT_POLL_INTERVAL", "2s"),
         ("STATUS_INTERVAL", "30s"),
         ("JANITOR_INTERVAL", "500ms"),
+        ("QUIET_READ_INTERVAL", "2m"),
     ] {
         assert_eq!(r.env(name).unwrap()["value"], value, "{name}");
     }

@@ -32,7 +32,20 @@ impl Cluster {
     pub fn operator(&self, redis_url: &str, name: &str) -> Operator {
         let log = self.dir.path().join(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_jobqueue-operator"))
+        // A profiler may wrap the binary (`BENCH_OPERATOR_WRAPPER="heaptrack -o DIR/op"`); the
+        // process measured is then the wrapper's, so only the profile counts.
+        let binary = env!("CARGO_BIN_EXE_jobqueue-operator");
+        let wrapper = std::env::var("BENCH_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("run")
             .args(["--redis", redis_url])
             .args(["--metrics-addr", "127.0.0.1:0"])

@@ -100,6 +100,12 @@ pub struct Settings {
     #[arg(long, env = "JANITOR_INTERVAL", default_value = "1s")]
     pub janitor_interval: Duration,
 
+    /// An idle queue (nothing waiting, delayed or pending) is read again after at most this
+    /// while Redis reports none of its keys written (client tracking); a write wakes it at
+    /// once. `0s` reads every queue at every poll, without tracking.
+    #[arg(long, env = "QUIET_READ_INTERVAL", default_value = "30s")]
+    pub quiet_read_interval: Duration,
+
     /// How late a schedule's run may be reached and still fire as usual; runs further behind
     /// (the operator was down, a failover) follow the Schedule's misfirePolicy.
     #[arg(long, env = "MISFIRE_GRACE", default_value = "5s")]
@@ -217,6 +223,7 @@ impl Settings {
             default_poll_interval: nonzero(self.default_poll_interval, 100),
             status_interval: self.status_interval.as_std(),
             janitor_interval: nonzero(self.janitor_interval, 50),
+            quiet_read_interval: self.quiet_read_interval.as_std(),
             scheduler: SchedulerConfig {
                 misfire_grace: self.misfire_grace.as_std(),
                 ..SchedulerConfig::default()

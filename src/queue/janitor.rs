@@ -109,12 +109,13 @@ pub async fn tick(
     tick_steps(conn, cfg, opts, Steps::ALL).await
 }
 
-/// Which janitor steps a pass runs. Delayed jobs are always promoted (any producer may add
-/// one at any time).
+/// Which janitor steps a pass runs. A caller that knows a step has nothing to do (from a
+/// reading Redis reports unchanged since, see the runtime) leaves it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Steps {
-    /// Hand out again what waited past the visibility timeout. A caller that knows nothing
-    /// can have (nothing was pending at a reading younger than the timeout) skips it.
+    /// Move due delayed jobs into the stream.
+    pub promotion: bool,
+    /// Hand out again what waited past the visibility timeout.
     pub redelivery: bool,
     /// Idle consumers and retention (nothing waits on them, so a caller may run them less
     /// often).
@@ -124,8 +125,15 @@ pub struct Steps {
 impl Steps {
     /// Every step.
     pub const ALL: Steps = Steps {
+        promotion: true,
         redelivery: true,
         housekeeping: true,
+    };
+    /// No step.
+    pub const NONE: Steps = Steps {
+        promotion: false,
+        redelivery: false,
+        housekeeping: false,
     };
 }
 
@@ -136,7 +144,11 @@ pub async fn tick_steps(
     opts: &JanitorOptions,
     steps: Steps,
 ) -> Result<TickReport> {
-    let (promoted, malformed) = promote_due(conn, cfg, opts).await?;
+    let (promoted, malformed) = if steps.promotion {
+        promote_due(conn, cfg, opts).await?
+    } else {
+        (0, 0)
+    };
     let reclaimed = if steps.redelivery {
         reclaim_expired(conn, cfg, opts).await?
     } else {

@@ -176,6 +176,26 @@ pub async fn snapshot(
     Ok(states)
 }
 
+/// Reads native `queues` (none adopted) on any connection to one standalone server, e.g. a
+/// connection with client tracking on. Results as [`snapshot`]'s.
+pub async fn snapshot_native<C: ConnectionLike>(
+    conn: &mut C,
+    queues: &[QueueConfig],
+    options: SnapshotOptions,
+) -> Result<Vec<Result<QueueState>>> {
+    debug_assert!(queues.iter().all(|q| !q.is_adopted()));
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<usize> = (0..queues.len()).collect();
+    let values = run_pipeline(conn, queues, &all, options).await?;
+    Ok(values
+        .into_iter()
+        .zip(queues)
+        .map(|(v, q)| parse(v).map_err(|e| map_error("reading metrics", q.stream(), &q.group, e)))
+        .collect())
+}
+
 fn pipeline_for(
     queues: &[QueueConfig],
     idx: &[usize],

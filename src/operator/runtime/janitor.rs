@@ -15,11 +15,10 @@ use crate::queue::janitor;
 use crate::queue::metrics::QueueMetrics;
 
 use super::pool::is_connection_error;
-use super::{Inner, ObjectId, QueueEntry, RuntimeEvent, lock};
+use super::{Inner, ObjectId, QueueEntry, RuntimeEvent, lock, quiet};
 
-/// A queue, what the last metrics poll saw of it (its consumers, what was pending), and when
-/// that reading was started.
-type QueueWithMetrics = (Arc<QueueEntry>, Option<QueueMetrics>, Option<Instant>);
+/// A queue and which janitor steps it needs this pass.
+type QueueWithSteps = (Arc<QueueEntry>, Option<QueueMetrics>, janitor::Steps);
 
 /// Idle consumers and retention are checked this often (nothing waits on them); delayed jobs
 /// and redelivery every janitor interval.
@@ -45,20 +44,30 @@ pub(super) async fn run(inner: Arc<Inner>) {
         if housekeeping {
             last_housekeeping = Some(Instant::now());
         }
-        let mut by_url: BTreeMap<String, Vec<QueueWithMetrics>> = BTreeMap::new();
+        let mut by_url: BTreeMap<String, Vec<QueueWithSteps>> = BTreeMap::new();
+        let now = Instant::now();
         // An adopted queue belongs to its own system, whose workers redeliver and clean up.
         for slot in lock(&inner.queues)
             .values()
             .filter(|s| !s.entry.config.is_adopted())
         {
+            let reading = Inner::reading(slot);
+            let config = &slot.entry.config;
+            let steps = janitor::Steps {
+                promotion: !quiet::may_skip_promotion(reading),
+                redelivery: !quiet::may_skip_redelivery(reading, now, config.visibility_timeout),
+                housekeeping: housekeeping
+                    && !quiet::may_skip_housekeeping(
+                        reading,
+                        config,
+                        now,
+                        inner.options.janitor.consumer_idle,
+                    ),
+            };
             by_url
                 .entry(slot.entry.redis_url.clone())
                 .or_default()
-                .push((
-                    slot.entry.clone(),
-                    slot.last_metrics.clone(),
-                    slot.last_metrics_read,
-                ));
+                .push((slot.entry.clone(), slot.last_metrics.clone(), steps));
         }
         for (url, queues) in by_url {
             if !lock(&busy).insert(url.clone()) {
@@ -66,7 +75,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             }
             let (inner, busy) = (inner.clone(), busy.clone());
             passes.spawn(async move {
-                endpoint_pass(&inner, &url, queues, housekeeping).await;
+                endpoint_pass(&inner, &url, queues).await;
                 lock(&busy).remove(&url);
             });
         }
@@ -74,28 +83,21 @@ pub(super) async fn run(inner: Arc<Inner>) {
 }
 
 /// One pass over the queues of one endpoint, up to [`CONCURRENT_QUEUES`] at once.
-async fn endpoint_pass(
-    inner: &Arc<Inner>,
-    url: &str,
-    queues: Vec<QueueWithMetrics>,
-    housekeeping: bool,
-) {
+async fn endpoint_pass(inner: &Arc<Inner>, url: &str, queues: Vec<QueueWithSteps>) {
     let conn = match inner.pool.get(url).await {
         Ok(c) => c,
         Err(_) => return, // the metrics loop reports unreachable endpoints
     };
     let broken = AtomicBool::new(false);
     futures::stream::iter(queues)
-        .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics, read_at)| {
+        .for_each_concurrent(CONCURRENT_QUEUES, |(entry, metrics, steps)| {
             let (broken, mut conn) = (&broken, conn.clone());
             async move {
-                if broken.load(Ordering::Relaxed) {
+                let nothing_held = metrics.as_ref().is_none_or(|m| m.consumers.is_empty());
+                if broken.load(Ordering::Relaxed) || (steps == janitor::Steps::NONE && nothing_held)
+                {
                     return;
                 }
-                let steps = janitor::Steps {
-                    redelivery: may_hold_expired(&entry, metrics.as_ref(), read_at),
-                    housekeeping,
-                };
                 let pass = tick_queue(inner, &mut conn, &entry, metrics.as_ref(), steps);
                 if let Err(e) = pass.await {
                     tracing::warn!(queue = %entry.id, error = %e, "janitor pass failed");
@@ -108,20 +110,6 @@ async fn endpoint_pass(
         .await;
     if broken.load(Ordering::Relaxed) {
         inner.pool.forget(url).await;
-    }
-}
-
-/// Whether a job of `entry` may have waited past its visibility timeout. Not when the last
-/// reading found nothing pending and was started less than a timeout ago: a job read since
-/// has been held for less than that (most idle queues' redelivery pass is skipped so).
-fn may_hold_expired(
-    entry: &QueueEntry,
-    metrics: Option<&QueueMetrics>,
-    read_at: Option<Instant>,
-) -> bool {
-    match (metrics, read_at) {
-        (Some(m), Some(at)) => m.pending > 0 || at.elapsed() >= entry.config.visibility_timeout,
-        _ => true,
     }
 }
 

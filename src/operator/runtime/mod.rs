@@ -32,6 +32,7 @@ use super::metrics::{Metrics, ObjectLabels};
 mod janitor;
 mod jobs;
 mod pool;
+mod quiet;
 mod report;
 mod restarts;
 mod scaler;
@@ -39,6 +40,7 @@ mod schedule_runs;
 mod schedule_status;
 mod schedulers;
 mod terms;
+mod tracking;
 mod views;
 mod workers;
 
@@ -87,6 +89,9 @@ pub struct RuntimeOptions {
     /// Take a leadership term per Redis and fence older terms out (docs/architecture.md#operator-loops):
     /// in a cluster, where a deposed leader may still be running.
     pub fencing: bool,
+    /// An idle queue whose keys Redis reports unchanged (client tracking) is read again after
+    /// this at the latest; zero reads every queue at every poll, without tracking.
+    pub quiet_read_interval: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -100,6 +105,7 @@ impl Default for RuntimeOptions {
             scheduler: SchedulerConfig::default(),
             snapshot: SnapshotOptions::default(),
             fencing: false,
+            quiet_read_interval: Duration::from_secs(30),
         }
     }
 }
@@ -114,6 +120,16 @@ struct QueueSlot {
     last_metrics: Option<QueueMetrics>,
     /// When the reading in `last_metrics` was started (it saw nothing newer than this).
     last_metrics_read: Option<Instant>,
+    /// Writes Redis reported to the queue's keys (client tracking), and losses of the tracking
+    /// connection: a reading is unchanged while this is what it was when the reading started.
+    changes: u64,
+    /// `changes` when the reading in `last_metrics` was sent, if it was made on the tracking
+    /// connection.
+    tracked_at_read: Option<u64>,
+    /// A write to the idle queue asks for a poll before its turn.
+    early_due: bool,
+    /// An early poll was asked for since the last regular one (one per interval).
+    woken_early: bool,
     replicas: Option<u32>,
     /// What the last poll could not read, if it failed.
     last_error: Option<String>,
@@ -152,6 +168,7 @@ pub(crate) struct Inner {
     libraries: jobs::Libraries,
     /// This runtime's leadership term per Redis endpoint.
     terms: terms::Terms,
+    tracking: tracking::Tracking,
 }
 
 impl Inner {
@@ -161,6 +178,23 @@ impl Inner {
         lock(&self.queues)
             .get(&entry.id)
             .is_some_and(|slot| Arc::ptr_eq(&slot.entry, entry))
+    }
+
+    /// Polls the queue before its turn (its stream or group was just recreated).
+    fn poll_soon(&self, id: &ObjectId) {
+        if let Some(slot) = lock(&self.queues).get_mut(id) {
+            slot.early_due = true;
+        }
+        self.wake.notify_one();
+    }
+
+    /// The queue's last reading, for deciding what it can go without.
+    fn reading(slot: &QueueSlot) -> Option<quiet::Reading<'_>> {
+        Some(quiet::Reading {
+            metrics: slot.last_metrics.as_ref()?,
+            read_at: slot.last_metrics_read?,
+            unchanged: slot.tracked_at_read == Some(slot.changes),
+        })
     }
 }
 
@@ -195,6 +229,7 @@ impl Runtime {
                 sweep: Notify::new(),
                 libraries: jobs::Libraries::default(),
                 terms: terms::Terms::default(),
+                tracking: tracking::Tracking::default(),
             }),
         }
     }
@@ -270,6 +305,7 @@ impl Runtime {
         match queues.get_mut(&entry.id) {
             Some(slot) => {
                 slot.next_poll = Instant::now();
+                slot.changes += 1; // its keys or settings may differ: read it anew
                 Some(std::mem::replace(&mut slot.entry, entry))
             }
             None => {
@@ -285,6 +321,10 @@ impl Runtime {
                         last_scale_time: None,
                         last_metrics: None,
                         last_metrics_read: None,
+                        changes: 0,
+                        tracked_at_read: None,
+                        early_due: false,
+                        woken_early: false,
                         replicas: None,
                         last_error: None,
                         last_decision: None,

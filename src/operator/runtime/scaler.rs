@@ -10,15 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::queue::conn::mask_password;
-use crate::queue::metrics::{LagSource, QueueMetrics, QueueState, snapshot};
+use crate::queue::error::QueueError;
+use crate::queue::metrics::{LagSource, QueueMetrics, QueueState, snapshot, snapshot_native};
 use crate::queue::provision;
 use crate::scaling::{Decision, Lag, Sample};
 
 use super::super::dashboard::history::{DecisionRecord, Point};
 use super::super::metrics::Direction;
 use super::pool::is_connection_error;
+use super::quiet;
+use super::tracking::Tracking;
 use super::{
-    Inner, QueueEntry, QueueHealth, QueueObservation, RuntimeEvent, Workers, lock, poll_interval,
+    Inner, QueueEntry, QueueHealth, QueueObservation, QueueSlot, RuntimeEvent, Workers, lock,
+    poll_interval,
 };
 
 #[cfg(test)]
@@ -53,13 +57,62 @@ struct Endpoints {
     failures: HashMap<String, u32>,
 }
 
+/// What a poll does for one due queue.
+enum Turn {
+    /// Read it; `changes` is the queue's count of reported writes as the read starts.
+    Read { changes: u64 },
+    /// Its last reading stands in: the queue was idle and Redis reported no write since.
+    Reuse(Box<QueueMetrics>, Reading),
+}
+
+/// When a reading was started, and the queue's `changes` then if it was made on the tracking
+/// connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reading {
+    pub at: Instant,
+    pub tracked: Option<u64>,
+}
+
+/// What the poll does for a queue now, if it is due (its turn, or an early wake-up);
+/// advances its next turn.
+fn turn(inner: &Inner, slot: &mut QueueSlot, now: Instant) -> Option<Turn> {
+    let regular = slot.next_poll <= now;
+    let turn = (regular || slot.early_due).then(|| match Inner::reading(slot) {
+        Some(r)
+            if !slot.early_due
+                && quiet::may_skip_read(r, now, inner.options.quiet_read_interval) =>
+        {
+            Turn::Reuse(
+                Box::new(r.metrics.clone()),
+                Reading {
+                    at: r.read_at,
+                    tracked: slot.tracked_at_read,
+                },
+            )
+        }
+        _ => Turn::Read {
+            changes: slot.changes,
+        },
+    });
+    slot.early_due = false;
+    if regular {
+        slot.woken_early = false;
+        // Keep the phase (jitter) instead of drifting by the time a poll takes.
+        let interval = poll_interval(&slot.entry, &inner.options);
+        while slot.next_poll <= now {
+            slot.next_poll += interval;
+        }
+    }
+    turn
+}
+
 pub(super) async fn run(inner: Arc<Inner>) {
     let endpoints: Arc<Mutex<Endpoints>> = Arc::default();
     // Owned here: when the loop is dropped (leadership lost), its polls stop with it.
     let mut polls = tokio::task::JoinSet::new();
     loop {
         let now = Instant::now();
-        let mut due: BTreeMap<String, Vec<Arc<QueueEntry>>> = BTreeMap::new();
+        let mut due: BTreeMap<String, Vec<(Arc<QueueEntry>, Turn)>> = BTreeMap::new();
         let mut next_wake = now + IDLE_SLEEP;
         {
             let busy = &lock(&endpoints).busy;
@@ -69,15 +122,10 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 if busy.contains(&slot.entry.redis_url) {
                     continue;
                 }
-                if slot.next_poll <= now {
+                if let Some(turn) = turn(&inner, slot, now) {
                     due.entry(slot.entry.redis_url.clone())
                         .or_default()
-                        .push(slot.entry.clone());
-                    // Keep the phase (jitter) instead of drifting by the time a poll takes.
-                    let interval = poll_interval(&slot.entry, &inner.options);
-                    while slot.next_poll <= now {
-                        slot.next_poll += interval;
-                    }
+                        .push((slot.entry.clone(), turn));
                 }
                 next_wake = next_wake.min(slot.next_poll);
             }
@@ -125,78 +173,171 @@ pub(super) async fn run(inner: Arc<Inner>) {
     }
 }
 
-/// One snapshot of every due queue on `url`, then a decision per queue; whether Redis
-/// answered.
-async fn poll_endpoint(inner: &Arc<Inner>, url: String, entries: Vec<Arc<QueueEntry>>) -> bool {
+/// A queue's reading, and the queue's `changes` as it started when it was made on the tracking
+/// connection.
+type TrackedState = (Result<QueueState, QueueError>, Option<u64>);
+
+/// The readings of `read` (all on endpoint `url`), each with whether it was made on the
+/// tracking connection: native queues on it when the endpoint has one, the rest (and all
+/// when it fails) on the shared connection.
+async fn read_queues(
+    inner: &Arc<Inner>,
+    url: &str,
+    read: &[(Arc<QueueEntry>, u64)],
+) -> Result<Vec<TrackedState>, QueueError> {
+    let mut out: Vec<Option<TrackedState>> = (0..read.len()).map(|_| None).collect();
+    let native: Vec<usize> = (0..read.len())
+        .filter(|&i| !read[i].0.config.is_adopted())
+        .collect();
+    if !native.is_empty()
+        && let Some((mut conn, generation)) = Tracking::connection(inner, url).await
+    {
+        let entries: Vec<_> = native.iter().map(|&i| read[i].0.clone()).collect();
+        inner.tracking.reading(url, &entries);
+        let configs: Vec<_> = entries.iter().map(|e| e.config.clone()).collect();
+        match snapshot_native(&mut conn, &configs, inner.options.snapshot).await {
+            Ok(states) => {
+                for (&i, state) in native.iter().zip(states) {
+                    out[i] = Some((state, Some(read[i].1)));
+                }
+            }
+            Err(e) => {
+                if is_connection_error(&e) {
+                    Tracking::lost(inner, url, generation);
+                }
+                tracing::debug!(endpoint = %mask_password(url), error = %e, "tracked reading failed; reading without tracking");
+            }
+        }
+    }
+    let rest: Vec<usize> = (0..read.len()).filter(|&i| out[i].is_none()).collect();
+    if !rest.is_empty() {
+        let configs: Vec<_> = rest.iter().map(|&i| read[i].0.config.clone()).collect();
+        let mut conn = inner.pool.get(url).await?;
+        let states = snapshot(&mut conn, &configs, inner.options.snapshot).await?;
+        for (&i, state) in rest.iter().zip(states) {
+            out[i] = Some((state, None));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every queue read above"))
+        .collect())
+}
+
+/// One snapshot of every due queue on `url` that needs reading, then a decision per queue
+/// (idle queues' last readings stand in for theirs); whether Redis answered.
+async fn poll_endpoint(
+    inner: &Arc<Inner>,
+    url: String,
+    entries: Vec<(Arc<QueueEntry>, Turn)>,
+) -> bool {
+    let mut read = Vec::new();
+    for (entry, turn) in entries {
+        match turn {
+            Turn::Read { changes } => read.push((entry, changes)),
+            Turn::Reuse(m, reading) => {
+                if inner.serves(&entry) {
+                    handle(inner, &entry, QueueHealth::Ok(*m), reading).await;
+                }
+            }
+        }
+    }
+    if read.is_empty() {
+        return true;
+    }
     let started = Instant::now();
-    let configs: Vec<_> = entries.iter().map(|e| e.config.clone()).collect();
-    let conn = inner.pool.get(&url).await;
-    let result = match conn {
-        Ok(mut conn) => snapshot(&mut conn, &configs, inner.options.snapshot)
-            .await
-            .map(|r| (conn, r)),
-        Err(e) => Err(e),
-    };
+    let result = read_queues(inner, &url, &read).await;
     inner.metrics.snapshot_done(started.elapsed());
+    let untracked = Reading {
+        at: started,
+        tracked: None,
+    };
     match result {
         Err(e) => {
             if is_connection_error(&e) {
                 inner.pool.forget(&url).await;
             }
             tracing::warn!(endpoint = %mask_password(&url), error = %e, "metrics snapshot failed");
-            for entry in entries {
+            for (entry, _) in read {
                 handle(
                     inner,
                     &entry,
                     QueueHealth::RedisUnreachable(e.to_string()),
-                    started,
+                    untracked,
                 )
                 .await;
             }
             false
         }
-        Ok((mut conn, states)) => {
-            for (entry, state) in entries.iter().zip(states) {
+        Ok(states) => {
+            for ((entry, _), (state, tracked)) in read.iter().zip(states) {
                 // Removed while the snapshot ran (its resource was deleted): nothing to report.
                 if !inner.serves(entry) {
                     continue;
                 }
                 let health = match state {
                     Ok(QueueState::Ready(m)) => QueueHealth::Ok(m),
-                    Ok(missing) => {
-                        // Deleted out of band: recreate it now rather than at the next reconcile.
-                        let what = match missing {
-                            QueueState::StreamMissing { .. } => "stream",
-                            _ => "consumer group",
-                        };
-                        let repair = inner.repair.lock().await;
-                        if !inner.serves(entry) {
-                            continue;
-                        }
-                        let repaired = provision::provision(&mut conn, &entry.config, true).await;
-                        drop(repair);
-                        match repaired {
-                            Ok(p) => {
-                                super::jobs::repaired(inner, &mut conn, entry).await;
-                                if let Some(drift) = p.drift(&entry.config, true) {
-                                    inner.reporter.queue_event(
-                                        &entry.id,
-                                        RuntimeEvent::warning(drift.reason(), drift.to_string()),
-                                    );
-                                }
-                                QueueHealth::Error(format!("the {what} had been deleted; repaired"))
-                            }
-                            Err(e) => QueueHealth::Error(format!(
-                                "the {what} is missing and could not be recreated: {e}"
-                            )),
-                        }
-                    }
+                    Ok(missing) => repair(inner, &url, entry, missing).await,
                     Err(e) => QueueHealth::Error(e.to_string()),
                 };
-                handle(inner, entry, health, started).await;
+                let tracked = tracked.filter(|_| matches!(health, QueueHealth::Ok(_)));
+                handle(
+                    inner,
+                    entry,
+                    health,
+                    Reading {
+                        at: started,
+                        tracked,
+                    },
+                )
+                .await;
             }
             true
         }
+    }
+}
+
+/// Recreates a queue's stream or group deleted out of band, rather than at the next reconcile.
+async fn repair(
+    inner: &Arc<Inner>,
+    url: &str,
+    entry: &Arc<QueueEntry>,
+    missing: QueueState,
+) -> QueueHealth {
+    let what = match missing {
+        QueueState::StreamMissing { .. } => "stream",
+        _ => "consumer group",
+    };
+    let mut conn = match inner.pool.get(url).await {
+        Ok(c) => c,
+        Err(e) => {
+            return QueueHealth::Error(format!(
+                "the {what} is missing and could not be recreated: {e}"
+            ));
+        }
+    };
+    let repair = inner.repair.lock().await;
+    if !inner.serves(entry) {
+        return QueueHealth::Error(format!("the {what} is missing"));
+    }
+    let repaired = provision::provision(&mut conn, &entry.config, true).await;
+    drop(repair);
+    match repaired {
+        Ok(p) => {
+            super::jobs::repaired(inner, &mut conn, entry).await;
+            if let Some(drift) = p.drift(&entry.config, true) {
+                inner.reporter.queue_event(
+                    &entry.id,
+                    RuntimeEvent::warning(drift.reason(), drift.to_string()),
+                );
+            }
+            // Read again at once rather than a poll later: its workers may be waiting.
+            inner.poll_soon(&entry.id);
+            QueueHealth::Error(format!("the {what} had been deleted; repaired"))
+        }
+        Err(e) => QueueHealth::Error(format!(
+            "the {what} is missing and could not be recreated: {e}"
+        )),
     }
 }
 
@@ -208,14 +349,9 @@ fn lag_of(m: &QueueMetrics) -> Lag {
     }
 }
 
-/// Applies one reading of a queue, started at `read_at`: gauges, scaling decision, status.
+/// Applies one reading of a queue: gauges, scaling decision, status.
 #[tracing::instrument(name = "scaler", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
-async fn handle(
-    inner: &Arc<Inner>,
-    entry: &Arc<QueueEntry>,
-    health: QueueHealth,
-    read_at: Instant,
-) {
+async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth, read: Reading) {
     let now = Instant::now();
     if let QueueHealth::Ok(m) = &health {
         inner
@@ -264,7 +400,7 @@ async fn handle(
             .metrics
             .replicas_observed(&entry.id.namespace, &entry.id.name, r);
     }
-    report(inner, entry, health, replicas, decision, now, read_at);
+    report(inner, entry, health, replicas, decision, now, read);
 }
 
 /// Writes a changed replica count to the workers; whether it was written.
@@ -322,7 +458,7 @@ fn report(
     replicas: Option<u32>,
     decision: Option<Decision>,
     now: Instant,
-    read_at: Instant,
+    read: Reading,
 ) {
     let observation = {
         let mut queues = lock(&inner.queues);
@@ -338,10 +474,11 @@ fn report(
         slot.replicas = replicas;
         remember(slot, &health, replicas, decision.as_ref());
         (slot.last_metrics, slot.last_metrics_read) = match &health {
-            QueueHealth::Ok(m) => (Some(m.clone()), Some(read_at)),
+            QueueHealth::Ok(m) => (Some(m.clone()), Some(read.at)),
             QueueHealth::RedisUnreachable(_) => (None, None),
             QueueHealth::Error(_) => (slot.last_metrics.take(), slot.last_metrics_read),
         };
+        slot.tracked_at_read = read.tracked;
         if !(due || replicas_changed || reachability_changed) {
             return;
         }

@@ -9,7 +9,7 @@
 local stream, group = KEYS[1], ARGV[1]
 local now = now_ms()
 local delayed = redis.call('ZCARD', KEYS[2])
--- Every queue is read every poll, so no call is spent on checks the reads make themselves:
+-- Most queues are read at every poll, so no call is spent on checks the reads make themselves:
 -- XLEN of a missing key is 0 (a dead-letter key of another type counts as none), and the
 -- stream's type is looked up only when XINFO fails.
 local ok, dead = pcall(redis.call, 'XLEN', KEYS[3])
