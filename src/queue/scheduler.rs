@@ -65,9 +65,15 @@ pub struct SchedulerHandle {
     shared: Arc<Shared>,
 }
 
+/// Lists the queues a loop serves, when asked after [`SchedulerHandle::queues_changed`].
+pub type QueueSource = Arc<dyn Fn() -> Vec<ScheduledQueue> + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     queues: Mutex<Arc<Vec<ScheduledQueue>>>,
+    source: Mutex<Option<QueueSource>>,
+    /// The source has a newer list than `queues`.
+    stale: AtomicBool,
     wake: Notify,
     /// Schedules (or the queues) changed since the last full pass: the next pass reads every
     /// queue, not only those with an armed run.
@@ -81,6 +87,20 @@ impl SchedulerHandle {
         self.wake();
     }
 
+    /// Lets the loop read its queues from `source`, now and after each
+    /// [`Self::queues_changed`]: a runtime serving thousands of queues marks a change per
+    /// queue added, and the list is built once per pass instead of once per change.
+    pub fn set_source(&self, source: QueueSource) {
+        *self.shared.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+        self.queues_changed();
+    }
+
+    /// The source's list changed: the next pass reads it anew.
+    pub fn queues_changed(&self) {
+        self.shared.stale.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
     /// Wakes the loop now (schedules changed). A wake-up sent while the loop is busy is kept
     /// for its next sleep, so none is lost.
     pub fn wake(&self) {
@@ -89,6 +109,17 @@ impl SchedulerHandle {
     }
 
     fn queues(&self) -> Arc<Vec<ScheduledQueue>> {
+        if self.shared.stale.swap(false, Ordering::SeqCst) {
+            let source = self
+                .shared
+                .source
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(source) = source {
+                *self.shared.queues.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(source());
+            }
+        }
         self.shared
             .queues
             .lock()
@@ -162,7 +193,7 @@ const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
 /// How long compiled definitions are kept before they are read again.
 const CACHE_LIFETIME: Duration = Duration::from_secs(600);
 
-impl<C: ConnectionLike + Send> Scheduler<C> {
+impl<C: ConnectionLike + Clone + Send> Scheduler<C> {
     /// A loop that serves no queue until [`SchedulerHandle::set_queues`] is called.
     pub fn new(conn: C, config: SchedulerConfig) -> Self {
         Scheduler {
@@ -219,24 +250,22 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
         let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await;
         let due = self.full_pass_after_error(due)?;
+        let mut work = Vec::new();
         for (&queue, due) in queues.iter().zip(due) {
             // One queue's trouble (a foreign key in its place, a failed round trip) is logged
             // and retried on the next pass; it does not hold back the other queues.
-            let result = match due {
-                Ok(due) if due.is_empty() => continue,
+            match due {
+                Ok(due) if due.is_empty() => {}
                 Ok(due) => {
                     if due.len() >= self.config.batch {
                         report.more_due = true;
                     }
-                    self.fire_due(queue, &due, now, &mut report).await
+                    work.push((queue, due));
                 }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                report.errors += 1;
-                tracing::warn!(stream = queue.keys.stream, error = %e, "cannot fire this queue's schedules");
+                Err(e) => queue_failed(queue, &e, &mut report),
             }
         }
+        self.fire_all(work, now, &mut report).await;
         let earliest = schedules::earliest_each(&mut self.conn, &all_keys).await;
         let earliest = self.full_pass_after_error(earliest)?;
         report.next_due_ms = earliest.iter().flatten().min().copied();
@@ -268,17 +297,58 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
         result
     }
 
-    /// Fires the due runs of one queue (one round trip for all of them).
-    #[tracing::instrument(name = "scheduler", skip_all, fields(stream = %queue.keys.stream, due = due.len()))]
-    async fn fire_due(
+    /// Fires the due runs of every queue in `work`: each queue's runs in one pipeline, all
+    /// queues' pipelines in flight at once, so runs due in the same second on many queues
+    /// wait for Redis to run them, not for one round trip after another.
+    async fn fire_all(
         &mut self,
+        work: Vec<(&ScheduledQueue, Vec<(String, i64)>)>,
+        now: Timestamp,
+        report: &mut TickReport,
+    ) {
+        let definitions = futures::future::join_all(work.iter().map(|(queue, due)| {
+            let unknown = self.unknown(queue, due);
+            let mut conn = self.conn.clone();
+            async move {
+                let loaded = schedules::get_many(&mut conn, &queue.keys, &unknown).await;
+                (unknown, loaded)
+            }
+        }))
+        .await;
+        let mut ready = Vec::with_capacity(work.len());
+        for ((queue, due), (unknown, loaded)) in work.into_iter().zip(definitions) {
+            match self.learn(queue, &unknown, loaded, report).await {
+                Ok(()) => ready.push((queue, self.requests(queue, &due, now))),
+                Err(e) => queue_failed(queue, &e, report),
+            }
+        }
+        let fired = futures::future::join_all(ready.iter().map(|(queue, (requests, _))| {
+            let mut conn = self.conn.clone();
+            async move {
+                schedules::fire_many(&mut conn, &queue.keys, &queue.group, queue.term, requests)
+                    .await
+            }
+        }))
+        .await;
+        for ((queue, (requests, missed)), outcomes) in ready.into_iter().zip(fired) {
+            match outcomes {
+                Ok(outcomes) => {
+                    self.count_outcomes(&queue.keys.stream, &requests, missed, outcomes, report)
+                }
+                Err(e) => queue_failed(queue, &e, report),
+            }
+        }
+    }
+
+    /// The fire requests for one queue's due runs (whose definitions are known), and the runs
+    /// each one missed.
+    fn requests(
+        &self,
         queue: &ScheduledQueue,
         due: &[(String, i64)],
         now: Timestamp,
-        report: &mut TickReport,
-    ) -> Result<(), ScheduleError> {
+    ) -> (Vec<FireRequest>, Vec<u64>) {
         let stream = &queue.keys.stream;
-        self.load_definitions(queue, due, report).await?;
         let mut requests = Vec::with_capacity(due.len());
         let mut missed = Vec::with_capacity(due.len());
         for (name, score) in due {
@@ -299,34 +369,29 @@ impl<C: ConnectionLike + Send> Scheduler<C> {
                 missed: decision.missed,
             });
         }
-        let outcomes = schedules::fire_many(
-            &mut self.conn,
-            &queue.keys,
-            &queue.group,
-            queue.term,
-            &requests,
-        )
-        .await?;
-        self.count_outcomes(stream, &requests, missed, outcomes, report);
-        Ok(())
+        (requests, missed)
     }
 
-    /// Compiles the definitions of due schedules not in the cache yet; drops due runs whose
+    /// The due schedules whose definitions are not in the cache yet.
+    fn unknown(&self, queue: &ScheduledQueue, due: &[(String, i64)]) -> Vec<String> {
+        let stream = &queue.keys.stream;
+        due.iter()
+            .filter(|(name, _)| !self.cache.contains_key(&(stream.clone(), name.clone())))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Compiles the definitions read for `unknown` into the cache; drops due runs whose
     /// schedule is gone.
-    async fn load_definitions(
+    async fn learn(
         &mut self,
         queue: &ScheduledQueue,
-        due: &[(String, i64)],
+        unknown: &[String],
+        loaded: Result<Vec<Result<Option<StoredSchedule>, ScheduleError>>, ScheduleError>,
         report: &mut TickReport,
     ) -> Result<(), ScheduleError> {
         let stream = &queue.keys.stream;
-        let unknown: Vec<String> = due
-            .iter()
-            .filter(|(name, _)| !self.cache.contains_key(&(stream.clone(), name.clone())))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let loaded = schedules::get_many(&mut self.conn, &queue.keys, &unknown).await?;
-        for (name, stored) in unknown.iter().zip(loaded) {
+        for (name, stored) in unknown.iter().zip(loaded?) {
             match stored.and_then(|s| s.map(|s| self.compile(s)).transpose()) {
                 Ok(Some(c)) => {
                     self.cache.insert((stream.clone(), name.clone()), c);
@@ -492,4 +557,10 @@ pub fn spawn_change_listener(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
+}
+
+/// Counts and logs one queue's failed pass (retried on the next pass).
+fn queue_failed(queue: &ScheduledQueue, e: &ScheduleError, report: &mut TickReport) {
+    report.errors += 1;
+    tracing::warn!(stream = queue.keys.stream, error = %e, "cannot fire this queue's schedules");
 }

@@ -398,10 +398,21 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        // Nothing reads who last wrote which field; kept, it would cost memory per object.
+        .modify(|o| kube::ResourceExt::managed_fields_mut(o).clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle::<K>, PredicateConfig::default());
     (reader, stream)
+}
+
+/// Reconciles run at once per controller. Each holds API requests in flight, and each request
+/// in flight an HTTP/1 connection with its buffers: unbounded, a thousand objects at start-up
+/// would open a thousand connections and keep them pooled.
+const RECONCILE_CONCURRENCY: u16 = 16;
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY)
 }
 
 async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
@@ -421,6 +432,7 @@ async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Co
     .reflect(writer);
     let owned = deployments::needs_reconcile(owned);
     Controller::for_stream(stream, store)
+        .with_config(controller_config())
         .owns_stream(owned)
         .shutdown_on_signal()
         .run(jobqueue::reconcile, jobqueue::error_policy, ctx)
@@ -435,7 +447,7 @@ async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Co
 async fn run_schedule_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     // A JobQueue becoming ready (or going away) re-checks the Schedules that point at it.
     let (store, stream) = main_stream(api::<Schedule>(&client, &ns));
-    let controller = Controller::for_stream(stream, store);
+    let controller = Controller::for_stream(stream, store).with_config(controller_config());
     let store = controller.store();
     let queues = watcher(api::<JobQueue>(&client, &ns), watcher::Config::default())
         .default_backoff()

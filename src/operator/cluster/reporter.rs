@@ -20,6 +20,9 @@ use crate::operator::reasons::{
     CONNECTED, METRIC_UNAVAILABLE, PROVISIONED, REDIS_UNREACHABLE, SCALING_ACTIVE,
 };
 
+/// Events the runtime publishes at once; the rest wait their turn.
+static EVENTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// Status and Events for the runtime.
 pub struct KubeReporter {
     pub status: Arc<StatusWriter>,
@@ -172,6 +175,11 @@ impl Reporter for KubeReporter {
         };
         let recorder = self.recorder.clone();
         tokio::spawn(async move {
+            // Bounded: each request in flight holds an HTTP/1 connection of its own (with its
+            // buffers), and a thousand queues starting at once would open a thousand.
+            let Ok(_permit) = EVENTS_IN_FLIGHT.acquire().await else {
+                return;
+            };
             let ev = Event {
                 type_: if event.warning {
                     EventType::Warning

@@ -23,8 +23,9 @@ impl<T> Ring<T> {
     /// An empty ring holding at most `capacity` items (at least one).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
+        // Grown on demand: most queues of a large installation never fill theirs.
         Ring {
-            items: VecDeque::with_capacity(capacity.min(64)),
+            items: VecDeque::new(),
             capacity,
         }
     }

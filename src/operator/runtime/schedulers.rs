@@ -15,20 +15,14 @@ pub(super) struct SchedulerRun {
 
 impl Runtime {
     /// Points the scheduler of `url` at the queues currently served there, starting it on
-    /// first use (with `conn`, a live connection to that endpoint) and stopping it when no
-    /// queue is left.
+    /// first use (with `conn`, a live connection to that endpoint: the queue being served)
+    /// and stopping it when no queue is left. Cheap per call: the scheduler lists its queues
+    /// once per pass, however many were added since.
     pub(super) fn refresh_scheduler(&self, url: &str, conn: Option<crate::queue::conn::RedisConn>) {
-        let queues: Vec<ScheduledQueue> = lock(&self.inner.queues)
-            .values()
-            .filter(|s| s.entry.redis_url == url && !s.entry.config.is_adopted())
-            .map(|s| ScheduledQueue {
-                keys: s.entry.config.keys.clone(),
-                group: s.entry.config.group.clone(),
-                term: s.entry.config.term,
-            })
-            .collect();
         let mut schedulers = lock(&self.inner.schedulers);
-        if queues.is_empty() {
+        // A queue was just served on `url` when a connection comes along; otherwise one may
+        // have gone, and the scheduler with the last one.
+        if conn.is_none() && scheduled_queues(&self.inner, url).is_empty() {
             if let Some(run) = schedulers.remove(url) {
                 for t in run.tasks {
                     t.abort();
@@ -37,13 +31,22 @@ impl Runtime {
             return;
         }
         if let Some(run) = schedulers.get(url) {
-            run.handle.set_queues(queues);
+            run.handle.queues_changed();
             return;
         }
         let Some(conn) = conn else { return };
+        // Adopted queues alone need none (their keys are another system's).
+        if scheduled_queues(&self.inner, url).is_empty() {
+            return;
+        }
         let scheduler = Scheduler::new(conn, self.inner.options.scheduler.clone());
         let handle = scheduler.handle();
-        handle.set_queues(queues);
+        let (weak, key) = (Arc::downgrade(&self.inner), url.to_string());
+        handle.set_source(Arc::new(move || {
+            weak.upgrade()
+                .map(|inner| scheduled_queues(&inner, &key))
+                .unwrap_or_default()
+        }));
         let mut stop = self.inner.shutdown.subscribe();
         let task = tokio::spawn(scheduler.run(async move {
             while !*stop.borrow_and_update() {
@@ -65,6 +68,19 @@ impl Runtime {
         }
         schedulers.insert(url.to_string(), SchedulerRun { handle, tasks });
     }
+}
+
+/// The native queues served on endpoint `url`, as its scheduler serves them.
+fn scheduled_queues(inner: &Inner, url: &str) -> Vec<ScheduledQueue> {
+    lock(&inner.queues)
+        .values()
+        .filter(|s| s.entry.redis_url == url && !s.entry.config.is_adopted())
+        .map(|s| ScheduledQueue {
+            keys: s.entry.config.keys.clone(),
+            group: s.entry.config.group.clone(),
+            term: s.entry.config.term,
+        })
+        .collect()
 }
 
 /// Stops the runtime's loops and schedulers when dropped.
