@@ -38,13 +38,6 @@ impl<T> Ring<T> {
         self.items.push_back(item);
     }
 
-    /// Drops items from the front while `old` holds.
-    pub fn drop_while(&mut self, mut old: impl FnMut(&T) -> bool) {
-        while self.items.front().is_some_and(&mut old) {
-            self.items.pop_front();
-        }
-    }
-
     /// Oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.items.iter()
@@ -61,6 +54,14 @@ impl<T> Ring<T> {
     /// The newest item.
     pub fn last(&self) -> Option<&T> {
         self.items.back()
+    }
+
+    /// Replaces the newest item (pushes when empty).
+    pub fn replace_last(&mut self, item: T) {
+        match self.items.back_mut() {
+            Some(last) => *last = item,
+            None => self.push(item),
+        }
     }
 }
 
@@ -101,11 +102,22 @@ impl Default for Trend {
 }
 
 impl Trend {
-    /// Adds a reading, forgetting those older than [`WINDOW`] before it.
+    /// Adds a reading, forgetting those older than [`WINDOW`] before it. A run of equal
+    /// readings is kept as its first and its latest: an idle queue read every second holds two
+    /// points, not an hour of them.
     pub fn observe(&mut self, point: Point) {
-        let horizon = point.at.checked_sub(WINDOW);
-        self.points
-            .drop_while(|p| horizon.is_some_and(|h| p.at < h));
+        if let Some(horizon) = point.at.checked_sub(WINDOW) {
+            self.forget_before(horizon);
+        }
+        let same = |p: &Point| p.backlog == point.backlog && p.replicas == point.replicas;
+        let run = {
+            let mut newest = self.points.iter().rev();
+            matches!((newest.next(), newest.next()), (Some(last), Some(before)) if same(last) && same(before))
+        };
+        if run {
+            self.points.replace_last(point);
+            return;
+        }
         self.points.push(point);
     }
 
@@ -118,6 +130,26 @@ impl Trend {
             .is_some_and(|last| last.reason == record.reason);
         if changed || !same_rule {
             self.decisions.push(record);
+        }
+    }
+
+    /// Drops readings older than `horizon`; a run of equal readings that began before it is
+    /// cut at the horizon rather than dropped, so the chart still spans the whole window.
+    fn forget_before(&mut self, horizon: SystemTime) {
+        let items = &mut self.points.items;
+        while let Some(first) = items.front().copied().filter(|p| p.at < horizon) {
+            match items.get_mut(1) {
+                Some(next)
+                    if next.at >= horizon
+                        && (next.backlog, next.replicas) == (first.backlog, first.replicas) =>
+                {
+                    items[0].at = horizon;
+                    return;
+                }
+                _ => {
+                    items.pop_front();
+                }
+            }
         }
     }
 
@@ -153,36 +185,52 @@ pub fn slot_since(since: Option<SystemTime>, now: SystemTime) -> Duration {
     (shown / 600).max(Duration::from_secs(1))
 }
 
-/// Sums several queues' readings into one series: time is cut into `bucket`-long slots, each
-/// queue counts with its last reading in a slot, and backlogs and replicas add up.
+/// Sums several queues' readings into one series: time is cut into `bucket`-long slots, and
+/// in every slot where any queue has a reading, each queue counts with its latest reading up
+/// to that slot (a queue read less often than the slots, or whose equal readings were kept as
+/// a run's ends, still counts between its readings); backlogs and replicas add up.
 pub fn combine<'a, S>(series: impl IntoIterator<Item = S>, bucket: Duration) -> Vec<Point>
 where
     S: IntoIterator<Item = &'a Point>,
 {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     let bucket_ms = bucket.as_millis().max(1);
-    let mut slots: BTreeMap<u128, Point> = BTreeMap::new();
-    for points in series {
-        let mut last: BTreeMap<u128, Point> = BTreeMap::new();
-        for p in points {
-            let ms =
-                p.at.duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis();
-            last.insert(ms / bucket_ms, *p);
-        }
-        for (slot, p) in last {
-            let sum = slots.entry(slot).or_insert(Point {
-                at: p.at,
+    let per_series: Vec<BTreeMap<u128, Point>> = series
+        .into_iter()
+        .map(|points| {
+            points
+                .into_iter()
+                .map(|p| {
+                    let ms =
+                        p.at.duration_since(SystemTime::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_millis();
+                    (ms / bucket_ms, *p)
+                })
+                .collect()
+        })
+        .collect();
+    let slots: BTreeSet<u128> = per_series.iter().flat_map(|m| m.keys().copied()).collect();
+    slots
+        .into_iter()
+        .map(|slot| {
+            let mut sum = Point {
+                at: SystemTime::UNIX_EPOCH,
                 backlog: None,
                 replicas: None,
-            });
-            sum.at = sum.at.max(p.at);
-            sum.backlog = add(sum.backlog, p.backlog);
-            sum.replicas = add(sum.replicas, p.replicas);
-        }
-    }
-    slots.into_values().collect()
+            };
+            for readings in &per_series {
+                if let Some((&at_slot, p)) = readings.range(..=slot).next_back() {
+                    if at_slot == slot {
+                        sum.at = sum.at.max(p.at);
+                    }
+                    sum.backlog = add(sum.backlog, p.backlog);
+                    sum.replicas = add(sum.replicas, p.replicas);
+                }
+            }
+            sum
+        })
+        .collect()
 }
 
 fn add<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -280,9 +328,55 @@ mod tests {
         let a = vec![p(1_000, Some(5), Some(1)), p(9_000, Some(7), Some(2))];
         let b = vec![p(2_000, Some(10), None), p(12_000, None, Some(3))];
         let sum = combine([&a, &b], Duration::from_secs(10));
+        // In the second slot only b was read: a counts with its reading of the first.
         assert_eq!(
             sum,
-            vec![p(9_000, Some(17), Some(2)), p(12_000, None, Some(3))]
+            vec![p(9_000, Some(17), Some(2)), p(12_000, Some(7), Some(5))]
         );
+        // Before its first reading a queue counts for nothing.
+        let late = vec![p(15_000, Some(100), Some(9))];
+        let sum = combine([&a, &late], Duration::from_secs(10));
+        assert_eq!(
+            sum,
+            vec![p(9_000, Some(7), Some(2)), p(15_000, Some(107), Some(11))]
+        );
+    }
+
+    #[test]
+    fn a_run_of_equal_readings_keeps_its_ends_and_the_chart_its_shape() {
+        let mut t = Trend::default();
+        let reading = |s, backlog| Point {
+            at: at(s),
+            backlog: Some(backlog),
+            replicas: Some(1),
+        };
+        for s in 0..600 {
+            t.observe(reading(s, 0));
+        }
+        assert_eq!(t.points(), vec![reading(0, 0), reading(599, 0)]);
+        t.observe(reading(600, 40));
+        t.observe(reading(601, 0));
+        t.observe(reading(602, 0));
+        t.observe(reading(603, 0));
+        assert_eq!(
+            t.points(),
+            vec![
+                reading(0, 0),
+                reading(599, 0),
+                reading(600, 40),
+                reading(601, 0),
+                reading(603, 0)
+            ]
+        );
+        // A run that began before the window is cut at its start.
+        let mut idle = Trend::default();
+        for s in (0..=7200).step_by(10) {
+            idle.observe(reading(s, 0));
+        }
+        assert_eq!(idle.points(), vec![reading(3600, 0), reading(7200, 0)]);
+        // Summed in one-second slots, the flat stretches are filled from their ends.
+        let sum = combine([t.points().iter()], Duration::from_secs(1));
+        assert_eq!(sum.first().map(|p| p.backlog), Some(Some(0)));
+        assert_eq!(sum.iter().filter(|p| p.backlog == Some(40)).count(), 1);
     }
 }
