@@ -1,6 +1,7 @@
 //! Schedule entries and the firing script on a real redis-server (and a real three-node
 //! cluster), plus the scheduler loop's `Forbid` and wake-up behaviour.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jobqueue_operator::queue::config::{Backoff, QueueConfig};
@@ -780,10 +781,10 @@ async fn reset_stats(conn: &mut RedisConn) {
         .unwrap();
 }
 
-/// Queues without schedules cost nothing between full passes: a pass reads only the queues
-/// with an armed run, until a change notice (or the full-pass interval) makes it read all.
+/// Queues between runs cost nothing between full passes: a pass reads only the queues with a
+/// run due, until a change notice (or the full-pass interval) makes it read all.
 #[tokio::test]
-async fn passes_read_only_armed_queues_until_schedules_change() {
+async fn passes_read_only_queues_with_a_run_due_until_schedules_change() {
     let server = RedisServer::start();
     let mut conn = connect(&server.url()).await.unwrap();
     let all: Vec<QueueKeys> = (0..20)
@@ -809,30 +810,77 @@ async fn passes_read_only_armed_queues_until_schedules_change() {
     reset_stats(&mut conn).await;
     let report = scheduler.tick(Timestamp::now()).await.unwrap();
     assert_eq!(
-        calls(&mut conn, "ZRANGE").await,
-        1,
-        "then only the armed queue"
+        calls(&mut conn, "ZRANGE").await + calls(&mut conn, "ZRANGEBYSCORE").await,
+        0,
+        "then nothing: no run is due"
     );
-    assert_eq!(calls(&mut conn, "ZRANGEBYSCORE").await, 1);
+    let yearly_at = score(&mut conn, &all[0], "yearly").await;
     assert_eq!(
-        report.next_due_ms,
-        score(&mut conn, &all[0], "yearly").await
+        report.next_due_ms, yearly_at,
+        "the sleep still ends at the armed run"
     );
 
     // A schedule added elsewhere, announced by a wake: the next pass reads every queue and
-    // finds it, and the queue is armed from then on.
-    schedules::upsert(&mut conn, &all[7], &yearly, now.as_millisecond())
+    // finds it; from then on only a queue whose run is due is read.
+    let every_second = ScheduleDefinition::new("tick", "* * * * * *");
+    schedules::upsert(&mut conn, &all[7], &every_second, now.as_millisecond())
         .await
         .unwrap();
     handle.wake();
     reset_stats(&mut conn).await;
-    scheduler.tick(Timestamp::now()).await.unwrap();
+    let report = scheduler.tick(Timestamp::now()).await.unwrap();
     assert_eq!(calls(&mut conn, "ZRANGE").await, 20);
+    let tick_at = score(&mut conn, &all[7], "tick").await.unwrap();
+    assert_eq!(report.next_due_ms, Some(tick_at));
     reset_stats(&mut conn).await;
-    scheduler.tick(Timestamp::now()).await.unwrap();
+    let report = scheduler
+        .tick(Timestamp::from_millisecond(tick_at).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(report.fired, 1);
     assert_eq!(
         calls(&mut conn, "ZRANGE").await,
-        2,
-        "both armed queues, nothing else"
+        1,
+        "the queue with a run due, nothing else"
     );
+    assert_eq!(jobs(&mut conn, &all[7].stream).await.len(), 1);
+}
+
+/// A runtime adds queues one by one (thousands at start-up): each added queue is read at the
+/// next pass, armed runs and all, without a full pass over the queues already served.
+#[tokio::test]
+async fn an_added_queue_is_read_without_a_full_pass() {
+    let server = RedisServer::start();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let all: Vec<QueueKeys> = (0..20)
+        .map(|i| QueueKeys::new(default_stream("grow", &format!("q{i}"))))
+        .collect();
+    let every_second = ScheduleDefinition::new("tick", "* * * * * *");
+    let now = Timestamp::now();
+    schedules::upsert(&mut conn, &all[19], &every_second, now.as_millisecond())
+        .await
+        .unwrap();
+    let served = Arc::new(std::sync::Mutex::new(19));
+    let mut scheduler = Scheduler::new(connect(&server.url()).await.unwrap(), Default::default());
+    let handle = scheduler.handle();
+    let (source_served, source_all) = (served.clone(), all.clone());
+    handle.set_source(Arc::new(move || {
+        let n = *source_served.lock().unwrap();
+        source_all[..n].iter().map(queue).collect()
+    }));
+    scheduler.tick(Timestamp::now()).await.unwrap();
+
+    *served.lock().unwrap() = 20;
+    handle.queues_changed();
+    reset_stats(&mut conn).await;
+    let due =
+        Timestamp::from_millisecond(score(&mut conn, &all[19], "tick").await.unwrap()).unwrap();
+    let report = scheduler.tick(due).await.unwrap();
+    assert_eq!(report.fired, 1, "the added queue's armed run fires");
+    assert_eq!(
+        calls(&mut conn, "ZRANGE").await,
+        1,
+        "only the added queue is read"
+    );
+    assert_eq!(jobs(&mut conn, &all[19].stream).await.len(), 1);
 }

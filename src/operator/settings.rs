@@ -102,7 +102,8 @@ pub struct Settings {
 
     /// An idle queue (nothing waiting, delayed or pending) is read again after at most this
     /// while Redis reports none of its keys written (client tracking); a write wakes it at
-    /// once. `0s` reads every queue at every poll, without tracking.
+    /// once. A Schedule's stored state is read as its runs come due, and at least this often.
+    /// `0s` reads every queue at every poll, without tracking, and every Schedule every second.
     #[arg(long, env = "QUIET_READ_INTERVAL", default_value = "30s")]
     pub quiet_read_interval: Duration,
 

@@ -6,7 +6,10 @@
 //! [`SchedulerHandle::wake`], or a `PUBLISH` on [`CHANGES_CHANNEL`] relayed by
 //! [`spawn_change_listener`]). A sleep is capped ([`SchedulerConfig::max_sleep`]) as a safety
 //! net for a lost wake-up. Any number of loops may serve the same queues: each fire is a
-//! compare-and-set, so every run is enqueued exactly once.
+//! compare-and-set, so every run is enqueued exactly once. Between full passes (after a change,
+//! and every [`FULL_PASS_INTERVAL`]) a pass reads only the queues with a run due and those
+//! added since the last pass: ten thousand queues with hourly schedules cost a few reads a
+//! second, not ten thousand.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -95,10 +98,11 @@ impl SchedulerHandle {
         self.queues_changed();
     }
 
-    /// The source's list changed: the next pass reads it anew.
+    /// The source's list changed: the next pass reads it anew, and reads the queues that
+    /// joined (one may hold runs armed before a restart) without a full pass over the others.
     pub fn queues_changed(&self) {
         self.shared.stale.store(true, Ordering::SeqCst);
-        self.wake();
+        self.shared.wake.notify_one();
     }
 
     /// Wakes the loop now (schedules changed). A wake-up sent while the loop is busy is kept
@@ -179,16 +183,22 @@ pub struct Scheduler<C> {
     cache_since: std::time::Instant,
     /// Redis's clock minus this process's, at the last `TIME` read (ms).
     clock_offset_ms: i64,
-    /// The queues that had an armed run at the last pass (`None`: never read). A pass reads
-    /// only these, unless schedules changed or [`FULL_PASS_INTERVAL`] has passed: queues
-    /// without schedules cost nothing between full passes.
-    armed: Option<HashSet<String>>,
+    /// Each queue's earliest armed run (unix ms) as last read (`None`: never read). A pass
+    /// reads only the queues with a run due, unless schedules changed or
+    /// [`FULL_PASS_INTERVAL`] has passed: queues between runs cost nothing between full passes.
+    armed: Option<HashMap<String, i64>>,
+    /// The list of queues the last pass served, and their streams: a queue missing from these
+    /// is new and read at the next pass even when it is a partial one.
+    served: Option<(Arc<Vec<ScheduledQueue>>, HashSet<String>)>,
     last_full_pass: std::time::Instant,
 }
 
 /// How often a pass reads every queue even without a change notice (a schedule written by a
 /// program that announces nothing is found within this).
 const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a pass waits for more queues after one was added (never past a due run).
+const QUEUE_GATHERING: Duration = Duration::from_millis(50);
 
 /// How long compiled definitions are kept before they are read again.
 const CACHE_LIFETIME: Duration = Duration::from_secs(600);
@@ -204,6 +214,7 @@ impl<C: ConnectionLike + Clone + Send> Scheduler<C> {
             cache_since: std::time::Instant::now(),
             clock_offset_ms: 0,
             armed: None,
+            served: None,
             last_full_pass: std::time::Instant::now(),
         }
     }
@@ -238,15 +249,19 @@ impl<C: ConnectionLike + Clone + Send> Scheduler<C> {
         let changed = self.handle.shared.changed.swap(false, Ordering::SeqCst);
         let full =
             changed || self.armed.is_none() || self.last_full_pass.elapsed() >= FULL_PASS_INTERVAL;
-        let queues: Vec<&ScheduledQueue> = match (&self.armed, full) {
-            (Some(armed), false) => all
+        let unchanged_list = matches!(&self.served, Some((list, _)) if Arc::ptr_eq(list, &all));
+        let now_ms = now.as_millisecond();
+        let queues: Vec<&ScheduledQueue> = match (&self.armed, &self.served, full) {
+            (Some(armed), Some((_, known)), false) => all
                 .iter()
-                .filter(|q| armed.contains(&q.keys.stream))
+                .filter(|q| {
+                    armed.get(&q.keys.stream).is_some_and(|&ms| ms <= now_ms)
+                        || (!unchanged_list && !known.contains(&q.keys.stream))
+                })
                 .collect(),
             _ => all.iter().collect(),
         };
         let mut report = TickReport::default();
-        let now_ms = now.as_millisecond();
         let all_keys: Vec<&QueueKeys> = queues.iter().map(|q| &q.keys).collect();
         let due = schedules::due_many(&mut self.conn, &all_keys, now_ms, self.config.batch).await;
         let due = self.full_pass_after_error(due)?;
@@ -268,19 +283,25 @@ impl<C: ConnectionLike + Clone + Send> Scheduler<C> {
         self.fire_all(work, now, &mut report).await;
         let earliest = schedules::earliest_each(&mut self.conn, &all_keys).await;
         let earliest = self.full_pass_after_error(earliest)?;
-        report.next_due_ms = earliest.iter().flatten().min().copied();
-        // The queues read with a run still armed; after a partial pass, one whose runs are all
-        // gone drops out until the next full pass.
-        self.armed = Some(
-            queues
-                .iter()
-                .zip(&earliest)
-                .filter(|(_, e)| e.is_some())
-                .map(|(q, _)| q.keys.stream.clone())
-                .collect(),
-        );
+        // The armed runs as read: a full pass replaces them all, a partial one those it read
+        // (the others cannot have come earlier without a change notice).
+        let armed = self.armed.get_or_insert_with(HashMap::new);
+        if full {
+            armed.clear();
+        }
+        for (queue, earliest) in queues.iter().zip(earliest) {
+            match earliest {
+                Some(ms) => armed.insert(queue.keys.stream.clone(), ms),
+                None => armed.remove(&queue.keys.stream),
+            };
+        }
+        report.next_due_ms = armed.values().min().copied();
         if full {
             self.last_full_pass = std::time::Instant::now();
+        }
+        if !unchanged_list {
+            let streams = all.iter().map(|q| q.keys.stream.clone()).collect();
+            self.served = Some((all.clone(), streams));
         }
         Ok(report)
     }
@@ -518,10 +539,20 @@ impl<C: ConnectionLike + Clone + Send> Scheduler<C> {
                 tokio::task::yield_now().await;
                 continue;
             }
+            let deadline = tokio::time::Instant::now() + wait;
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
                 _ = self.handle.shared.wake.notified() => {}
+            }
+            // Queues arrive one by one while a runtime starts serving thousands: gathering
+            // them for a moment makes one pass (and one listing) of many.
+            if !self.handle.shared.changed.load(Ordering::SeqCst) {
+                let gather = (tokio::time::Instant::now() + QUEUE_GATHERING).min(deadline);
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep_until(gather) => {}
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
@@ -142,6 +143,9 @@ fn retry_delay(failures: u32) -> Duration {
     Duration::from_secs(1 << failures.saturating_sub(1).min(5)).min(Duration::from_secs(30))
 }
 
+/// Status writes sent at once.
+const WRITES_IN_FLIGHT: usize = 8;
+
 async fn write_loop(
     client: Client,
     writer: Arc<StatusWriter>,
@@ -153,8 +157,16 @@ async fn write_loop(
         while let Ok(more) = rx.try_recv() {
             batch.insert(more);
         }
-        for target in batch {
-            match write(&client, &writer, &target).await {
+        // A few writes in flight: one at a time could not keep thousands of statuses current,
+        // and each request in flight holds a connection of its own.
+        let mut writes = futures::stream::iter(batch)
+            .map(|target| {
+                let (client, writer) = (&client, &writer);
+                async move { (write(client, writer, &target).await, target) }
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT);
+        while let Some((result, target)) = writes.next().await {
+            match result {
                 Ok(()) => {
                     failures.remove(&target);
                 }

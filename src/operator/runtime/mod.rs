@@ -147,6 +147,11 @@ struct ScheduleSlot {
     keys: Option<crate::queue::keys::QueueKeys>,
     last_reported: Option<schedules::ScheduleState>,
     last_report_at: Option<Instant>,
+    /// Definitions written by this process (each upsert counts one).
+    writes: u64,
+    /// When its state was last read, and `writes` then: a read is not repeated until the
+    /// armed run comes due, this process writes it, or the quiet read interval passes.
+    last_read: Option<(Instant, u64)>,
 }
 
 pub(crate) struct Inner {

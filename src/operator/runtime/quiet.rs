@@ -86,6 +86,26 @@ pub fn wake_early(last: Option<&QueueMetrics>, already_woken: bool, at_zero: boo
         && last.is_some_and(|m| m.backlog() == 0 && m.lag_source != LagSource::AtLeast)
 }
 
+/// Whether the status loop reads a schedule's stored state now. Its state changes when its
+/// armed run comes due (fired, skipped or missed: the next run moves on) or when it is written;
+/// between those, the last reading stands (a run triggered by hand elsewhere shows within
+/// `safety`; zero reads every time). `written_since`: this process wrote the definition after
+/// the last read began.
+pub fn schedule_read_due(
+    last_read: Option<Instant>,
+    written_since: bool,
+    next_run_ms: Option<i64>,
+    now: Instant,
+    now_ms: i64,
+    safety: Duration,
+) -> bool {
+    let Some(at) = last_read else { return true };
+    written_since
+        || safety.is_zero()
+        || now.saturating_duration_since(at) >= safety
+        || next_run_ms.is_some_and(|ms| ms <= now_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +310,48 @@ mod tests {
             assert!(!wake_early(Some(&bound), false, at_zero));
             assert!(!wake_early(None, false, at_zero));
         }
+    }
+
+    #[test]
+    fn a_schedule_is_read_first_when_due_written_or_after_the_safety_interval() {
+        let (t0, safety) = (Instant::now(), Duration::from_secs(30));
+        let later = |s| t0 + Duration::from_secs(s);
+        let due = |last, written, next, now, now_ms, safety| {
+            schedule_read_due(last, written, next, now, now_ms, safety)
+        };
+        assert!(
+            due(None, false, Some(9_000), t0, 1_000, safety),
+            "never read"
+        );
+        assert!(
+            !due(Some(t0), false, Some(9_000), later(5), 1_000, safety),
+            "not due yet"
+        );
+        assert!(
+            due(Some(t0), false, Some(9_000), later(5), 9_000, safety),
+            "came due"
+        );
+        assert!(
+            due(Some(t0), false, Some(9_000), later(5), 9_001, safety),
+            "overdue"
+        );
+        assert!(
+            due(Some(t0), true, Some(9_000), later(5), 1_000, safety),
+            "written"
+        );
+        assert!(
+            !due(Some(t0), false, None, later(29), 1_000, safety),
+            "suspended"
+        );
+        assert!(
+            due(Some(t0), false, None, later(30), 1_000, safety),
+            "safety interval"
+        );
+        assert!(
+            due(Some(t0), false, Some(9_000), t0, 1_000, Duration::ZERO),
+            "0s reads always"
+        );
+        // A reading newer than `now` (clocks read in another order) is not a reason to read.
+        assert!(!due(Some(later(1)), false, Some(9_000), t0, 1_000, safety));
     }
 }

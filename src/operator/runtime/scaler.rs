@@ -40,6 +40,11 @@ mod tests {
 /// Longest sleep when nothing is due (a new queue wakes the loop at once anyway).
 const IDLE_SLEEP: Duration = Duration::from_secs(1);
 
+/// Queues whose turn comes within this are polled together: thousands of queues with their
+/// turns spread over a second would otherwise wake the loop (a pass over every slot) once per
+/// queue. Small against the shortest `pollInterval` (100 ms).
+const POLL_GATHERING: Duration = Duration::from_millis(20);
+
 /// Longest delay before polling a failing endpoint again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -71,6 +76,8 @@ enum Turn {
 pub(super) struct Reading {
     pub at: Instant,
     pub tracked: Option<u64>,
+    /// The last reading handed over again (the queue is quiet): its gauges already hold it.
+    pub reused: bool,
 }
 
 /// What the poll does for a queue now, if it is due (its turn, or an early wake-up);
@@ -87,6 +94,7 @@ fn turn(inner: &Inner, slot: &mut QueueSlot, now: Instant) -> Option<Turn> {
                 Reading {
                     at: r.read_at,
                     tracked: slot.tracked_at_read,
+                    reused: true,
                 },
             )
         }
@@ -122,7 +130,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 if busy.contains(&slot.entry.redis_url) {
                     continue;
                 }
-                if let Some(turn) = turn(&inner, slot, now) {
+                if let Some(turn) = turn(&inner, slot, now + POLL_GATHERING) {
                     due.entry(slot.entry.redis_url.clone())
                         .or_default()
                         .push((slot.entry.clone(), turn));
@@ -251,6 +259,7 @@ async fn poll_endpoint(
     let untracked = Reading {
         at: started,
         tracked: None,
+        reused: false,
     };
     match result {
         Err(e) => {
@@ -288,6 +297,7 @@ async fn poll_endpoint(
                     Reading {
                         at: started,
                         tracked,
+                        reused: false,
                     },
                 )
                 .await;
@@ -353,7 +363,9 @@ fn lag_of(m: &QueueMetrics) -> Lag {
 #[tracing::instrument(name = "scaler", skip_all, fields(namespace = %entry.id.namespace, name = %entry.id.name))]
 async fn handle(inner: &Arc<Inner>, entry: &Arc<QueueEntry>, health: QueueHealth, read: Reading) {
     let now = Instant::now();
-    if let QueueHealth::Ok(m) = &health {
+    if let QueueHealth::Ok(m) = &health
+        && !read.reused
+    {
         inner
             .metrics
             .queue_observed(&entry.id.namespace, &entry.id.name, m);

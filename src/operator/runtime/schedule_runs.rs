@@ -35,12 +35,15 @@ impl Runtime {
                 keys: None,
                 last_reported: None,
                 last_report_at: None,
+                writes: 0,
+                last_read: None,
             });
             let moved = slot.queue != *queue;
             if moved {
                 slot.queue = queue.clone();
                 slot.last_reported = None;
                 slot.last_report_at = None;
+                slot.last_read = None;
             }
             slot.keys = Some(entry.config.keys.clone());
             (previous, moved)
@@ -62,6 +65,9 @@ impl Runtime {
         let mut conn = self.inner.pool.get(&entry.redis_url).await?;
         let now_ms = schedules::redis_time_ms(&mut conn).await?;
         schedules::upsert(&mut conn, &entry.config.keys, def, now_ms).await?;
+        if let Some(slot) = lock(&self.inner.schedules).get_mut(id) {
+            slot.writes += 1;
+        }
         if moved {
             // Its counters start again in the new queue's Redis: a new series, as after a reset.
             self.inner

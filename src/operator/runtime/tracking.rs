@@ -115,15 +115,21 @@ impl Tracking {
         };
         for entry in entries {
             let keys = &entry.config.keys;
+            let (delayed, stats) = (keys.delayed(), stats_key(keys));
             for key in [
-                entry.config.stream().to_string(),
-                keys.delayed(),
-                entry.config.dead_letter.clone(),
-                stats_key(keys),
+                entry.config.stream(),
+                &delayed,
+                &entry.config.dead_letter,
+                &stats,
             ] {
-                let ids = state.keys.entry(key).or_default();
-                if !ids.contains(&entry.id) {
-                    ids.push(entry.id.clone());
+                // Looked up by reference first: a busy queue is read every poll, and its keys
+                // stay registered until an invalidation names them.
+                match state.keys.get_mut(key) {
+                    Some(ids) if ids.contains(&entry.id) => {}
+                    Some(ids) => ids.push(entry.id.clone()),
+                    None => {
+                        state.keys.insert(key.to_string(), vec![entry.id.clone()]);
+                    }
                 }
             }
         }

@@ -52,6 +52,9 @@ local function previous_busy(entry, group, retry_member)
   return false
 end
 
+-- Every script call costs: the schedule's fields are written with one HSET at the end, and
+-- a field is deleted only when the read above found it.
+local state = { 'next_schedule_time', ARGV[5] }
 local status, entry = 'advanced', ''
 if ARGV[4] ~= '' then
   if def[2] == 'Forbid' and previous_busy(def[3], ARGV[8], def[5]) then
@@ -63,12 +66,15 @@ if ARGV[4] ~= '' then
     entry = redis.call('XADD', KEYS[3], '*',
       'id', ARGV[7], 'payload', def[4] or '{}', 'enqueued_at', now_ms, 'attempt', '1',
       'schedule', name, 'scheduled_for', ARGV[4])
-    redis.call('HSET', KEYS[2], 'last_schedule_time', ARGV[4], 'last_job_id', ARGV[7],
-      'last_entry_id', entry, 'last_fire_time', now_ms)
-    redis.call('HDEL', KEYS[2], 'last_retry_member')
+    for _, v in ipairs({ 'last_schedule_time', ARGV[4], 'last_job_id', ARGV[7],
+      'last_entry_id', entry, 'last_fire_time', now_ms }) do
+      state[#state + 1] = v
+    end
+    if def[5] then redis.call('HDEL', KEYS[2], 'last_retry_member') end
     redis.call('HINCRBY', KEYS[2], 'fired_runs', 1)
-    job_record(job_settings(KEYS[5]), ARGV[7], 'queued', 1, tonumber(now_ms),
-      { 'enqueued_at', now_ms, 'entry', entry }, { fresh = true })
+    job_record(job_settings(KEYS[5], { 'tracking', 'waiting_ttl_ms', 'events_max_length' }),
+      ARGV[7], 'queued', 1, tonumber(now_ms), { 'enqueued_at', now_ms, 'entry', entry },
+      { fresh = true })
     status = 'fired'
   end
 end
@@ -78,9 +84,8 @@ if missed and missed > 0 then
 end
 if ARGV[5] == '' then
   redis.call('ZREM', KEYS[1], name)
-  redis.call('HSET', KEYS[2], 'next_schedule_time', '')
 else
   redis.call('ZADD', KEYS[1], ARGV[5], name)
-  redis.call('HSET', KEYS[2], 'next_schedule_time', ARGV[5])
 end
+redis.call('HSET', KEYS[2], unpack(state))
 return {status, entry}
