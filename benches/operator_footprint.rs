@@ -170,7 +170,7 @@ async fn measure(scenario: &Scenario, run: usize) -> (Sample, String, String) {
     // Listing 20,000 objects takes the benchmark's API server a good part of a core: the large
     // row checks every 5 s, so its own checks do not slow the operator it measures.
     wait_for(
-        Duration::from_secs(if queues > 1000 { 1200 } else { 300 }),
+        Duration::from_secs(if queues > 1000 { 1800 } else { 300 }),
         Duration::from_secs(if queues > 1000 { 5 } else { 1 }),
         "every JobQueue and Schedule Ready",
         || async {

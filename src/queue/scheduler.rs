@@ -197,8 +197,11 @@ pub struct Scheduler<C> {
 /// program that announces nothing is found within this).
 const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
 
-/// How long a pass waits for more queues after one was added (never past a due run).
-const QUEUE_GATHERING: Duration = Duration::from_millis(50);
+/// How long a pass waits for more queues after one was added (never past a due run known
+/// then): a pass costs a walk over every queue served, so ten thousand queues served one by
+/// one at start-up make a few passes a second, not one per queue. A run already due in an
+/// added queue (after a restart) fires at most this late.
+const QUEUE_GATHERING: Duration = Duration::from_millis(250);
 
 /// How long compiled definitions are kept before they are read again.
 const CACHE_LIFETIME: Duration = Duration::from_secs(600);

@@ -35,7 +35,14 @@ pub struct Context {
     pub per_queue_users: crate::operator::settings::PerQueueUsers,
     /// Consecutive failed reconciles per object (for the growing retry delay).
     pub failures: Failures,
+    /// Queues the runtime has just started serving: their Schedules are reconciled at once
+    /// (a queue that was already Ready before a restart changes no status to watch).
+    pub queue_served: tokio::sync::broadcast::Sender<ObjectId>,
 }
+
+/// Served-queue notices held for a Schedule controller that lags (beyond, it waits for its
+/// retry).
+pub const QUEUE_SERVED_BACKLOG: usize = 1024;
 
 impl Context {
     /// A context of its own for the reconcilers (tests call them directly): a status writer, an
@@ -75,6 +82,7 @@ impl Context {
             default_redis,
             per_queue_users: Default::default(),
             failures: Failures::default(),
+            queue_served: tokio::sync::broadcast::channel(QUEUE_SERVED_BACKLOG).0,
         };
         (Arc::new(ctx), status_task)
     }

@@ -299,6 +299,7 @@ async fn lead(
         default_redis: args.redis_url(),
         per_queue_users: args.per_queue_users,
         failures: Default::default(),
+        queue_served: tokio::sync::broadcast::channel(context::QUEUE_SERVED_BACKLOG).0,
     });
 
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
@@ -444,6 +445,23 @@ async fn run_jobqueue_controller(client: Client, ns: Option<String>, ctx: Arc<Co
         .await;
 }
 
+/// The Schedules in `store` whose `queueRef` names queue `name` of namespace `ns`.
+fn schedules_of(
+    store: &kube::runtime::reflector::Store<Schedule>,
+    ns: &str,
+    name: &str,
+) -> Vec<ObjectRef<Schedule>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|s| {
+            kube::ResourceExt::namespace(s.as_ref()).as_deref() == Some(ns)
+                && s.spec.queue_ref.name == name
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
 async fn run_schedule_controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     // A JobQueue becoming ready (or going away) re-checks the Schedules that point at it.
     let (store, stream) = main_stream(api::<Schedule>(&client, &ns));
@@ -453,19 +471,27 @@ async fn run_schedule_controller(client: Client, ns: Option<String>, ctx: Arc<Co
         .default_backoff()
         .applied_objects()
         .predicate_filter(queue_readiness, PredicateConfig::default());
+    let (by_watch, by_notice) = (store.clone(), store);
+    // A queue the runtime starts serving (after a restart its Ready condition may not change).
+    let served = futures::stream::unfold(ctx.queue_served.subscribe(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(id) => return Some((id, rx)),
+                // Missed notices: those Schedules find their queue at their next retry.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .flat_map(move |queue: crate::operator::runtime::ObjectId| {
+        futures::stream::iter(schedules_of(&by_notice, &queue.namespace, &queue.name))
+    });
     controller
         .watches_stream(queues, move |jq| {
-            let ns = kube::ResourceExt::namespace(&jq);
-            let name = kube::ResourceExt::name_any(&jq);
-            store
-                .state()
-                .into_iter()
-                .filter(|s| {
-                    kube::ResourceExt::namespace(s.as_ref()) == ns && s.spec.queue_ref.name == name
-                })
-                .map(|s| ObjectRef::from_obj(s.as_ref()))
-                .collect::<Vec<_>>()
+            let ns = kube::ResourceExt::namespace(&jq).unwrap_or_default();
+            schedules_of(&by_watch, &ns, &kube::ResourceExt::name_any(&jq))
         })
+        .reconcile_on(served)
         .shutdown_on_signal()
         .run(schedule::reconcile, schedule::error_policy, ctx)
         .for_each(|result| async move {

@@ -30,9 +30,9 @@ const CONTROLLER: &str = "schedule";
 /// Periodic resync (changes are watched; this only bounds how long a missed one lasts).
 const RESYNC: Duration = Duration::from_secs(300);
 
-/// How soon a Schedule whose queue is not served yet looks again (the queue's readiness is
-/// also watched).
-const QUEUE_NOT_READY_WAIT: Duration = Duration::from_secs(5);
+/// How soon a Schedule whose queue is not served yet looks again: a safety net, since the
+/// queue's readiness is watched and the runtime announces each queue it starts serving.
+const QUEUE_NOT_READY_WAIT: Duration = Duration::from_secs(30);
 
 fn ids(s: &Schedule) -> (ObjectId, ObjectId) {
     let ns = s.namespace().unwrap_or_default();

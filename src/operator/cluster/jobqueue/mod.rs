@@ -192,8 +192,13 @@ async fn serve(
         }),
         workers,
     };
+    let was_served = ctx.runtime.has_queue(id);
     match ctx.runtime.upsert_queue(entry).await {
         Ok((provisioned, drift)) => {
+            if !was_served {
+                // No receiver (no Schedule controller running) is fine.
+                let _ = ctx.queue_served.send(id.clone());
+            }
             if let Some(drift) = drift {
                 publish(ctx, jq, true, drift.reason(), drift.to_string()).await;
             }
