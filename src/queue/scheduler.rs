@@ -8,8 +8,7 @@
 //! net for a lost wake-up. Any number of loops may serve the same queues: each fire is a
 //! compare-and-set, so every run is enqueued exactly once. Between full passes (after a change,
 //! and every [`FULL_PASS_INTERVAL`]) a pass reads only the queues with a run due and those
-//! added since the last pass: ten thousand queues with hourly schedules cost a few reads a
-//! second, not ten thousand.
+//! added since the last pass.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -198,9 +197,8 @@ pub struct Scheduler<C> {
 const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long a pass waits for more queues after one was added (never past a due run known
-/// then): a pass costs a walk over every queue served, so ten thousand queues served one by
-/// one at start-up make a few passes a second, not one per queue. A run already due in an
-/// added queue (after a restart) fires at most this late.
+/// then): a pass walks every queue served, so thousands served one by one at start-up make a
+/// few passes a second. A run already due in an added queue fires at most this late.
 const QUEUE_GATHERING: Duration = Duration::from_millis(250);
 
 /// How long compiled definitions are kept before they are read again.
@@ -298,13 +296,15 @@ impl<C: ConnectionLike + Clone + Send> Scheduler<C> {
                 None => armed.remove(&queue.keys.stream),
             };
         }
+        if !unchanged_list {
+            let streams: HashSet<String> = all.iter().map(|q| q.keys.stream.clone()).collect();
+            // A queue no longer served must not keep the loop waking for its runs.
+            armed.retain(|stream, _| streams.contains(stream));
+            self.served = Some((all.clone(), streams));
+        }
         report.next_due_ms = armed.values().min().copied();
         if full {
             self.last_full_pass = std::time::Instant::now();
-        }
-        if !unchanged_list {
-            let streams = all.iter().map(|q| q.keys.stream.clone()).collect();
-            self.served = Some((all.clone(), streams));
         }
         Ok(report)
     }
